@@ -1,0 +1,106 @@
+import type { AssetPin } from '../hub/assetPin.ts';
+import type { Grader } from './shared/grader.ts';
+import type { BenchmarkId, ChatRequest, Metrics, ModelReply, Sample, Score } from '../core/schemas.ts';
+
+/** Settings that the reference fixes per benchmark (spec §3.1, §1.11). */
+export interface BenchmarkDefaults {
+  /** max tokens per rung of the retry ladder: default, reduced, lowest. */
+  maxTokensLadder: readonly [number, number, number];
+  /** Agent-side default `--limit` of the reference's evaluate.py (null = all). */
+  agentLimit: number | null;
+  /** The reference's request concurrency (max_connections; 1 = sequential). */
+  referenceConcurrency: number;
+  /** ptb's default concurrency: enough to keep an engine saturated. */
+  concurrency: number;
+  /** vLLM `--gpu-memory-utilization` the reference passes (undefined: vLLM's default). */
+  gpuMemoryUtilization?: number;
+  /** Name of the max-tokens flag of the reference's evaluate.py. */
+  maxTokensFlag: '--max-tokens' | '--max-new-tokens';
+}
+
+/** Where a loaded asset came from, recorded with every result. */
+export interface AssetProvenance {
+  part: string;
+  source: 'pinned' | 'local';
+  path: string;
+  sha256: string;
+  /** Pinned URL or the original path of an imported local copy. */
+  origin: string;
+  /** false when the pin carries no sha256 and the hash was recorded on first fetch. */
+  verified: boolean;
+}
+
+export interface LoadedAsset {
+  path: string;
+  provenance: AssetProvenance;
+}
+
+export interface LoadContext {
+  /** Resolve one of the benchmark's asset parts to a local file (cache, import, or override). */
+  asset(part: string): Promise<LoadedAsset>;
+}
+
+export interface SelectOptions {
+  /** null or -1: every sample. */
+  limit: number | null;
+}
+
+export interface RequestContext {
+  /** Seed for per-evaluation randomness (GPQA choice shuffle); null = unseeded like the reference. */
+  seed: number | null;
+}
+
+/** Result of running an untrusted Python program (HumanEval) in a sandbox. */
+export interface CodeRunResult {
+  /** The program ran to its last line and exited 0, proven by a marker the program cannot know. */
+  completed: boolean;
+  exitCode: number | null;
+  timedOut: boolean;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+export interface CodeRunner {
+  runPython(program: string, opts: { timeoutMs: number; signal?: AbortSignal }): Promise<CodeRunResult>;
+}
+
+export interface ScoreContext {
+  /** Executes HumanEval programs; required by code benchmarks. */
+  codeRunner?: CodeRunner;
+  /** LLM grader for Arena-Hard and HealthBench; undefined for the others. */
+  grader?: Grader;
+  /** Request as sent (GPQA needs the shuffled choice order). */
+  request: ChatRequest;
+  signal?: AbortSignal;
+}
+
+/** A benchmark with its data loaded: samples plus the functions that need that data. */
+export interface PreparedBenchmark {
+  /** Every sample of the pinned split, in the reference's order. */
+  samples: Sample[];
+  /** Build the chat request for one sample (few-shot context, choice shuffle, tools). */
+  request(sample: Sample, ctx: RequestContext): ChatRequest;
+  /** Grade one reply. Pure for rule-based benchmarks; calls the grader for Arena/HealthBench. */
+  score(sample: Sample, reply: ModelReply, ctx: ScoreContext): Promise<Score>;
+}
+
+export interface Benchmark {
+  id: BenchmarkId;
+  displayName: string;
+  /** Leaderboard weight (the reference's factors.json). */
+  weight: number;
+  defaults: BenchmarkDefaults;
+  /** Data parts (test split, few-shot split, baseline answers, grader prompts, ...). */
+  assets: readonly AssetPin[];
+  /** Needs an LLM grader (Arena-Hard, HealthBench). */
+  needsGrader: boolean;
+  /** Sends tools and expects tool calls (BFCL): engines enable their tool-call parser. */
+  usesTools: boolean;
+  /** Load the assets and build the prepared benchmark. */
+  prepare(ctx: LoadContext): Promise<PreparedBenchmark>;
+  /** The reference's rule for `--limit`: first N, or a seeded shuffle then first N. */
+  select(samples: Sample[], opts: SelectOptions): Sample[];
+  /** Combine per-sample scores into metrics.json (accuracy, stderr, extras). */
+  aggregate(scored: ReadonlyArray<{ sample: Sample; score: Score }>): Metrics;
+}

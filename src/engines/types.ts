@@ -1,0 +1,36 @@
+/** How an engine should serve a model for one evaluation attempt. */
+export interface EngineStartOptions {
+  /** Local checkpoint directory or Hugging Face id. */
+  model: string;
+  /** Chat template file passed to the server (vLLM's `--chat-template`). */
+  chatTemplatePath?: string;
+  /** Enable auto tool choice with this parser (BFCL: `hermes`). */
+  toolCallParser?: 'hermes' | 'llama3_json';
+  /** vLLM `--gpu-memory-utilization`; undefined leaves the engine's default. */
+  gpuMemoryUtilization?: number;
+  /** Pass `--trust-remote-code` (the reference does for Arena-Hard and HealthBench). */
+  trustRemoteCode?: boolean;
+  /** Where the server's stdout/stderr go. */
+  logFile: string;
+  /** Give up when the server is not healthy after this long. */
+  healthTimeoutMs?: number;
+  /** Largest batch the engine should form (hf engine). */
+  maxBatchSize?: number;
+  signal?: AbortSignal;
+}
+
+/** A running server that speaks OpenAI chat completions. */
+export interface EngineHandle {
+  baseUrl: string;
+  apiKey: string;
+  /** Name to put in the request's `model` field. */
+  modelName: string;
+  /** Stops the server and only its own processes. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface Engine {
+  id: 'vllm' | 'hf' | 'openai';
+  description: string;
+  start(opts: EngineStartOptions): Promise<EngineHandle>;
+}

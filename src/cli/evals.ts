@@ -1,0 +1,33 @@
+import type { Command } from 'commander';
+import type { CliContext } from './context.ts';
+import { parseIntFlag } from './eval.ts';
+
+export function registerEvals(program: Command, ctx: CliContext): void {
+  program
+    .command('evals')
+    .description('list evaluations in the store (newest first)')
+    .option('-n, --limit <n>', 'how many', parseIntFlag, 30)
+    .option('--json', 'print JSON')
+    .action((flags: { limit: number; json?: boolean }) => {
+      const runs = ctx.evalRepo().listRuns(flags.limit).map((r) => ({
+        id: r.id,
+        benchmark: r.benchmark,
+        model: r.model,
+        engine: r.engine,
+        status: r.status,
+        accuracy: r.metrics_json ? (JSON.parse(r.metrics_json) as { accuracy: number }).accuracy : null,
+        created_at: r.created_at,
+        out_dir: r.out_dir,
+        error: r.error,
+      }));
+      if (flags.json) {
+        ctx.stdout.write(`${JSON.stringify(runs)}\n`);
+        return;
+      }
+      if (runs.length === 0) ctx.stdout.write('no evaluations yet: try `ptb demo` or `ptb eval --help`\n');
+      for (const r of runs) {
+        const acc = r.accuracy === null ? '     -' : r.accuracy.toFixed(4);
+        ctx.stdout.write(`${r.id}  ${r.status.padEnd(11)} ${acc}  ${r.benchmark.padEnd(16)} ${r.model}\n`);
+      }
+    });
+}

@@ -1,0 +1,60 @@
+import { Command, CommanderError } from 'commander';
+import { isUserError } from '../core/errors.ts';
+import { registerBenchmarks } from './benchmarks.ts';
+import { type CliContext, createContext } from './context.ts';
+import { registerData } from './data.ts';
+import { registerDemo } from './demo.ts';
+import { registerEval } from './eval.ts';
+import { registerEvals } from './evals.ts';
+import { registerScore } from './score.ts';
+
+/** One line per command file; adding a command is adding a file and a line here. */
+const COMMANDS: ReadonlyArray<(program: Command, ctx: CliContext) => void> = [
+  registerDemo,
+  registerEval,
+  registerScore,
+  registerEvals,
+  registerData,
+  registerBenchmarks,
+];
+
+export function buildProgram(ctx: CliContext): Command {
+  const program = new Command('ptb')
+    .description('PostTrainBench: evaluate models, run post-training agents, audit and rank them')
+    .version('0.1.0')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (s) => ctx.stdout.write(s),
+      writeErr: (s) => ctx.stderr.write(s),
+    });
+  program.addHelpText(
+    'after',
+    '\nEnvironment: PTB_HOME (default ~/.ptb), HF_TOKEN (gated data), PTB_GRADER_BASE_URL / PTB_GRADER_API_KEY /\n' +
+      'PTB_GRADER_MODEL (LLM grader), PTB_PYTHON (use this interpreter instead of the managed venv), PTB_OFFLINE=1.',
+  );
+  for (const register of COMMANDS) register(program, ctx);
+  return program;
+}
+
+/** Run the CLI; returns the exit code (commands never call process.exit). */
+export async function main(argv: string[], ctx: CliContext = createContext()): Promise<number> {
+  const program = buildProgram(ctx);
+  try {
+    await program.parseAsync(argv);
+    return ctx.exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : 2;
+    }
+    if (isUserError(err)) {
+      ctx.stderr.write(`\nptb: ${err.message}\n`);
+      if (err.hint) ctx.stderr.write(`  → ${err.hint}\n`);
+      return 1;
+    }
+    ctx.stderr.write(`\nptb: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  } finally {
+    ctx.close();
+  }
+}

@@ -1,0 +1,289 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { UserError } from '../core/errors.ts';
+
+/**
+ * Process helpers shared by the engines that launch a local server (vllm, hf): a free port, a
+ * child in its own process group with its output in a log file, a health wait that fails fast
+ * with the log's tail, and a stop that signals only that group. The reference kills every GPU
+ * process between evaluation attempts; ptb never touches a process it did not start.
+ */
+
+/** Ask the kernel for a free TCP port on `host`. Another process could take it before use; servers
+ * that fail to bind show it in their log and the health wait reports that. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return await new Promise<number>((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen({ host, port: 0 }, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolvePort(port) : reject(new Error('no port assigned'))));
+    });
+  });
+}
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A child process that leads its own process group (pgid = pid). */
+export interface GroupProcess {
+  readonly pid: number;
+  readonly child: ChildProcess;
+  readonly logFile: string;
+  /** Resolves when the group leader exits (its descendants may still be running). */
+  readonly exited: Promise<ExitInfo>;
+  /** The leader's exit, once it happened. */
+  exitInfo(): ExitInfo | null;
+}
+
+export interface SpawnInGroupOptions {
+  /** stdout and stderr are appended here (created with its folder). */
+  logFile: string;
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/** Groups started by this process and not yet stopped; killed when this process exits. */
+const liveGroups = new Set<number>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Last resort when the harness exits without stopping an engine: no time to wait, so SIGKILL.
+  process.once('exit', () => {
+    for (const pgid of liveGroups) signalGroup(pgid, 'SIGKILL');
+  });
+}
+
+/**
+ * Start `command` as the leader of a new process group, stdout and stderr appended to the log
+ * file. Throws a UserError when the executable cannot be started at all (ENOENT, EACCES).
+ */
+export async function spawnInGroup(
+  command: string,
+  args: readonly string[],
+  opts: SpawnInGroupOptions,
+): Promise<GroupProcess> {
+  mkdirSync(dirname(opts.logFile), { recursive: true });
+  const logFd = openSync(opts.logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(command, [...args], {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      detached: true, // setsid: the child leads a new process group we can signal as a whole
+      stdio: ['ignore', logFd, logFd],
+    });
+  } finally {
+    closeSync(logFd); // the child holds its own copy
+  }
+  let info: ExitInfo | null = null;
+  const exited = new Promise<ExitInfo>((resolveExit) => {
+    child.once('exit', (code, signal) => {
+      info = { code, signal };
+      resolveExit(info);
+    });
+  });
+  // A spawn failure (missing executable) arrives as an 'error' event before any 'spawn' event.
+  await new Promise<void>((resolveSpawn, reject) => {
+    child.once('spawn', () => resolveSpawn());
+    child.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        new UserError(
+          `could not start ${command}: ${err.code ?? err.message}`,
+          'check that the executable exists and is executable',
+        ),
+      );
+    });
+  });
+  const pid = child.pid!;
+  liveGroups.add(pid);
+  installExitHook();
+  return { pid, child, logFile: opts.logFile, exited, exitInfo: () => info };
+}
+
+function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false; // ESRCH: nobody left in the group
+  }
+}
+
+/**
+ * Whether any process of group `pgid` is still running. Zombies do not count: they hold no
+ * resources, and in a container whose init never reaps them they would otherwise look alive forever.
+ */
+export function groupIsAlive(pgid: number): boolean {
+  if (!signalGroup(pgid, 0)) return false;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return true; // no procfs (macOS): the kill(0) probe is all we have
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // Fields after the parenthesised command name: state ppid pgrp ...
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z') return true;
+  }
+  return false;
+}
+
+/**
+ * Stop every process of the group: SIGTERM, then SIGKILL after `graceMs` if any is left. Resolves
+ * once the group is gone (or after a bounded wait following SIGKILL). Idempotent.
+ */
+export async function killGroup(proc: GroupProcess, opts: { graceMs?: number } = {}): Promise<void> {
+  const graceMs = opts.graceMs ?? 15_000;
+  const pgid = proc.pid;
+  if (groupIsAlive(pgid)) {
+    signalGroup(pgid, 'SIGTERM');
+    const termDeadline = Date.now() + graceMs;
+    while (groupIsAlive(pgid) && Date.now() < termDeadline) await sleep(50);
+    if (groupIsAlive(pgid)) {
+      signalGroup(pgid, 'SIGKILL');
+      const killDeadline = Date.now() + 5_000;
+      while (groupIsAlive(pgid) && Date.now() < killDeadline) await sleep(50);
+    }
+  }
+  liveGroups.delete(pgid);
+  // The leader's exit event may lag its death by a tick; wait for it so callers see a final state.
+  if (proc.exitInfo() === null) await Promise.race([proc.exited, sleep(2_000)]);
+}
+
+/** The last `maxLines` lines of a log file ('' when it does not exist), reading at most 64 KiB. */
+export function tailFile(path: string, maxLines = 40): string {
+  let text: string;
+  try {
+    const size = statSync(path).size;
+    const start = Math.max(0, size - 65_536);
+    const fd = openSync(path, 'r');
+    try {
+      const buf = Buffer.alloc(size - start);
+      let read = 0;
+      while (read < buf.length) {
+        const n = readSync(fd, buf, read, buf.length - read, start + read);
+        if (n === 0) break;
+        read += n;
+      }
+      text = buf.subarray(0, read).toString('utf8');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
+  const lines = text.replace(/\s+$/, '').split('\n');
+  return lines.slice(-maxLines).join('\n');
+}
+
+export interface WaitForHealthOptions {
+  /** GET this URL until it answers 2xx. */
+  url: string;
+  /** What is starting, for messages ("vLLM server"). */
+  what: string;
+  timeoutMs: number;
+  /** The server process: its early exit ends the wait at once, with the log's tail. */
+  proc?: GroupProcess;
+  headers?: Record<string, string>;
+  /** Pause between probes. */
+  intervalMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Thrown by waitForHealth; carries the server's log tail so callers can decide (e.g. retry a port clash). */
+export class ServerStartError extends UserError {
+  readonly logTail: string;
+  readonly exit: ExitInfo | null;
+  constructor(message: string, hint: string, logTail: string, exit: ExitInfo | null) {
+    super(message, hint);
+    this.name = 'ServerStartError';
+    this.logTail = logTail;
+    this.exit = exit;
+  }
+}
+
+function describeExit(exit: ExitInfo): string {
+  return exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
+}
+
+function withTail(message: string, tail: string): string {
+  return tail ? `${message}\n--- last lines of the server log ---\n${tail}` : message;
+}
+
+/**
+ * Poll `url` until it answers 2xx. Fails fast when `proc` exits, and after `timeoutMs`; both
+ * errors quote the tail of the process's log.
+ */
+export async function waitForHealth(opts: WaitForHealthOptions): Promise<void> {
+  const intervalMs = opts.intervalMs ?? 500;
+  const deadline = Date.now() + opts.timeoutMs;
+  const logFile = opts.proc?.logFile;
+  const hint = logFile ? `full log: ${logFile}` : 'check that the server can start';
+  for (;;) {
+    opts.signal?.throwIfAborted();
+    const exit = opts.proc?.exitInfo();
+    if (exit) {
+      const tail = logFile ? tailFile(logFile) : '';
+      throw new ServerStartError(
+        withTail(`${opts.what} ${describeExit(exit)} before it became healthy`, tail),
+        hint,
+        tail,
+        exit,
+      );
+    }
+    const remaining = deadline - Date.now();
+    if (remaining <= 0) {
+      const tail = logFile ? tailFile(logFile) : '';
+      throw new ServerStartError(
+        withTail(`${opts.what} was not healthy after ${Math.round(opts.timeoutMs / 1000)} s`, tail),
+        `${hint}; a large model may need a longer health timeout`,
+        tail,
+        null,
+      );
+    }
+    if (await probe(opts.url, opts.headers, Math.min(5_000, remaining), opts.signal)) return;
+    // An abort ends the pause early; the loop's first line then throws it.
+    const pause = sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())), undefined, {
+      signal: opts.signal,
+    }).catch(() => undefined);
+    await (opts.proc ? Promise.race([pause, opts.proc.exited]) : pause);
+  }
+}
+
+async function probe(
+  url: string,
+  headers: Record<string, string> | undefined,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  const timeout = AbortSignal.timeout(timeoutMs);
+  try {
+    const res = await fetch(url, {
+      headers,
+      signal: signal ? AbortSignal.any([signal, timeout]) : timeout,
+    });
+    await res.arrayBuffer().catch(() => undefined);
+    return res.ok;
+  } catch {
+    signal?.throwIfAborted();
+    return false; // not listening yet, or slow to answer
+  }
+}

@@ -1,0 +1,35 @@
+import { UserError } from '../core/errors.ts';
+import { createHfEngine } from './hf.ts';
+import { openaiEngineFor } from './openai.ts';
+import type { Engine } from './types.ts';
+import { vllmEngine } from './vllm.ts';
+
+export type EngineChoice =
+  | { id: 'hf' }
+  | { id: 'vllm' }
+  | { id: 'openai'; baseUrl?: string; apiKey?: string; servedModel?: string };
+
+export interface EngineEnvironment {
+  /** PTB_HOME: where the managed Python venv for the hf engine lives. */
+  venvHome: string;
+  env: NodeJS.ProcessEnv;
+}
+
+/** The engine for a choice; one entry per engine kind. */
+export function engineFor(choice: EngineChoice, where: EngineEnvironment): Engine {
+  switch (choice.id) {
+    case 'hf':
+      return createHfEngine({ home: where.venvHome, env: where.env });
+    case 'vllm':
+      return vllmEngine;
+    case 'openai': {
+      const baseUrl = choice.baseUrl ?? where.env.PTB_OPENAI_BASE_URL;
+      if (!baseUrl) {
+        throw new UserError('--engine openai needs an endpoint', 'Pass --base-url http://host:port/v1 or set PTB_OPENAI_BASE_URL.');
+      }
+      return openaiEngineFor({ baseUrl, apiKey: choice.apiKey ?? where.env.PTB_OPENAI_API_KEY ?? where.env.OPENAI_API_KEY ?? '', model: choice.servedModel });
+    }
+    default:
+      throw new UserError(`unknown engine ${(choice as { id: string }).id}`, 'Use vllm, hf or openai.');
+  }
+}

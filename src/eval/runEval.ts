@@ -1,0 +1,297 @@
+import { createHash } from 'node:crypto';
+import { appendFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Benchmark, CodeRunner, PreparedBenchmark } from '../benchmarks/types.ts';
+import type { Grader } from '../benchmarks/shared/grader.ts';
+import { writeFileAtomic, writeJsonAtomic } from '../core/atomicWrite.ts';
+import { UserError, errorMessage } from '../core/errors.ts';
+import { newId } from '../core/ids.ts';
+import { ensureDir } from '../core/paths.ts';
+import type { Metrics, Sample, Sampling, Score } from '../core/schemas.ts';
+import { EngineRequestError, openAIChatClient } from '../engines/openaiClient.ts';
+import type { Engine, EngineHandle } from '../engines/types.ts';
+import type { EvalRepo, EvalRunRow } from '../store/evalRepo.ts';
+import type { ResolvedTemplate } from './chatTemplates.ts';
+import { runPool } from './pool.ts';
+import type { DataProvenance } from './prepareBenchmark.ts';
+
+/** The reference's retry ladder: attempts at the default, reduced and lowest max tokens (spec §1.11). */
+export const LADDER_ATTEMPTS = [4, 3, 2] as const;
+
+export interface EvalSettings {
+  benchmark: Benchmark;
+  prepared: PreparedBenchmark;
+  provenance: DataProvenance[];
+  /** Model path (absolute) or Hugging Face id. */
+  model: string;
+  engine: Engine;
+  template: ResolvedTemplate;
+  limit: number | null;
+  concurrency: number;
+  maxTokensLadder: readonly [number, number, number];
+  sampling: Sampling;
+  seed: number | null;
+  grader?: Grader;
+  codeRunner?: CodeRunner;
+  /** Where per-run output folders go (`<evalsDir>/<run id>/`). */
+  evalsDir: string;
+  /** `auto` resumes an unfinished run with the same configuration; `fresh` never does. */
+  resume: 'auto' | 'fresh' | { runId: string };
+  /** Per-request timeout (the reference allows hours; default 1 h). */
+  requestTimeoutMs?: number;
+  /** Engine health timeout. */
+  healthTimeoutMs?: number;
+}
+
+export type EvalEvent =
+  | { type: 'run'; runId: string; outDir: string; resumed: boolean; total: number }
+  | { type: 'attempt'; n: number; rung: number; maxTokens: number; done: number; total: number }
+  | { type: 'engine-ready'; n: number; ms: number }
+  | { type: 'sample'; done: number; total: number; sampleId: string; value: number }
+  | { type: 'attempt-failed'; n: number; rung: number; error: string; skipRung: boolean }
+  | { type: 'completed'; metrics: Metrics };
+
+export interface EvalResult {
+  runId: string;
+  outDir: string;
+  metrics: Metrics;
+  maxTokens: number;
+  rung: number;
+  attempts: number;
+  resumed: boolean;
+}
+
+/** Everything that makes two evaluations the same evaluation (and so resumable into each other). */
+function configOf(s: EvalSettings, sampleIds: string[]) {
+  return {
+    benchmark: s.benchmark.id,
+    model: s.model,
+    engine: s.engine.id,
+    limit: s.limit,
+    maxTokensLadder: s.maxTokensLadder,
+    sampling: s.sampling,
+    seed: s.seed,
+    template: { name: s.template.name, sha256: s.template.sha256, source: s.template.source, reason: s.template.reason },
+    data: s.provenance.map((p) => ({ part: p.part, sha256: p.sha256, source: p.source, origin: p.origin, verified: p.verified })),
+    grader: s.grader ? { model: s.grader.model, baseUrl: s.grader.baseUrl } : null,
+    samples: createHash('sha256').update(sampleIds.join('\n')).digest('hex'),
+  };
+}
+
+function configKey(config: ReturnType<typeof configOf>): string {
+  return createHash('sha256').update(JSON.stringify(config)).digest('hex');
+}
+
+function openRun(repo: EvalRepo, s: EvalSettings, config: ReturnType<typeof configOf>): { run: EvalRunRow; resumed: boolean } {
+  const key = configKey(config);
+  if (typeof s.resume === 'object') {
+    const run = repo.getRun(s.resume.runId);
+    if (!run) throw new UserError(`no evaluation with id ${s.resume.runId}`, 'List evaluations with `ptb evals`.');
+    if (run.config_key !== key) {
+      throw new UserError(
+        `evaluation ${run.id} was started with different settings (benchmark, model, limit, template, data or sampling)`,
+        'Resume it with the same flags, or start a new evaluation without --resume.',
+      );
+    }
+    return { run, resumed: true };
+  }
+  if (s.resume === 'auto') {
+    const run = repo.findResumable(key);
+    if (run) return { run, resumed: true };
+  }
+  const id = newId(`eval-${s.benchmark.id}`);
+  const outDir = ensureDir(join(s.evalsDir, id));
+  const run = repo.createRun({ id, benchmark: s.benchmark.id, model: s.model, engine: s.engine.id, configKey: key, config, outDir });
+  return { run, resumed: false };
+}
+
+/** Where the ladder stands: failed attempts per rung so far (interrupted ones do not count). */
+function ladderPosition(repo: EvalRepo, runId: string): { rung: number; usedInRung: number } {
+  const failedPerRung = [0, 0, 0];
+  const skipped = new Set<number>();
+  for (const a of repo.attempts(runId)) {
+    if (a.status === 'failed') failedPerRung[a.rung]! += 1;
+    if (a.status === 'failed' && a.error?.startsWith('[context-length]')) skipped.add(a.rung);
+  }
+  for (let rung = 0; rung < 3; rung++) {
+    if (skipped.has(rung) || failedPerRung[rung]! >= LADDER_ATTEMPTS[rung]!) continue;
+    return { rung, usedInRung: failedPerRung[rung]! };
+  }
+  return { rung: 3, usedInRung: 0 };
+}
+
+/**
+ * Evaluate a model on a benchmark with the reference's retry ladder. Every scored sample is in
+ * the store before the next is counted, so a killed evaluation resumes where it stopped.
+ */
+export async function runEval(
+  repo: EvalRepo,
+  s: EvalSettings,
+  onEvent: (e: EvalEvent) => void = () => {},
+  signal?: AbortSignal,
+): Promise<EvalResult> {
+  const selected = s.benchmark.select(s.prepared.samples, { limit: s.limit });
+  if (selected.length === 0) throw new UserError(`${s.benchmark.id}: no samples selected`, 'Check --limit and the data file.');
+  const config = configOf(s, selected.map((x) => x.id));
+  const { run, resumed } = openRun(repo, s, config);
+  repo.closeDanglingAttempts(run.id);
+  repo.setStatus(run.id, 'running');
+  writeJsonAtomic(join(run.out_dir, 'eval.json'), { id: run.id, ...config });
+  onEvent({ type: 'run', runId: run.id, outDir: run.out_dir, resumed, total: selected.length });
+
+  let attemptsMade = 0;
+  for (;;) {
+    const { rung } = ladderPosition(repo, run.id);
+    if (rung >= 3) {
+      const last = repo.attempts(run.id).at(-1);
+      const error = `every attempt of the retry ladder failed; last error: ${last?.error ?? 'unknown'}`;
+      repo.setStatus(run.id, 'failed', { error });
+      throw new UserError(`${s.benchmark.id}: ${error}`, `Engine logs are in ${run.out_dir} (final_eval_<n>.txt).`);
+    }
+    const maxTokens = s.maxTokensLadder[rung]!;
+    const logPathFor = (n: number) => join(run.out_dir, `final_eval_${n}.txt`);
+    const n = repo.startAttempt(run.id, rung, maxTokens, logPathFor);
+    attemptsMade++;
+    const done = new Set(repo.samples(run.id, maxTokens).map((r) => r.sample_id));
+    onEvent({ type: 'attempt', n, rung, maxTokens, done: done.size, total: selected.length });
+    try {
+      await runAttempt(repo, s, run, n, maxTokens, selected, done, logPathFor(n), onEvent, signal);
+      repo.finishAttempt(run.id, n, 'completed');
+      const metrics = finish(repo, s, run, selected, maxTokens, rung);
+      onEvent({ type: 'completed', metrics });
+      return { runId: run.id, outDir: run.out_dir, metrics, maxTokens, rung, attempts: attemptsMade, resumed };
+    } catch (err) {
+      if (signal?.aborted) {
+        repo.finishAttempt(run.id, n, 'interrupted', 'interrupted by the user');
+        repo.setStatus(run.id, 'interrupted', { error: 'interrupted; run the same command again to resume' });
+        throw new UserError(`evaluation ${run.id} interrupted`, 'Run the same command again to resume it.');
+      }
+      // A context-length rejection is deterministic: retrying the same max tokens would fail the
+      // same way, so the ladder moves on at once (the result equals the reference's).
+      const contextLength = err instanceof EngineRequestError && err.kind === 'context_length';
+      const message = `${contextLength ? '[context-length] ' : ''}${errorMessage(err)}`;
+      repo.finishAttempt(run.id, n, 'failed', message);
+      appendFileSync(logPathFor(n), `\n[ptb] attempt ${n} failed: ${message}\n`);
+      onEvent({ type: 'attempt-failed', n, rung, error: message, skipRung: contextLength });
+      if (err instanceof UserError && !(err instanceof EngineStartFailure)) {
+        repo.setStatus(run.id, 'failed', { error: message });
+        throw err;
+      }
+    }
+  }
+}
+
+/** The engine did not come up: counts as a failed attempt of the ladder, like the reference. */
+class EngineStartFailure extends UserError {}
+
+async function runAttempt(
+  repo: EvalRepo,
+  s: EvalSettings,
+  run: EvalRunRow,
+  n: number,
+  maxTokens: number,
+  selected: Sample[],
+  done: Set<string>,
+  logFile: string,
+  onEvent: (e: EvalEvent) => void,
+  signal?: AbortSignal,
+): Promise<void> {
+  const todo = selected.map((sample, position) => ({ sample, position })).filter((x) => !done.has(x.sample.id));
+  let count = done.size;
+  if (todo.length === 0) return;
+  const started = Date.now();
+  let handle: EngineHandle;
+  try {
+    handle = await s.engine.start({
+      model: s.model,
+      chatTemplatePath: s.template.path,
+      toolCallParser: s.benchmark.usesTools ? 'hermes' : undefined,
+      gpuMemoryUtilization: s.benchmark.defaults.gpuMemoryUtilization,
+      trustRemoteCode: s.benchmark.needsGrader,
+      logFile,
+      healthTimeoutMs: s.healthTimeoutMs,
+      maxBatchSize: s.concurrency,
+      signal,
+    });
+  } catch (err) {
+    if (err instanceof UserError && /does not exist|not a model|config\.json/i.test(err.message)) throw err;
+    throw new EngineStartFailure(`engine ${s.engine.id} did not start: ${errorMessage(err)}`, err instanceof UserError ? err.hint : undefined);
+  }
+  onEvent({ type: 'engine-ready', n, ms: Date.now() - started });
+  const client = openAIChatClient(handle, { timeoutMs: s.requestTimeoutMs ?? 3_600_000 });
+  try {
+    await runPool(
+      todo,
+      s.concurrency,
+      async ({ sample, position }, poolSignal) => {
+        const request = s.prepared.request(sample, { seed: s.seed });
+        const reply = await client.chat(request, { maxTokens, sampling: s.sampling, signal: poolSignal });
+        const score: Score = await s.prepared.score(sample, reply, {
+          request,
+          grader: s.grader,
+          codeRunner: s.codeRunner,
+          signal: poolSignal,
+        });
+        repo.recordSample({
+          runId: run.id,
+          sampleId: sample.id,
+          maxTokens,
+          position,
+          request,
+          replyText: reply.text,
+          toolCalls: reply.toolCalls.length > 0 ? reply.toolCalls : undefined,
+          finishReason: reply.finishReason,
+          score,
+          promptTokens: reply.promptTokens,
+          completionTokens: reply.completionTokens,
+          latencyMs: reply.latencyMs,
+        });
+        count++;
+        onEvent({ type: 'sample', done: count, total: selected.length, sampleId: sample.id, value: score.value });
+      },
+      signal,
+    );
+  } finally {
+    await handle.stop();
+  }
+}
+
+/** Aggregate the samples of the rung that completed and write the upstream-compatible files. */
+function finish(repo: EvalRepo, s: EvalSettings, run: EvalRunRow, selected: Sample[], maxTokens: number, rung: number): Metrics {
+  const rows = new Map(repo.samples(run.id, maxTokens).map((r) => [r.sample_id, r]));
+  const scored = selected.map((sample) => {
+    const row = rows.get(sample.id);
+    if (!row) throw new Error(`internal: sample ${sample.id} has no record after a completed attempt`);
+    return { sample, score: JSON.parse(row.score_json) as Score };
+  });
+  const metrics = s.benchmark.aggregate(scored);
+  writeJsonAtomic(join(run.out_dir, 'metrics.json'), metrics);
+  const lines = selected.map((sample) => {
+    const row = rows.get(sample.id)!;
+    return JSON.stringify({
+      id: sample.id,
+      score: row.score,
+      answer: row.answer,
+      response: row.reply_text,
+      tool_calls: row.tool_calls_json ? JSON.parse(row.tool_calls_json) : undefined,
+      finish_reason: row.finish_reason,
+      prompt_tokens: row.prompt_tokens,
+      completion_tokens: row.completion_tokens,
+      latency_ms: row.latency_ms,
+    });
+  });
+  writeFileAtomic(join(run.out_dir, 'samples.jsonl'), `${lines.join('\n')}\n`);
+  repo.setStatus(run.id, 'completed', { metrics, rung });
+  return metrics;
+}
+
+/** Absolute path for a local model directory, or the id unchanged for a Hugging Face id. */
+export function normaliseModelRef(model: string): string {
+  const abs = resolve(model);
+  if (existsSync(abs)) return abs;
+  if (/^[\w.-]+\/[\w.-]+$/.test(model) && !model.startsWith('.')) return model;
+  throw new UserError(
+    `model ${model} is neither a local directory nor a Hugging Face id (org/name)`,
+    'Pass the path of a checkpoint directory (with config.json) or an id like Qwen/Qwen3-1.7B-Base.',
+  );
+}

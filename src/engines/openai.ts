@@ -58,7 +58,9 @@ async function checkEndpoint(
   } catch (err) {
     opts.signal?.throwIfAborted();
     const cause = (err as { cause?: { code?: string } })?.cause?.code;
-    const why = timeout.aborted ? `no answer within ${Math.round(opts.timeoutMs / 1000)} s` : (cause ?? String(err));
+    const why = timeout.aborted
+      ? `no answer within ${Math.round(opts.timeoutMs / 1000)} s`
+      : (cause ?? String(err));
     throw new UserError(
       `cannot reach the OpenAI-compatible endpoint ${url}: ${why}`,
       'check PTB_OPENAI_BASE_URL (or --base-url) and that the server is running',
@@ -88,7 +90,9 @@ async function checkEndpoint(
   try {
     const data = (JSON.parse(text) as { data?: unknown }).data;
     if (Array.isArray(data)) {
-      ids = data.map((entry) => (entry as { id?: unknown })?.id).filter((id): id is string => typeof id === 'string');
+      ids = data
+        .map((entry) => (entry as { id?: unknown })?.id)
+        .filter((id): id is string => typeof id === 'string');
     }
   } catch {
     return; // a listing we cannot read proves reachability, nothing more

@@ -93,7 +93,8 @@ export function isContextLengthMessage(message: string): boolean {
 
 function contextNumbers(message: string): { window: number | null; prompt: number | null } {
   const window =
-    /maximum context length is (\d+)/i.exec(message)?.[1] ?? /maximum model length of (\d+)/i.exec(message)?.[1];
+    /maximum context length is (\d+)/i.exec(message)?.[1] ??
+    /maximum model length of (\d+)/i.exec(message)?.[1];
   const prompt =
     /request has (\d+) input tokens/i.exec(message)?.[1] ??
     /\((\d+) in the messages/i.exec(message)?.[1] ??
@@ -108,7 +109,11 @@ export function errorBodyMessage(body: string): string {
     if (parsed && typeof parsed === 'object') {
       const record = parsed as Record<string, unknown>;
       const error = record.error;
-      if (error && typeof error === 'object' && typeof (error as { message?: unknown }).message === 'string') {
+      if (
+        error &&
+        typeof error === 'object' &&
+        typeof (error as { message?: unknown }).message === 'string'
+      ) {
         return (error as { message: string }).message;
       }
       if (typeof error === 'string') return error;
@@ -125,7 +130,12 @@ export function errorBodyMessage(body: string): string {
 export function httpError(status: number, body: string): EngineRequestError {
   const message = errorBodyMessage(body);
   const text = `engine answered HTTP ${status}: ${message}`;
-  if (status >= 400 && status < 500 && isContextLengthMessage(message)) {
+  // OpenAI puts `context_length_exceeded` in the error's code rather than its message.
+  if (
+    status >= 400 &&
+    status < 500 &&
+    (isContextLengthMessage(message) || /"context_length_exceeded"/.test(body))
+  ) {
     return new EngineRequestError('context_length', text, { status, body });
   }
   if (status === 408) return new EngineRequestError('timeout', text, { status, body });
@@ -174,9 +184,7 @@ const CompletionSchema = z.object({
       }),
     )
     .min(1),
-  usage: z
-    .object({ prompt_tokens: z.number().nullish(), completion_tokens: z.number().nullish() })
-    .nullish(),
+  usage: z.object({ prompt_tokens: z.number().nullish(), completion_tokens: z.number().nullish() }).nullish(),
 });
 
 /** Turn a 200 body into a ModelReply; a body that is not a chat completion is a server error. */
@@ -218,47 +226,77 @@ interface RawResponse {
   body: string;
 }
 
-/** One POST; rejects with the transport's error (classified by the caller). */
+/** Why an attempt was cut short by us rather than by the network. */
+class AttemptTimeout extends Error {}
+
+/**
+ * One POST with a per-attempt timeout and the caller's abort signal. Timers and listeners are set
+ * up by hand: AbortSignal.timeout/any per request cost more than the request itself on a fast server.
+ */
 function postJson(
-  url: URL,
+  target: http.RequestOptions & { protocol: string },
   payload: string,
-  headers: Record<string, string>,
-  agent: http.Agent,
-  signal: AbortSignal,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
 ): Promise<RawResponse> {
-  const request = url.protocol === 'https:' ? https.request : http.request;
+  const request = target.protocol === 'https:' ? https.request : http.request;
   return new Promise<RawResponse>((resolve, reject) => {
+    let failure: unknown = null;
+    let settled = false;
+    const settle = (outcome: () => void) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      outcome();
+    };
+    const fail = (err: unknown) => settle(() => reject(failure ?? err));
     const req = request(
-      url,
-      {
-        method: 'POST',
-        agent,
-        signal,
-        headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) },
-      },
+      { ...target, headers: { ...target.headers, 'content-length': Buffer.byteLength(payload) } },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('error', reject);
+        res.on('end', () =>
+          settle(() =>
+            resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
+          ),
+        );
+        res.on('error', fail);
         res.on('close', () => {
           if (!res.complete) {
-            reject(Object.assign(new Error('connection closed before the response ended'), { code: 'ECONNRESET' }));
-            return;
+            fail(
+              Object.assign(new Error('connection closed before the response ended'), { code: 'ECONNRESET' }),
+            );
           }
-          resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
         });
       },
     );
-    req.on('error', reject);
+    const timer = setTimeout(() => {
+      failure = new AttemptTimeout();
+      req.destroy(failure as Error);
+    }, timeoutMs);
+    const onAbort = () => {
+      failure = signal?.reason;
+      req.destroy(new Error('aborted by the caller'));
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      // A kept-alive socket the server closed while idle fails at once on reuse (Node's docs
+      // recommend resending); mark it so the caller resends without a backoff pause.
+      const stale =
+        req.reusedSocket && failure === null && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      fail(stale ? Object.assign(err, { staleSocket: true }) : err);
+    });
     req.end(payload);
   });
 }
 
-function transportError(err: unknown, timedOut: boolean, timeoutMs: number): EngineRequestError {
-  if (timedOut) {
-    return new EngineRequestError('timeout', `engine did not answer within ${Math.round(timeoutMs / 1000)} s`, {
-      cause: err,
-    });
+function transportError(err: unknown, timeoutMs: number): EngineRequestError {
+  if (err instanceof AttemptTimeout) {
+    return new EngineRequestError(
+      'timeout',
+      `engine did not answer within ${Math.round(timeoutMs / 1000)} s`,
+    );
   }
   const code = (err as { code?: unknown })?.code;
   const detail = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
@@ -280,22 +318,34 @@ export function openAIChatClient(
   const retries = opts.retries ?? 3;
   const backoffMs = opts.backoffMs ?? 1_000;
   const url = new URL(`${handle.baseUrl.replace(/\/+$/, '')}/chat/completions`);
-  // One pool of kept-alive sockets per client, unbounded like the engine's own request queue.
-  const agent =
-    url.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
-  const headers: Record<string, string> = { accept: 'application/json' };
+  const headers: Record<string, string> = { accept: 'application/json', 'content-type': 'application/json' };
   if (handle.apiKey) headers.authorization = `Bearer ${handle.apiKey}`;
+  const target = {
+    protocol: url.protocol,
+    hostname: url.hostname.replace(/^\[|\]$/g, ''), // IPv6 literals come bracketed
+    port: url.port,
+    path: `${url.pathname}${url.search}`,
+    method: 'POST',
+    headers,
+    // One pool of kept-alive sockets per client, unbounded like the engine's own request queue.
+    agent:
+      url.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true }),
+  };
 
   async function attempt(payload: string, signal: AbortSignal | undefined): Promise<ModelReply> {
-    const timeout = AbortSignal.timeout(timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    const started = performance.now();
+    signal?.throwIfAborted();
+    let started = performance.now();
     let raw: RawResponse;
-    try {
-      raw = await postJson(url, payload, headers, agent, combined);
-    } catch (err) {
-      signal?.throwIfAborted(); // the caller's abort is not an engine failure: propagate as is
-      throw transportError(err, timeout.aborted, timeoutMs);
+    for (let staleResends = 0; ; staleResends++) {
+      started = performance.now();
+      try {
+        raw = await postJson(target, payload, timeoutMs, signal);
+        break;
+      } catch (err) {
+        signal?.throwIfAborted(); // the caller's abort is not an engine failure: propagate as is
+        if ((err as { staleSocket?: boolean }).staleSocket && staleResends < 3) continue;
+        throw transportError(err, timeoutMs);
+      }
     }
     const latencyMs = performance.now() - started;
     if (raw.status < 200 || raw.status >= 300) throw httpError(raw.status, raw.body);

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
-import type { BenchmarkId } from '../core/schemas.ts';
 import { UserError } from '../core/errors.ts';
+import type { BenchmarkId } from '../core/schemas.ts';
 import {
   freePort,
   type GroupProcess,
@@ -77,7 +77,8 @@ export function referenceServeSettings(
   benchmark: ServedBenchmark,
   family?: TemplateFamily,
 ): Pick<EngineStartOptions, 'gpuMemoryUtilization' | 'toolCallParser' | 'trustRemoteCode'> {
-  const settings: Pick<EngineStartOptions, 'gpuMemoryUtilization' | 'toolCallParser' | 'trustRemoteCode'> = {};
+  const settings: Pick<EngineStartOptions, 'gpuMemoryUtilization' | 'toolCallParser' | 'trustRemoteCode'> =
+    {};
   if (benchmark.defaults.gpuMemoryUtilization !== undefined) {
     settings.gpuMemoryUtilization = benchmark.defaults.gpuMemoryUtilization;
   }
@@ -142,7 +143,10 @@ export function createVllmEngine(engineOpts: VllmEngineOptions = {}): Engine {
       const env = engineOpts.env ?? process.env;
       const executable = resolveVllmExecutable(env);
       if (opts.chatTemplatePath !== undefined && !existsSync(opts.chatTemplatePath)) {
-        throw new UserError(`chat template not found: ${opts.chatTemplatePath}`, 'check the templates folder');
+        throw new UserError(
+          `chat template not found: ${opts.chatTemplatePath}`,
+          'check the templates folder',
+        );
       }
       const apiKey = randomBytes(24).toString('hex');
       // A port found free can be taken before vLLM binds it; one more try with a fresh port covers that.

@@ -77,9 +77,13 @@ export interface ResolvedTemplate {
   name: string;
   path: string;
   sha256: string;
-  source: 'reference' | 'override';
-  reason: 'path' | 'config' | 'flag';
+  /** `server`: an external endpoint applies its own template (engine `openai`). */
+  source: 'reference' | 'override' | 'server';
+  reason: 'path' | 'config' | 'flag' | 'engine';
 }
+
+/** For an endpoint ptb does not start, the template is the server's business; record that. */
+export const SERVER_SIDE_TEMPLATE: ResolvedTemplate = { name: 'server-side', path: '', sha256: '', source: 'server', reason: 'engine' };
 
 /** The template file for an evaluation: the explicit override, or the reference's pinned choice. */
 export async function resolveTemplate(

@@ -8,7 +8,7 @@ import { engineFor, type EngineChoice } from '../engines/registry.ts';
 import type { AssetCache, AssetCacheOptions } from '../hub/assetCache.ts';
 import { SandboxedPythonRunner, UnsandboxedPythonRunner } from '../sandbox/pythonRunner.ts';
 import type { EvalRepo } from '../store/evalRepo.ts';
-import { resolveTemplate, TEMPLATE_GROUP } from './chatTemplates.ts';
+import { resolveTemplate, SERVER_SIDE_TEMPLATE } from './chatTemplates.ts';
 import { prepareBenchmark } from './prepareBenchmark.ts';
 import { type EvalEvent, type EvalResult, normaliseModelRef, runEval } from './runEval.ts';
 
@@ -51,7 +51,10 @@ export async function evaluate(
   const benchmark = getBenchmark(opts.benchmark);
   const model = opts.engine.id === 'openai' ? opts.model : normaliseModelRef(opts.model);
   const { prepared, provenance } = await prepareBenchmark(benchmark, cache, { ...opts, overrides: opts.data });
-  const template = await resolveTemplate(model, benchmark.usesTools, opts.template, cache, opts);
+  const template =
+    opts.engine.id === 'openai' && !opts.template
+      ? SERVER_SIDE_TEMPLATE
+      : await resolveTemplate(model, benchmark.usesTools, opts.template, cache, opts);
   const grader: Grader | undefined = benchmark.needsGrader ? graderFromOptions(opts.grader ?? {}, opts.env) : undefined;
   let codeRunner: CodeRunner | undefined;
   if (benchmark.id === 'humaneval') {
@@ -86,4 +89,3 @@ export async function evaluate(
   );
 }
 
-export { TEMPLATE_GROUP };

@@ -41,6 +41,8 @@ export interface EvalSettings {
   requestTimeoutMs?: number;
   /** Engine health timeout. */
   healthTimeoutMs?: number;
+  /** First pause between retries of a transient request failure (default 1 s). */
+  requestBackoffMs?: number;
 }
 
 export type EvalEvent =
@@ -204,7 +206,7 @@ async function runAttempt(
   try {
     handle = await s.engine.start({
       model: s.model,
-      chatTemplatePath: s.template.path,
+      chatTemplatePath: s.template.path || undefined,
       toolCallParser: s.benchmark.usesTools ? 'hermes' : undefined,
       gpuMemoryUtilization: s.benchmark.defaults.gpuMemoryUtilization,
       trustRemoteCode: s.benchmark.needsGrader,
@@ -218,7 +220,7 @@ async function runAttempt(
     throw new EngineStartFailure(`engine ${s.engine.id} did not start: ${errorMessage(err)}`, err instanceof UserError ? err.hint : undefined);
   }
   onEvent({ type: 'engine-ready', n, ms: Date.now() - started });
-  const client = openAIChatClient(handle, { timeoutMs: s.requestTimeoutMs ?? 3_600_000 });
+  const client = openAIChatClient(handle, { timeoutMs: s.requestTimeoutMs ?? 3_600_000, backoffMs: s.requestBackoffMs });
   try {
     await runPool(
       todo,

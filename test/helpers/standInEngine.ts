@@ -135,7 +135,11 @@ export async function startStandInEngine(opts: StandInOptions = {}): Promise<Sta
       return;
     }
     if (fault?.kind === 'status') {
-      send(res, fault.status, fault.body ?? vllmError(fault.status, 'InternalServerError', 'injected failure'));
+      send(
+        res,
+        fault.status,
+        fault.body ?? vllmError(fault.status, 'InternalServerError', 'injected failure'),
+      );
       return;
     }
     if (fault?.kind === 'garbage') {
@@ -146,7 +150,11 @@ export async function startStandInEngine(opts: StandInOptions = {}): Promise<Sta
     if (pause > 0) await new Promise((resolve) => setTimeout(resolve, pause));
 
     if (body.model !== modelName) {
-      send(res, 404, vllmError(404, 'NotFoundError', `The model \`${String(body.model)}\` does not exist.`, 'model'));
+      send(
+        res,
+        404,
+        vllmError(404, 'NotFoundError', `The model \`${String(body.model)}\` does not exist.`, 'model'),
+      );
       return;
     }
     const messages = Array.isArray(body.messages) ? body.messages : [];
@@ -257,7 +265,15 @@ export async function startStandInEngine(opts: StandInOptions = {}): Promise<Sta
           200,
           JSON.stringify({
             object: 'list',
-            data: [{ id: modelName, object: 'model', created: 0, owned_by: 'vllm', max_model_len: opts.contextWindow }],
+            data: [
+              {
+                id: modelName,
+                object: 'model',
+                created: 0,
+                owned_by: 'vllm',
+                max_model_len: opts.contextWindow,
+              },
+            ],
           }),
         );
         return;

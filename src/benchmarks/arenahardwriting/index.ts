@@ -87,7 +87,7 @@ function parseRows<T>(rows: unknown[], schema: z.ZodType<T>, what: string, path:
 }
 
 export async function loadArenaQuestions(path: string): Promise<ArenaQuestion[]> {
-  const questions = parseRows(await readRecords(path, 'jsonl'), QuestionSchema, 'question', path);
+  const questions = parseRows(await readRecords(path), QuestionSchema, 'question', path);
   const seen = new Set<string>();
   for (const q of questions) {
     if (seen.has(q.uid)) throw new UserError(`${path}: question uid ${q.uid} appears twice`);
@@ -104,7 +104,7 @@ export async function loadArenaQuestions(path: string): Promise<ArenaQuestion[]>
 
 /** uid → the baseline's answer text (`messages[-1].content.answer`). */
 export async function loadArenaBaseline(path: string): Promise<Map<string, string>> {
-  const rows = parseRows(await readRecords(path, 'jsonl'), BaselineSchema, 'model answer', path);
+  const rows = parseRows(await readRecords(path), BaselineSchema, 'model answer', path);
   const answers = new Map<string, string>();
   // Later rows win, as the reference builds a dict keyed by uid.
   for (const row of rows) answers.set(row.uid, answerOf(row.messages[row.messages.length - 1]!.content)!);
@@ -144,7 +144,9 @@ function mean(values: readonly number[]): number {
 
 /** Win rate over every exploded value of every kept question; stderr = sample std / √n. */
 export function aggregateArena(scored: ReadonlyArray<{ sample: Sample; score: Score }>): Metrics {
-  const values = scored.filter(({ score }) => !score.dropped).flatMap(({ score }) => score.values ?? [score.value]);
+  const values = scored
+    .filter(({ score }) => !score.dropped)
+    .flatMap(({ score }) => score.values ?? [score.value]);
   const n = values.length;
   if (n === 0) return { accuracy: 0, stderr: 0 };
   const accuracy = mean(values);
@@ -201,7 +203,9 @@ export function createArenaHardWritingBenchmark(options: ArenaOptions = {}): Ben
 
       return {
         samples,
-        request: (sample) => ({ messages: [{ role: 'user', content: (sample.record as ArenaQuestion).prompt }] }),
+        request: (sample) => ({
+          messages: [{ role: 'user', content: (sample.record as ArenaQuestion).prompt }],
+        }),
         async score(sample, reply, scoreCtx): Promise<Score> {
           if (!scoreCtx.grader) {
             throw new UserError(
@@ -223,7 +227,12 @@ export function createArenaHardWritingBenchmark(options: ArenaOptions = {}): Ben
           }
           const judged = await judgeQuestion(
             scoreCtx.grader,
-            { systemPrompt, question: (sample.record as ArenaQuestion).prompt, baselineAnswer, candidateAnswer },
+            {
+              systemPrompt,
+              question: (sample.record as ArenaQuestion).prompt,
+              baselineAnswer,
+              candidateAnswer,
+            },
             { sleep: options.sleep, signal: scoreCtx.signal },
           );
           const verdicts = judged.games.map((g) =>
@@ -236,10 +245,17 @@ export function createArenaHardWritingBenchmark(options: ArenaOptions = {}): Ben
             judgments: judged.games.map((g) => g.judgment),
           };
           const explanation = judged.games.map(describeGame).join('; ');
+          const verdictPair = verdicts.map((v) => v ?? '-').join(' | ');
           if (judged.values === null) {
-            return { value: 0, values: [], dropped: true, answer: verdicts.join(' | '), explanation, details };
+            return { value: 0, values: [], dropped: true, answer: verdictPair, explanation, details };
           }
-          return { value: mean(judged.values), values: judged.values, answer: verdicts.join(' | '), explanation, details };
+          return {
+            value: mean(judged.values),
+            values: judged.values,
+            answer: verdictPair,
+            explanation,
+            details,
+          };
         },
       };
     },

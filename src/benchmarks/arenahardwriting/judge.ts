@@ -34,7 +34,12 @@ export function judgeUserPrompt(question: string, answerA: string, answerB: stri
   );
 }
 
-export function judgeMessages(systemPrompt: string, question: string, answerA: string, answerB: string): ChatMessage[] {
+export function judgeMessages(
+  systemPrompt: string,
+  question: string,
+  answerA: string,
+  answerB: string,
+): ChatMessage[] {
   return [
     { role: 'system', content: systemPrompt },
     { role: 'user', content: judgeUserPrompt(question, answerA, answerB) },
@@ -50,8 +55,6 @@ function rejectsReasoningEffort(err: unknown): boolean {
 export interface JudgeCallOptions {
   sleep?: Sleep;
   signal?: AbortSignal;
-  /** Receives each failed try (for logs); the call itself never throws for them. */
-  onError?: (err: unknown, attempt: number) => void;
 }
 
 /**
@@ -76,7 +79,6 @@ export async function callJudge(
       return await grader.complete(request, options.signal);
     } catch (err) {
       if (options.signal?.aborted || isFatalGraderError(err)) throw err;
-      options.onError?.(err, attempt);
       if (request.reasoningEffort !== undefined && rejectsReasoningEffort(err)) {
         delete request.reasoningEffort;
         continue;

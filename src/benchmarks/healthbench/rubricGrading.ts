@@ -1,5 +1,6 @@
 import type { Grader, GraderRequest } from '../shared/grader.ts';
 import { isFatalGraderError, realSleep, type Sleep } from '../shared/openaiGrader.ts';
+import { pythonStrip } from '../shared/pythonText.ts';
 import { renderGraderPrompt, renderRubricItem } from './graderPrompt.ts';
 
 /** The reference grader's schedule: 5 attempts, 2·(k+1) s pause after a failed call k (not after the last). */
@@ -34,7 +35,7 @@ const JSON_FENCE = /^```json\s*|\s*```$/g;
 export function parseGraderReply(reply: string): { criteriaMet: boolean; explanation: string } | null {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(reply.trim().replace(JSON_FENCE, ''));
+    parsed = JSON.parse(pythonStrip(reply).replace(JSON_FENCE, ''));
   } catch {
     return null;
   }
@@ -122,12 +123,25 @@ export async function gradeRubric(
   return grades;
 }
 
+/** Points of met items (negative ones included) and the sum of positive points. */
+export function rubricPoints(
+  items: readonly RubricItem[],
+  met: readonly boolean[],
+): { achieved: number; possible: number } {
+  let achieved = 0;
+  let possible = 0;
+  items.forEach((item, i) => {
+    if (met[i]) achieved += item.points;
+    possible += Math.max(item.points, 0);
+  });
+  return { achieved, possible };
+}
+
 /**
- * Met points (negative criteria included) over the sum of positive points; not clipped, so an
- * example can score below zero. 0 when the rubric has no positive points.
+ * Met points over positive points; not clipped, so an example can score below zero. 0 when the
+ * rubric has no positive points.
  */
 export function exampleScore(items: readonly RubricItem[], met: readonly boolean[]): number {
-  const achieved = items.reduce((sum, item, i) => sum + (met[i] ? item.points : 0), 0);
-  const possible = items.reduce((sum, item) => sum + (item.points > 0 ? item.points : 0), 0);
+  const { achieved, possible } = rubricPoints(items, met);
   return possible > 0 ? achieved / possible : 0;
 }

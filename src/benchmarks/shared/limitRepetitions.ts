@@ -106,7 +106,9 @@ function patternsFor(maxReps: number): RegExp[] {
   let patterns = substringPatterns.get(maxReps);
   if (!patterns) {
     // `u`: one unit is a code point, as `.` is in Python; [\s\S] is Python's DOTALL `.`.
-    patterns = REGEX_LENGTH_BANDS.map(([min, max]) => new RegExp(`([\\s\\S]{${min},${max}}?)\\1{${maxReps},}`, 'gu'));
+    patterns = REGEX_LENGTH_BANDS.map(
+      ([min, max]) => new RegExp(`([\\s\\S]{${min},${max}}?)\\1{${maxReps},}`, 'gu'),
+    );
     substringPatterns.set(maxReps, patterns);
   }
   return patterns;

@@ -96,7 +96,8 @@ export function createOpenAiGrader(options: OpenAiGraderOptions): Grader {
       text = await response.text();
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err;
-      if (timeout.aborted) throw new Error(`grader ${model} at ${url} did not answer within ${timeoutMs / 1000} s`);
+      if (timeout.aborted)
+        throw new Error(`grader ${model} at ${url} did not answer within ${timeoutMs / 1000} s`);
       const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
       throw new Error(`cannot reach grader at ${url} (${(err as Error).message}${cause})`, { cause: err });
     }
@@ -134,10 +135,11 @@ function nonEmpty(value: string | undefined): string | undefined {
 
 /** Grader from CLI flags, then `PTB_GRADER_*` environment variables, then the defaults. */
 export function graderFromOptions(flags: GraderFlags, env: NodeJS.ProcessEnv = process.env): Grader {
-  const baseUrl = (nonEmpty(flags.baseUrl) ?? nonEmpty(env[GRADER_ENV.baseUrl]) ?? DEFAULT_GRADER_BASE_URL).replace(
-    /\/+$/,
-    '',
-  );
+  const baseUrl = (
+    nonEmpty(flags.baseUrl) ??
+    nonEmpty(env[GRADER_ENV.baseUrl]) ??
+    DEFAULT_GRADER_BASE_URL
+  ).replace(/\/+$/, '');
   let parsedUrl: URL;
   try {
     parsedUrl = new URL(baseUrl);

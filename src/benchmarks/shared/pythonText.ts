@@ -64,7 +64,8 @@ export function parsePythonStringLiteral(src: string, start: number): Parsed {
     if (i >= src.length) throw new PythonSourceError(`unterminated string literal at offset ${start}`);
     if (src.startsWith(closing, i)) return { value, end: i + closing.length };
     const c = src[i]!;
-    if (c === '\n' && !triple) throw new PythonSourceError(`newline in single-quoted literal at offset ${start}`);
+    if (c === '\n' && !triple)
+      throw new PythonSourceError(`newline in single-quoted literal at offset ${start}`);
     if (c !== '\\') {
       value += c;
       i++;
@@ -175,7 +176,8 @@ export function pythonAssignedString(src: string, name: string): string {
  */
 export function pythonNestedDictString(src: string, outerKey: string, innerKey: string): string {
   const open = findDictValueStart(src, 0, src.length, outerKey, true);
-  if (open === null || src[open] !== '{') throw new PythonSourceError(`no dict entry ${JSON.stringify(outerKey)}`);
+  if (open === null || src[open] !== '{')
+    throw new PythonSourceError(`no dict entry ${JSON.stringify(outerKey)}`);
   const close = matchingBrace(src, open);
   const valueStart = findDictValueStart(src, open + 1, close, innerKey);
   if (valueStart === null) {
@@ -185,7 +187,13 @@ export function pythonNestedDictString(src: string, outerKey: string, innerKey: 
 }
 
 /** Position of the value after `"key":` in [from, to) (at brace depth 0 unless anyDepth), or null. */
-function findDictValueStart(src: string, from: number, to: number, key: string, anyDepth = false): number | null {
+function findDictValueStart(
+  src: string,
+  from: number,
+  to: number,
+  key: string,
+  anyDepth = false,
+): number | null {
   let depth = 0;
   let i = from;
   while (i < to) {

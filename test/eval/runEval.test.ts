@@ -1,0 +1,117 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { SERVER_SIDE_TEMPLATE } from '../../src/eval/chatTemplates.ts';
+import { type EvalEvent, type EvalSettings, runEval } from '../../src/eval/runEval.ts';
+import { openaiEngineFor } from '../../src/engines/openai.ts';
+import { openDb } from '../../src/store/db.ts';
+import { EvalRepo } from '../../src/store/evalRepo.ts';
+import { numbersBenchmark } from '../helpers/numbersBenchmark.ts';
+import { type StandInEngine, startStandInEngine } from '../helpers/standInEngine.ts';
+
+let server: StandInEngine | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+async function setup(n: number, standIn: Parameters<typeof startStandInEngine>[0] = {}) {
+  server = await startStandInEngine(standIn);
+  const { benchmark } = numbersBenchmark(n);
+  const prepared = await benchmark.prepare({ asset: async () => ({}) as never });
+  const dir = mkdtempSync(join(tmpdir(), 'ptb-runeval-'));
+  const repo = new EvalRepo(openDb(join(dir, 'ptb.db')));
+  const settings: EvalSettings = {
+    benchmark,
+    prepared,
+    provenance: [],
+    model: server.modelName,
+    engine: openaiEngineFor({ baseUrl: server.baseUrl, apiKey: server.apiKey }),
+    template: SERVER_SIDE_TEMPLATE,
+    limit: null,
+    concurrency: 4,
+    maxTokensLadder: benchmark.defaults.maxTokensLadder,
+    sampling: {},
+    seed: 0,
+    evalsDir: join(dir, 'evals'),
+    resume: 'auto',
+    requestBackoffMs: 1,
+  };
+  return { repo, settings, server };
+}
+
+describe('runEval', () => {
+  it('scores every sample, writes metrics.json and samples.jsonl, and records per-sample rows', async () => {
+    const { repo, settings, server } = await setup(12);
+    const events: EvalEvent[] = [];
+    const result = await runEval(repo, settings, (e) => events.push(e));
+    expect(result.metrics.accuracy).toBeCloseTo(4 / 12);
+    expect(result.attempts).toBe(1);
+    expect(JSON.parse(readFileSync(join(result.outDir, 'metrics.json'), 'utf8')).accuracy).toBeCloseTo(4 / 12);
+    const lines = readFileSync(join(result.outDir, 'samples.jsonl'), 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(12);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ id: '0', score: 1, answer: '0' });
+    expect(server.stats.chatRequests).toBe(12);
+    expect(server.stats.maxInFlight).toBeLessThanOrEqual(4);
+    expect(server.received.every((r) => r.body.temperature === undefined && r.body.max_tokens === 400)).toBe(true);
+    expect(events.filter((e) => e.type === 'sample')).toHaveLength(12);
+    expect(repo.getRun(result.runId)?.status).toBe('completed');
+  });
+
+  it('moves down the max-tokens ladder when the engine rejects the context length, and keeps the score', async () => {
+    // Prompts are ~9 words; a 350-word window rejects max_tokens 400 but accepts 300.
+    const { repo, settings } = await setup(6, { contextWindow: 350 });
+    const result = await runEval(repo, settings);
+    expect(result.maxTokens).toBe(300);
+    expect(result.rung).toBe(1);
+    expect(repo.attempts(result.runId).map((a) => [a.rung, a.status])).toEqual([
+      [0, 'failed'],
+      [1, 'completed'],
+    ]);
+    expect(existsSync(join(result.outDir, 'final_eval_1.txt'))).toBe(true);
+    expect(readFileSync(join(result.outDir, 'final_eval_1.txt'), 'utf8')).toMatch(/context-length/);
+  });
+
+  it('retries a failed attempt at the same max tokens without redoing recorded samples', async () => {
+    const { repo, settings, server } = await setup(8);
+    // Four 500s in a row (one try + three retries) fail a request, and with it attempt 1.
+    server.injectFaults({ kind: 'delay', ms: 0 }, { kind: 'delay', ms: 0 }, ...Array(4).fill({ kind: 'status', status: 500 }));
+    const result = await runEval(repo, { ...settings, concurrency: 1 });
+    const attempts = repo.attempts(result.runId);
+    expect(attempts[0]?.status).toBe('failed');
+    expect(attempts.at(-1)?.status).toBe('completed');
+    expect(attempts.every((a) => a.rung === 0)).toBe(true);
+    expect(result.metrics.accuracy).toBeCloseTo(3 / 8);
+    // The two samples answered before the failure were not asked again.
+    expect(server.stats.chatRequests).toBe(8 + 4);
+  });
+
+  it('resumes an interrupted evaluation from the recorded samples', async () => {
+    const { repo, settings, server } = await setup(10, { latencyMs: 30 });
+    const controller = new AbortController();
+    let seen = 0;
+    await expect(
+      runEval(repo, { ...settings, concurrency: 1 }, (e) => {
+        if (e.type === 'sample' && ++seen === 4) controller.abort();
+      }, controller.signal),
+    ).rejects.toThrow(/interrupted/);
+    const first = repo.listRuns()[0]!;
+    expect(first.status).toBe('interrupted');
+    const before = server.stats.chatRequests;
+    const result = await runEval(repo, settings);
+    expect(result.runId).toBe(first.id);
+    expect(result.resumed).toBe(true);
+    expect(server.stats.chatRequests - before).toBeLessThanOrEqual(6);
+    expect(result.metrics.accuracy).toBeCloseTo(4 / 10);
+  });
+
+  it('fails with the last error after the whole ladder (4 + 3 + 2 attempts) is exhausted', async () => {
+    const { repo, settings, server } = await setup(2);
+    server.injectFaults(...Array(200).fill({ kind: 'status', status: 400, body: '{"error":{"message":"bad things"}}' }));
+    await expect(runEval(repo, settings)).rejects.toThrow(/every attempt of the retry ladder failed/);
+    const run = repo.listRuns()[0]!;
+    expect(run.status).toBe('failed');
+    expect(repo.attempts(run.id).map((a) => a.rung)).toEqual([0, 0, 0, 0, 1, 1, 1, 2, 2]);
+  });
+});

@@ -6,7 +6,10 @@
  *   npx tsx bench/harnessOverhead.ts [requests=2000] [concurrency=64] [latencyMs=25]
  */
 import { mkdtempSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import http from 'node:http';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SERVER_SIDE_TEMPLATE } from '../src/eval/chatTemplates.ts';
@@ -16,7 +19,6 @@ import { openaiEngineFor } from '../src/engines/openai.ts';
 import { openDb } from '../src/store/db.ts';
 import { EvalRepo } from '../src/store/evalRepo.ts';
 import { numbersBenchmark } from '../test/helpers/numbersBenchmark.ts';
-import { startStandInEngine } from '../test/helpers/standInEngine.ts';
 
 const [requests = 2000, concurrency = 64, latencyMs = 25] = process.argv.slice(2).map(Number);
 
@@ -73,7 +75,12 @@ async function harness(baseUrl: string, apiKey: string, model: string): Promise<
   return performance.now() - t0;
 }
 
-const server = await startStandInEngine({ latencyMs });
+// The engine runs in its own process, as a real one would: ptb's CPU time must not slow the server.
+const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'standInServer.ts'), String(latencyMs)], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+});
+const [firstLine] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
+const server = JSON.parse(firstLine) as { baseUrl: string; apiKey: string; modelName: string };
 const { benchmark } = numbersBenchmark(requests);
 const prompts = (await benchmark.prepare({ asset: async () => ({}) as never })).samples.map((s) => String(s.record.question));
 // Warm up both paths once, then alternate to cancel drift.
@@ -84,7 +91,7 @@ for (let i = 0; i < 3; i++) {
   bare.push(await bareClient(server.baseUrl, server.apiKey, server.modelName, prompts));
   ptb.push(await harness(server.baseUrl, server.apiKey, server.modelName));
 }
-await server.close();
+child.kill('SIGTERM');
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const b = median(bare);
 const p = median(ptb);

@@ -2,7 +2,7 @@ import { UserError } from '../core/errors.ts';
 import { createHfEngine } from './hf.ts';
 import { openaiEngineFor } from './openai.ts';
 import type { Engine } from './types.ts';
-import { vllmEngine } from './vllm.ts';
+import { createVllmEngine } from './vllm.ts';
 
 export type EngineChoice =
   | { id: 'hf' }
@@ -21,7 +21,7 @@ export function engineFor(choice: EngineChoice, where: EngineEnvironment): Engin
     case 'hf':
       return createHfEngine({ home: where.venvHome, env: where.env });
     case 'vllm':
-      return vllmEngine;
+      return createVllmEngine({ env: where.env });
     case 'openai': {
       const baseUrl = choice.baseUrl ?? where.env.PTB_OPENAI_BASE_URL;
       if (!baseUrl) {

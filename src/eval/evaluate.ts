@@ -9,6 +9,7 @@ import type { AssetCache, AssetCacheOptions } from '../hub/assetCache.ts';
 import { SandboxedPythonRunner, UnsandboxedPythonRunner } from '../sandbox/pythonRunner.ts';
 import type { EvalRepo } from '../store/evalRepo.ts';
 import { resolveTemplate, SERVER_SIDE_TEMPLATE } from './chatTemplates.ts';
+import { limitGrader } from './limitedGrader.ts';
 import { prepareBenchmark } from './prepareBenchmark.ts';
 import { type EvalEvent, type EvalResult, normaliseModelRef, runEval } from './runEval.ts';
 
@@ -55,7 +56,7 @@ export async function evaluate(
     opts.engine.id === 'openai' && !opts.template
       ? SERVER_SIDE_TEMPLATE
       : await resolveTemplate(model, benchmark.usesTools, opts.template, cache, opts);
-  const grader: Grader | undefined = benchmark.needsGrader ? graderFromOptions(opts.grader ?? {}, opts.env) : undefined;
+  const grader: Grader | undefined = benchmark.needsGrader ? limitGrader(graderFromOptions(opts.grader ?? {}, opts.env)) : undefined;
   let codeRunner: CodeRunner | undefined;
   if (benchmark.id === 'humaneval') {
     codeRunner = opts.unsafeNoSandbox ? new UnsandboxedPythonRunner() : new SandboxedPythonRunner();

@@ -1,3 +1,5 @@
+import { setMaxListeners } from 'node:events';
+
 /**
  * Run `work` over `items` with at most `concurrency` in flight. The first failure aborts the
  * shared signal, waits for the in-flight items to settle, and is rethrown.
@@ -9,6 +11,8 @@ export async function runPool<T>(
   outer?: AbortSignal,
 ): Promise<void> {
   const controller = new AbortController();
+  // Every in-flight request listens on this signal; many at once is expected, not a leak.
+  setMaxListeners(0, controller.signal);
   const onOuterAbort = () => controller.abort(outer?.reason);
   outer?.addEventListener('abort', onOuterAbort, { once: true });
   let next = 0;

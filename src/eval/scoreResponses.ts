@@ -7,6 +7,7 @@ import { type Metrics, type ModelReply, type ResponseLine, ResponseLineSchema, t
 import type { AssetCache, AssetCacheOptions } from '../hub/assetCache.ts';
 import { SandboxedPythonRunner, UnsandboxedPythonRunner } from '../sandbox/pythonRunner.ts';
 import { runPool } from './pool.ts';
+import { limitGrader } from './limitedGrader.ts';
 import { prepareBenchmark } from './prepareBenchmark.ts';
 
 export interface ScoreOptions extends AssetCacheOptions {
@@ -75,7 +76,7 @@ export async function scoreResponses(cache: AssetCache, opts: ScoreOptions): Pro
       `Sample ids are the dataset's own ids (${benchmark.id === 'gsm8k' ? 'the 0-based row index for gsm8k' : 'see `ptb benchmarks`'}).`,
     );
   }
-  const grader = benchmark.needsGrader ? graderFromOptions(opts.grader ?? {}, opts.env) : undefined;
+  const grader = benchmark.needsGrader ? limitGrader(graderFromOptions(opts.grader ?? {}, opts.env)) : undefined;
   const codeRunner: CodeRunner | undefined =
     benchmark.id === 'humaneval' ? (opts.unsafeNoSandbox ? new UnsandboxedPythonRunner() : new SandboxedPythonRunner()) : undefined;
   const scores = new Map<string, Score>();

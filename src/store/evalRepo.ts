@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { Score } from '../core/schemas.ts';
+import type Database from 'better-sqlite3';
 import type { Db } from './db.ts';
 
 export const EvalRunStatusSchema = z.enum(['running', 'interrupted', 'failed', 'completed']);
@@ -61,7 +62,16 @@ const now = () => new Date().toISOString();
 
 /** Thin repository over the evaluation tables; every row read back is validated. */
 export class EvalRepo {
-  constructor(private readonly db: Db) {}
+  private readonly insertSample: Database.Statement;
+
+  constructor(private readonly db: Db) {
+    // Prepared once: recording a sample is on the hot path of every evaluation.
+    this.insertSample = db.prepare(
+      `INSERT OR IGNORE INTO eval_samples (run_id, sample_id, max_tokens, position, request_json, reply_text, tool_calls_json,
+        finish_reason, answer, score, score_json, prompt_tokens, completion_tokens, latency_ms, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+  }
 
   createRun(run: {
     id: string;
@@ -159,13 +169,7 @@ export class EvalRepo {
 
   /** Insert once: a sample recorded at a max-tokens setting is never overwritten. */
   recordSample(s: NewSample): void {
-    this.db
-      .prepare(
-        `INSERT OR IGNORE INTO eval_samples (run_id, sample_id, max_tokens, position, request_json, reply_text, tool_calls_json,
-          finish_reason, answer, score, score_json, prompt_tokens, completion_tokens, latency_ms, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
+    this.insertSample.run(
         s.runId,
         s.sampleId,
         s.maxTokens,

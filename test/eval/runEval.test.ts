@@ -115,3 +115,28 @@ describe('runEval', () => {
     expect(repo.attempts(run.id).map((a) => a.rung)).toEqual([0, 0, 0, 0, 1, 1, 1, 2, 2]);
   });
 });
+
+describe('limitGrader', () => {
+  it('keeps at most the limit of grader calls in flight', async () => {
+    const { limitGrader } = await import('../../src/eval/limitedGrader.ts');
+    let active = 0;
+    let peak = 0;
+    const grader = limitGrader(
+      {
+        model: 'm',
+        baseUrl: 'http://x',
+        async complete() {
+          active++;
+          peak = Math.max(peak, active);
+          await new Promise((r) => setTimeout(r, 5));
+          active--;
+          return 'ok';
+        },
+      },
+      3,
+    );
+    const out = await Promise.all(Array.from({ length: 20 }, () => grader.complete({ messages: [] })));
+    expect(out).toHaveLength(20);
+    expect(peak).toBe(3);
+  });
+});

@@ -165,7 +165,7 @@ export function graderFromOptions(flags: GraderFlags, env: NodeJS.ProcessEnv = p
     const accepted = isOpenAi ? `${GRADER_ENV.apiKey} or ${GRADER_ENV.openAiKey}` : GRADER_ENV.apiKey;
     throw new UserError(
       `no API key for the LLM grader (${model} at ${baseUrl})`,
-      `Arena-Hard and HealthBench are graded by an LLM. Set ${accepted}, or pass --grader-api-key; ` +
+      `Arena-Hard and HealthBench are graded by an LLM. Set ${accepted} (keys are read from the environment only, never from flags); ` +
         `${GRADER_ENV.baseUrl} and ${GRADER_ENV.model} choose another OpenAI-compatible endpoint and model.`,
     );
   }

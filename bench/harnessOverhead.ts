@@ -5,17 +5,18 @@
  *
  *   npx tsx bench/harnessOverhead.ts [requests=2000] [concurrency=64] [latencyMs=25]
  */
-import { mkdtempSync } from 'node:fs';
+
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
-import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { openaiEngineFor } from '../src/engines/openai.ts';
 import { SERVER_SIDE_TEMPLATE } from '../src/eval/chatTemplates.ts';
 import { runPool } from '../src/eval/pool.ts';
 import { runEval } from '../src/eval/runEval.ts';
-import { openaiEngineFor } from '../src/engines/openai.ts';
 import { openDb } from '../src/store/db.ts';
 import { EvalRepo } from '../src/store/evalRepo.ts';
 import { numbersBenchmark } from '../test/helpers/numbersBenchmark.ts';
@@ -23,7 +24,12 @@ import { numbersBenchmark } from '../test/helpers/numbersBenchmark.ts';
 const [requests = 2000, concurrency = 64, latencyMs = 25] = process.argv.slice(2).map(Number);
 
 /** The leanest client: node:http with keep-alive (faster here than fetch), parse the JSON, nothing else. */
-async function bareClient(baseUrl: string, apiKey: string, model: string, prompts: string[]): Promise<number> {
+async function bareClient(
+  baseUrl: string,
+  apiKey: string,
+  model: string,
+  prompts: string[],
+): Promise<number> {
   const agent = new http.Agent({ keepAlive: true });
   const url = new URL(`${baseUrl}/chat/completions`);
   const post = (content: string) =>
@@ -31,7 +37,11 @@ async function bareClient(baseUrl: string, apiKey: string, model: string, prompt
       const body = JSON.stringify({ model, messages: [{ role: 'user', content }], max_tokens: 400 });
       const req = http.request(
         url,
-        { method: 'POST', agent, headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` } },
+        {
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
+        },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -76,13 +86,19 @@ async function harness(baseUrl: string, apiKey: string, model: string): Promise<
 }
 
 // The engine runs in its own process, as a real one would: ptb's CPU time must not slow the server.
-const child = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'standInServer.ts'), String(latencyMs)], {
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
+const child = spawn(
+  process.execPath,
+  ['--import', 'tsx', join(import.meta.dirname, 'standInServer.ts'), String(latencyMs)],
+  {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  },
+);
 const [firstLine] = (await once(createInterface({ input: child.stdout! }), 'line')) as [string];
 const server = JSON.parse(firstLine) as { baseUrl: string; apiKey: string; modelName: string };
 const { benchmark } = numbersBenchmark(requests);
-const prompts = (await benchmark.prepare({ asset: async () => ({}) as never })).samples.map((s) => String(s.record.question));
+const prompts = (await benchmark.prepare({ asset: async () => ({}) as never })).samples.map((s) =>
+  String(s.record.question),
+);
 // Warm up both paths once, then alternate to cancel drift.
 await bareClient(server.baseUrl, server.apiKey, server.modelName, prompts.slice(0, 200));
 const bare: number[] = [];
@@ -96,4 +112,6 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const b = median(bare);
 const p = median(ptb);
 console.log(`requests=${requests} concurrency=${concurrency} stand-in latency=${latencyMs} ms`);
-console.log(`bare client: ${(b / 1000).toFixed(2)} s (median of 3)   ptb eval: ${(p / 1000).toFixed(2)} s   ratio ${(p / b).toFixed(3)}`);
+console.log(
+  `bare client: ${(b / 1000).toFixed(2)} s (median of 3)   ptb eval: ${(p / 1000).toFixed(2)} s   ratio ${(p / b).toFixed(3)}`,
+);

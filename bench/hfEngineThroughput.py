@@ -7,7 +7,7 @@ each client sends its next request when the last one returns) measures new token
 prompts of ~256 tokens and 256 new tokens (ignore_eos, the checkpoint's default sampling). Every
 level gets one untimed warm-up round first (it pays for compilation of new shapes).
 
-  python3 bench/hfEngineThroughput.py --out $OUT [--variants static-compiled,static-eager,dynamic]
+  python3 bench/hfEngineThroughput.py --out $OUT [--variants compiled,compiled-grouped,compiled-hf-sampler,static-eager,dynamic]
 
 Writes results.json and one server log per variant under --out; prints a table last.
 """
@@ -30,10 +30,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "bench-key"
 
+# Server flags and levels of each variant. A level is a client count; a trailing "g" means greedy
+# requests (temperature 0) instead of the checkpoint's sampling defaults.
 VARIANTS = {
-    "static-eager": ["--kv-cache", "static", "--compile", "off"],
-    "static-compiled": ["--kv-cache", "static", "--compile", "auto"],
-    "dynamic": ["--kv-cache", "dynamic", "--compile", "off"],
+    "compiled": {"flags": ["--kv-cache", "static", "--compile", "auto"], "levels": "64,6,2,1,64g"},
+    "compiled-grouped": {"flags": ["--kv-cache", "static", "--compile", "auto", "--attention", "grouped"], "levels": "64,6,2,1"},
+    "compiled-hf-sampler": {"flags": ["--kv-cache", "static", "--compile", "auto", "--sampler", "hf"], "levels": "64,1"},
+    "static-eager": {"flags": ["--kv-cache", "static", "--compile", "off"], "levels": "64,6,2,1"},
+    "dynamic": {"flags": ["--kv-cache", "dynamic", "--compile", "off"], "levels": "64,1", "new_tokens": 64},
 }
 
 
@@ -96,14 +100,15 @@ def prompt_maker(base: str, target_tokens: int):
         return post(url, {"messages": [{"role": "user", "content": text(n_words, 0)}], "max_tokens": 1})["usage"]["prompt_tokens"]
 
     overhead = measure(1)
-    n = max(1, target_tokens - overhead)
+    # Start low: a long calibration prompt would grow the server's static cache for the whole run.
+    n = max(1, (target_tokens - overhead) // 4)
     for _ in range(3):
         got = measure(n)
         n = max(1, round(n * (target_tokens - overhead) / max(1, got - overhead)))
     return (lambda i: [{"role": "user", "content": text(n, i + 1)}]), measure(n)
 
 
-def run_level(base: str, messages, clients: int, per_client: int, new_tokens: int, seed0: int) -> dict:
+def run_level(base: str, messages, clients: int, per_client: int, new_tokens: int, seed0: int, extra: dict) -> dict:
     url = base + "/v1/chat/completions"
     before = get(base + "/stats")
 
@@ -111,7 +116,7 @@ def run_level(base: str, messages, clients: int, per_client: int, new_tokens: in
         out = []
         for r in range(per_client):
             started = time.monotonic()
-            body = {"messages": messages(seed0 + c * 1000 + r), "max_tokens": new_tokens, "ignore_eos": True}
+            body = {"messages": messages(seed0 + c * 1000 + r), "max_tokens": new_tokens, "ignore_eos": True, **extra}
             reply = post(url, body)
             out.append((reply["usage"]["completion_tokens"], time.monotonic() - started))
         return out
@@ -125,6 +130,7 @@ def run_level(base: str, messages, clients: int, per_client: int, new_tokens: in
     sizes = after["recent_batch_sizes"][len(before["recent_batch_sizes"]) :] if after["batches"] - before["batches"] < 200 else []
     return {
         "clients": clients,
+        "sampling": "greedy" if extra.get("temperature") == 0 else "checkpoint defaults",
         "requests": len(results),
         "new_tokens": tokens,
         "seconds": round(seconds, 2),
@@ -138,8 +144,8 @@ def run_level(base: str, messages, clients: int, per_client: int, new_tokens: in
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.environ.get("OUT", "bench-out"))
-    ap.add_argument("--variants", default="static-eager,dynamic,static-compiled")
-    ap.add_argument("--levels", default="64,6,2,1")
+    ap.add_argument("--variants", default="compiled,compiled-hf-sampler")
+    ap.add_argument("--levels", help="override every variant's levels, e.g. 64,1,64g")
     ap.add_argument("--prompt-tokens", type=int, default=256)
     ap.add_argument("--new-tokens", type=int, default=256)
     ap.add_argument("--deadline-s", type=float, default=500, help="stop starting work after this long")
@@ -178,32 +184,36 @@ def main() -> None:
     print("built", results["build"], flush=True)
     save()
 
-    levels = [int(x) for x in args.levels.split(",")]
     for v_index, name in enumerate(args.variants.split(",")):
+        spec = VARIANTS[name]
         if left() < 60:
             results["variants"][name] = {"skipped": "out of time"}
             continue
-        server = Server(args.model_dir, 8100 + v_index, VARIANTS[name], out / f"server-{name}.log")
+        server = Server(args.model_dir, 8100 + v_index, spec["flags"], out / f"server-{name}.log")
         record: dict = {"levels": []}
         results["variants"][name] = record
         try:
             record["startup_seconds"] = round(server.wait_healthy(min(300, left())), 1)
             messages, prompt_len = prompt_maker(server.base, args.prompt_tokens)
             record["prompt_tokens"] = prompt_len
-            new_tokens = args.new_tokens if name != "dynamic" else 64  # the dynamic cache is slow: fewer tokens
-            for clients in levels if name != "dynamic" else [64, 1]:
+            new_tokens = spec.get("new_tokens", args.new_tokens)  # the dynamic cache is slow: fewer tokens
+            for token in (args.levels or spec["levels"]).split(","):
+                clients, extra = int(token.rstrip("g")), ({"temperature": 0} if token.endswith("g") else {})
                 if left() < 30:
                     record["levels"].append({"clients": clients, "skipped": "out of time"})
                     continue
                 w = time.monotonic()
-                run_level(server.base, messages, clients, 1, new_tokens, seed0=10_000 * clients)  # warm-up / compile
+                run_level(server.base, messages, clients, 1, new_tokens, 10_000 * clients, extra)  # warm-up / compile
                 warm = round(time.monotonic() - w, 1)
                 per_client = 3 if clients <= 2 else 2
-                level = run_level(server.base, messages, clients, per_client, new_tokens, seed0=20_000 * clients)
+                level = run_level(server.base, messages, clients, per_client, new_tokens, 20_000 * clients, extra)
                 level["warmup_seconds"] = warm
                 record["levels"].append(level)
-                print(name, {k: level[k] for k in ("clients", "tokens_per_s", "mean_latency_s", "batches", "warmup_seconds")}, flush=True)
+                print(name, {k: level[k] for k in ("clients", "sampling", "tokens_per_s", "mean_latency_s", "batches", "warmup_seconds")}, flush=True)
                 save()
+            # Same seed, same distribution: the fast and the transformers sampler must draw the same tokens.
+            seeded = post(server.base + "/v1/chat/completions", {"messages": messages(7), "max_tokens": 48, "seed": 1234, "ignore_eos": True})
+            record["seeded_sample"] = seeded["choices"][0]["message"]["content"]
             if torch.cuda.is_available():
                 free, total = torch.cuda.mem_get_info()
                 record["device_memory_in_use_gib"] = round((total - free) / 2**30, 1)
@@ -214,16 +224,18 @@ def main() -> None:
             server.stop()
         save()
 
-    print("\nvariant          clients  new tok/s  mean latency s  batches  warm-up s")
+    print("\nvariant              clients  sampling             new tok/s  mean latency s  batches  warm-up s")
     for name, record in results["variants"].items():
         for level in record.get("levels", []):
             if "tokens_per_s" in level:
                 print(
-                    f"{name:16} {level['clients']:7} {level['tokens_per_s']:10} {level['mean_latency_s']:15} "
-                    f"{level['batches']:8} {level['warmup_seconds']:10}"
+                    f"{name:20} {level['clients']:7}  {level['sampling']:20} {level['tokens_per_s']:9} "
+                    f"{level['mean_latency_s']:15} {level['batches']:8} {level['warmup_seconds']:10}"
                 )
         if "error" in record:
             print(f"{name:16} error: {record['error'][:300]}")
+    samples = {name: r["seeded_sample"] for name, r in results["variants"].items() if "seeded_sample" in r}
+    print("seeded samples identical across variants:", len(set(samples.values())) == 1, {n: s[:40] for n, s in samples.items()})
     print(json.dumps({k: v for k, v in results.items() if k != "variants"}))
 
 

@@ -294,6 +294,7 @@ def main() -> None:
     ap.add_argument("--max-position-embeddings", type=int, default=2048)
     ap.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     ap.add_argument("--device", default="cpu", help="where to initialise (and train) the weights")
+    ap.add_argument("--threads", type=int, default=1, help="CPU threads for torch")
     ap.add_argument("--train-data", help="JSONL chat pairs to fine-tune on")
     ap.add_argument("--synthetic-arith", type=int, default=0, help="add N generated arithmetic word problems")
     ap.add_argument("--arith-prompt", default="{question}", help="user message around a problem ({question})")
@@ -307,6 +308,9 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     started = time.time()
+    if args.device == "cpu":
+        # A model this small trains fastest on one thread; more threads spin against each other on busy machines.
+        torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     tokenizer = train_tokenizer(rng, args.tokenizer_vocab)

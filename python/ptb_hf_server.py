@@ -228,6 +228,63 @@ class Job:
     error: BaseException | None = None
 
 
+def top_k_top_p_processor(temperature: float, top_k: int, top_p: float):
+    """Temperature, then top-k, then top-p among those k, as transformers' warpers and vLLM apply them,
+    but without sorting the whole vocabulary: top-p only needs the k best tokens, already in order.
+    Returns logits that are -inf outside the kept tokens (generate() then samples from their softmax)."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class TopKTopP(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            scores = scores / temperature
+            k = min(top_k, scores.shape[-1])
+            # A few spare places keep tokens tied with the k-th (bf16 logits tie often), as the reference does.
+            values, index = scores.topk(min(k + 8, scores.shape[-1]), dim=-1)
+            values = values.masked_fill(values < values[..., k - 1 : k], float("-inf"))
+            if top_p < 1.0:
+                probs = values.softmax(dim=-1)
+                # Drop a token once the tokens ranked above it already hold top_p of the mass.
+                values = values.masked_fill(probs.cumsum(dim=-1) - probs >= top_p, float("-inf"))
+            return torch.full_like(scores, float("-inf")).scatter_(-1, index, values)
+
+    return TopKTopP()
+
+
+GROUPED_ATTENTION = "ptb_grouped_decode"
+
+
+def register_grouped_attention() -> None:
+    """An attention implementation for decoding with grouped-query attention and a mask.
+
+    transformers' sdpa path copies every key/value head `groups` times before each masked attention
+    call (repeat_kv), so each decode step writes and reads the whole KV cache two extra times. Here a
+    single-token step multiplies the grouped queries against the shared K and V directly, reading the
+    cache once; prefill and anything unusual go to the sdpa implementation unchanged.
+    """
+    import torch
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+    from transformers.masking_utils import sdpa_mask
+
+    def grouped_decode(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+        groups = getattr(module, "num_key_value_groups", 1)
+        unusual = any(kwargs.get(k) is not None for k in ("softcap", "s_aux", "position_bias"))
+        if query.shape[2] != 1 or groups == 1 or attention_mask is None or unusual:
+            return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling, **kwargs)
+        batch, heads, _, dim = query.shape
+        # Query head h uses key/value head h // groups (repeat_kv's layout): group the heads beside their K/V.
+        q = query.view(batch, key.shape[1], groups, dim)
+        scores = torch.matmul(q, key.transpose(-1, -2)).float() * (scaling if scaling is not None else dim**-0.5)
+        mask = attention_mask.view(batch, 1, 1, -1)
+        scores = scores.masked_fill(~mask, float("-inf")) if mask.dtype == torch.bool else scores + mask
+        out = torch.matmul(scores.softmax(dim=-1).to(value.dtype), value)
+        return out.view(batch, heads, 1, dim).transpose(1, 2).contiguous(), None
+
+    AttentionInterface.register(GROUPED_ATTENTION, grouped_decode)
+    AttentionMaskInterface.register(GROUPED_ATTENTION, sdpa_mask)
+
+
 def read_checkpoint_json(model: str, name: str) -> dict | None:
     """A JSON file of a local checkpoint folder or a Hugging Face repo (None when it has none)."""
     from transformers.utils import cached_file
@@ -254,8 +311,12 @@ class Model:
             dtype = getattr(torch, args.dtype)
         # transformers < 4.56 calls the argument torch_dtype
         dtype_arg = "dtype" if tuple(int(x) for x in transformers.__version__.split(".")[:2]) >= (4, 56) else "torch_dtype"
+        extra = {}
+        if args.attention == "grouped":
+            register_grouped_attention()
+            extra["attn_implementation"] = GROUPED_ATTENTION
         self.model = AutoModelForCausalLM.from_pretrained(
-            args.model, trust_remote_code=args.trust_remote_code, **{dtype_arg: dtype}
+            args.model, trust_remote_code=args.trust_remote_code, **{dtype_arg: dtype}, **extra
         ).to(self.device)
         self.model.eval()
         config = read_checkpoint_json(args.model, "config.json") or {}
@@ -275,6 +336,7 @@ class Model:
         self.model.generation_config = GenerationConfig()
         self.static_cache = self.device.type == "cuda" and args.kv_cache == "auto" or args.kv_cache == "static"
         self.compile = args.compile == "auto"
+        self.fast_sampler = args.sampler == "fast"
         if self.compile and self.static_cache:
             # One compiled graph per batch-size bucket and cache length; the default limit (8) is too low.
             torch._dynamo.config.cache_size_limit = 64
@@ -322,7 +384,7 @@ class Model:
         return width, new
 
     def generate(self, jobs: list[Job], max_batch: int) -> None:
-        from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
         torch = self.torch
         p = jobs[0].params
@@ -343,13 +405,16 @@ class Model:
             def __call__(self, input_ids, scores, **kwargs):
                 return (input_ids.shape[1] - width) >= limit_tensor
 
-        sampling = {}
-        if p.temperature >= 1e-5:
+        processors = []
+        if p.temperature < 1e-5:
+            sampling: dict[str, Any] = dict(do_sample=False)
+        elif self.fast_sampler and p.top_k > 0 and p.min_p == 0:
+            sampling = dict(do_sample=True, temperature=1.0, top_p=1.0, top_k=0)  # no transformers warpers
+            processors.append(top_k_top_p_processor(p.temperature, p.top_k, p.top_p))
+        else:
             sampling = dict(do_sample=True, temperature=p.temperature, top_p=p.top_p, top_k=p.top_k)
             if p.min_p > 0:
                 sampling["min_p"] = p.min_p
-        else:
-            sampling = dict(do_sample=False)
         if p.repetition_penalty != 1.0:
             sampling["repetition_penalty"] = p.repetition_penalty
         config = GenerationConfig(
@@ -368,6 +433,7 @@ class Model:
                 attention_mask=mask.to(self.device),
                 generation_config=config,
                 stopping_criteria=StoppingCriteriaList([RowLimits()]),
+                logits_processor=LogitsProcessorList(processors),
             )
         produced = out[:, width:].tolist()
         eos = set(self.eos_ids)
@@ -462,8 +528,9 @@ class Scheduler(threading.Thread):
             self.stats["busy_seconds"] = round(self.stats["busy_seconds"] + seconds, 3)
             self.recent_batch_sizes = (self.recent_batch_sizes + [len(batch)])[-200:]
             self.last_batch_size = len(batch)
+            width, budget = self.model.cache_shape(batch)
             print(
-                f"batch size={len(batch)} prompt_max={max(len(j.prompt_ids) for j in batch)} "
+                f"batch size={len(batch)} prompt_max={max(len(j.prompt_ids) for j in batch)} width={width} budget={budget} "
                 f"new_tokens={new_tokens} seconds={seconds:.2f} tok/s={new_tokens / max(seconds, 1e-9):.0f}",
                 flush=True,
             )
@@ -631,7 +698,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     ap.add_argument("--kv-cache", default="auto", choices=["auto", "static", "dynamic"], help="auto: static on CUDA")
     ap.add_argument("--compile", default="auto", choices=["auto", "off"], help="auto: transformers compiles static-cache decoding")
+    ap.add_argument(
+        "--attention", default="sdpa", choices=["sdpa", "grouped"], help="grouped: read the KV cache once per decode step (GQA models)"
+    )
+    ap.add_argument("--sampler", default="fast", choices=["fast", "hf"], help="hf: transformers' own top-k/top-p warpers")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     ap.add_argument("--trust-remote-code", action="store_true")
     return ap.parse_args(argv)
 
@@ -644,6 +716,8 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.manual_seed(args.seed)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         server = Server(args)
     except Exception as err:  # one readable line for the engine's log tail, then the traceback

@@ -1,6 +1,6 @@
+import type { BenchmarkId, ChatRequest, Metrics, ModelReply, Sample, Score } from '../core/schemas.ts';
 import type { AssetPin } from '../hub/assetPin.ts';
 import type { Grader } from './shared/grader.ts';
-import type { BenchmarkId, ChatRequest, Metrics, ModelReply, Sample, Score } from '../core/schemas.ts';
 
 /** Settings that the reference fixes per benchmark (spec §3.1, §1.11). */
 export interface BenchmarkDefaults {

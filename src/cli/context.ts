@@ -1,7 +1,7 @@
 import { type HomeLayout, homeLayout, ptbHome } from '../core/paths.ts';
+import { AssetCache } from '../hub/assetCache.ts';
 import { type Db, openDb } from '../store/db.ts';
 import { EvalRepo } from '../store/evalRepo.ts';
-import { AssetCache } from '../hub/assetCache.ts';
 
 /** What every command gets: where things live, output streams, the environment. */
 export interface CliContext {
@@ -45,5 +45,10 @@ export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext 
 
 /** Offline when asked for, or when Hugging Face's own offline switches are set. */
 export function isOffline(ctx: CliContext, flag?: boolean): boolean {
-  return Boolean(flag) || ctx.env.PTB_OFFLINE === '1' || ctx.env.HF_HUB_OFFLINE === '1' || ctx.env.HF_DATASETS_OFFLINE === '1';
+  return (
+    Boolean(flag) ||
+    ctx.env.PTB_OFFLINE === '1' ||
+    ctx.env.HF_HUB_OFFLINE === '1' ||
+    ctx.env.HF_DATASETS_OFFLINE === '1'
+  );
 }

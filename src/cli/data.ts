@@ -5,11 +5,15 @@ import type { CliContext } from './context.ts';
 import { downloadProgress, ProgressLine } from './progress.ts';
 
 export function registerData(program: Command, ctx: CliContext): void {
-  const data = program.command('data').description('fetch, import and inspect pinned benchmark data and templates');
+  const data = program
+    .command('data')
+    .description('fetch, import and inspect pinned benchmark data and templates');
 
   data
     .command('pull')
-    .description('download pinned files into the cache, verifying sha256 (default: every benchmark and the templates)')
+    .description(
+      'download pinned files into the cache, verifying sha256 (default: every benchmark and the templates)',
+    )
     .argument('[groups...]', 'benchmark ids and/or "templates"')
     .option('--force', 'download again even if cached')
     .action(async (groups: string[], flags: { force?: boolean }) => {
@@ -19,11 +23,24 @@ export function registerData(program: Command, ctx: CliContext): void {
         for (const pin of pinsOf(group)) {
           const line = new ProgressLine(ctx.stderr, `${group}/${pin.part}`);
           try {
-            const cached = flags.force ? undefined : await ctx.cache.cached(group, pin).catch(() => undefined);
-            const got = cached ?? (await ctx.cache.pull(group, pin, { hfToken: ctx.env.HF_TOKEN, onProgress: downloadProgress(line) }));
+            const cached = flags.force
+              ? undefined
+              : await ctx.cache.cached(group, pin).catch(() => undefined);
+            const got =
+              cached ??
+              (await ctx.cache.pull(group, pin, {
+                hfToken: ctx.env.HF_TOKEN,
+                onProgress: downloadProgress(line),
+              }));
             line.end();
-            const how = got.entry.verified ? 'sha256 verified' : got.entry.source === 'local' ? 'local copy' : 'sha256 recorded on first fetch';
-            ctx.stdout.write(`${cached ? 'cached ' : 'fetched'} ${group}/${pin.part}  ${got.entry.sha256.slice(0, 12)}  ${how}\n`);
+            const how = got.entry.verified
+              ? 'sha256 verified'
+              : got.entry.source === 'local'
+                ? 'local copy'
+                : 'sha256 recorded on first fetch';
+            ctx.stdout.write(
+              `${cached ? 'cached ' : 'fetched'} ${group}/${pin.part}  ${got.entry.sha256.slice(0, 12)}  ${how}\n`,
+            );
           } catch (err) {
             line.end();
             failures++;
@@ -37,14 +54,21 @@ export function registerData(program: Command, ctx: CliContext): void {
 
   data
     .command('import')
-    .description('register a local copy of a data file (air-gapped clusters); results record it with its sha256')
+    .description(
+      'register a local copy of a data file (air-gapped clusters); results record it with its sha256',
+    )
     .argument('<group>', 'benchmark id (or "templates")')
     .argument('<file>', 'JSON / JSONL / Parquet / CSV in the upstream schema')
     .option('--part <part>', 'which part the file is (see `ptb data status`)', 'test')
     .action(async (group: string, file: string, flags: { part: string }) => {
       const pin = pinsOf(group).find((p) => p.part === flags.part);
       if (!pin) {
-        throw new UserError(`${group} has no part "${flags.part}"`, `Parts: ${pinsOf(group).map((p) => p.part).join(', ')}.`);
+        throw new UserError(
+          `${group} has no part "${flags.part}"`,
+          `Parts: ${pinsOf(group)
+            .map((p) => p.part)
+            .join(', ')}.`,
+        );
       }
       const got = await ctx.cache.import(group, pin, file);
       ctx.stdout.write(`imported ${file} as ${group}/${pin.part} (sha256 ${got.entry.sha256})\n`);
@@ -77,7 +101,9 @@ export function registerData(program: Command, ctx: CliContext): void {
       }
       for (const r of rows) {
         const state = r.cached ? `${r.source}${r.verified ? ', verified' : ''}` : 'missing';
-        ctx.stdout.write(`${`${r.group}/${r.part}`.padEnd(34)} ${state.padEnd(18)} ${r.gated ? '(gated: needs HF_TOKEN) ' : ''}${r.url}\n`);
+        ctx.stdout.write(
+          `${`${r.group}/${r.part}`.padEnd(34)} ${state.padEnd(18)} ${r.gated ? '(gated: needs HF_TOKEN) ' : ''}${r.url}\n`,
+        );
       }
     });
 }

@@ -7,9 +7,11 @@ import { ProgressLine } from './progress.ts';
 export function registerDemo(program: Command, ctx: CliContext): void {
   program
     .command('demo')
-    .description('offline demo on CPU: tiny model, synthetic GSM8K-format data, fine-tuning, evaluation, score table')
+    .description(
+      'offline demo on CPU: tiny model, synthetic GSM8K-format data, fine-tuning, evaluation, score table',
+    )
     .option('--items <n>', 'test problems to evaluate', parseIntFlag, 40)
-    .option('--train-steps <n>', 'fine-tuning steps', parseIntFlag, 300)
+    .option('--train-steps <n>', 'fine-tuning steps', parseIntFlag, 120)
     .option('--json', 'print the score table as JSON')
     .action(async (flags: { items: number; trainSteps: number; json?: boolean }) => {
       const lines = new Map<string, ProgressLine>();
@@ -20,8 +22,8 @@ export function registerDemo(program: Command, ctx: CliContext): void {
         trainSteps: flags.trainSteps,
         onLine: (line) => ctx.stderr.write(`${line}\n`),
         onEvent: (label, e) => {
-          let bar = lines.get(label);
-          if (!bar) lines.set(label, (bar = new ProgressLine(ctx.stderr, label)));
+          const bar = lines.get(label) ?? new ProgressLine(ctx.stderr, label);
+          lines.set(label, bar);
           if (e.type === 'sample') bar.update(e.done, e.total);
           if (e.type === 'completed') bar.end();
           if (e.type === 'attempt-failed') bar.log(`attempt ${e.n} failed: ${e.error}`);
@@ -32,7 +34,9 @@ export function registerDemo(program: Command, ctx: CliContext): void {
         return;
       }
       ctx.stdout.write('\nptb demo: GSM8K-format benchmark (synthetic), engine hf, CPU\n\n');
-      ctx.stdout.write(`${'model'.padEnd(20)} ${'accuracy'.padStart(9)} ${'± stderr'.padStart(9)} ${'n'.padStart(4)}  run\n`);
+      ctx.stdout.write(
+        `${'model'.padEnd(20)} ${'accuracy'.padStart(9)} ${'± stderr'.padStart(9)} ${'n'.padStart(4)}  run\n`,
+      );
       for (const r of rows) {
         ctx.stdout.write(
           `${r.model.padEnd(20)} ${r.accuracy.toFixed(3).padStart(9)} ${(r.stderr ?? 0).toFixed(3).padStart(9)} ${String(r.samples).padStart(4)}  ${r.runId}\n`,

@@ -56,24 +56,62 @@ export function registerEval(program: Command, ctx: CliContext): void {
     .command('eval')
     .description('evaluate a model on one benchmark, the way the reference scores final_model (resumable)')
     .requiredOption('-m, --model <path|hf-id>', 'checkpoint directory or Hugging Face id')
-    .requiredOption('-b, --benchmark <id>', 'aime2025 | arenahardwriting | bfcl | gpqamain | gsm8k | healthbench | humaneval')
-    .addOption(new Option('-e, --engine <engine>', 'what serves the model').choices(['vllm', 'hf', 'openai']).default('vllm'))
-    .option('-l, --limit <n>', 'evaluate the first N samples (-1: all, like the final evaluation)', parseIntFlag, -1)
-    .option('-c, --concurrency <n>', "requests in flight (default: the benchmark's, sized to keep the engine busy)", parseIntFlag)
-    .option('--max-tokens <n>', 'first rung of the max-tokens ladder (lower rungs scale with it)', parseIntFlag)
+    .requiredOption(
+      '-b, --benchmark <id>',
+      'aime2025 | arenahardwriting | bfcl | gpqamain | gsm8k | healthbench | humaneval',
+    )
+    .addOption(
+      new Option('-e, --engine <engine>', 'what serves the model')
+        .choices(['vllm', 'hf', 'openai'])
+        .default('vllm'),
+    )
+    .option(
+      '-l, --limit <n>',
+      'evaluate the first N samples (-1: all, like the final evaluation)',
+      parseIntFlag,
+      -1,
+    )
+    .option(
+      '-c, --concurrency <n>',
+      "requests in flight (default: the benchmark's, sized to keep the engine busy)",
+      parseIntFlag,
+    )
+    .option(
+      '--max-tokens <n>',
+      'first rung of the max-tokens ladder (lower rungs scale with it)',
+      parseIntFlag,
+    )
     .option('--template <file>', 'chat template to use instead of the reference rule (recorded in results)')
-    .option('--data <part=file>', 'use a local data file for a part (repeatable; recorded as local data)', collectData)
+    .option(
+      '--data <part=file>',
+      'use a local data file for a part (repeatable; recorded as local data)',
+      collectData,
+    )
     .option('--seed <n>', 'seed for GPQA choice shuffling', parseIntFlag, 0)
     .option('--unseeded', "shuffle GPQA choices without a seed, like the reference's inspect task")
-    .option('--temperature <t>', 'override sampling temperature (default: the checkpoint generation config)', parseFloatFlag)
+    .option(
+      '--temperature <t>',
+      'override sampling temperature (default: the checkpoint generation config)',
+      parseFloatFlag,
+    )
     .option('--top-p <p>', 'override top_p', parseFloatFlag)
     .option('--top-k <k>', 'override top_k', parseIntFlag)
-    .option('--grader-base-url <url>', 'OpenAI-compatible endpoint of the LLM grader (arenahardwriting, healthbench)')
+    .option(
+      '--grader-base-url <url>',
+      'OpenAI-compatible endpoint of the LLM grader (arenahardwriting, healthbench)',
+    )
     .option('--grader-model <name>', 'grader model (default gpt-5-mini, as the reference)')
     .option('--base-url <url>', 'with --engine openai: the endpoint (…/v1)')
-    .option('--api-key-env <var>', 'with --engine openai: environment variable holding the key', 'PTB_OPENAI_API_KEY')
-    .option('--served-model <name>', "with --engine openai: the model name to request (default: --model)")
-    .option('--resume <run-id>', 'continue this evaluation (default: resume an unfinished one with the same settings)')
+    .option(
+      '--api-key-env <var>',
+      'with --engine openai: environment variable holding the key',
+      'PTB_OPENAI_API_KEY',
+    )
+    .option('--served-model <name>', 'with --engine openai: the model name to request (default: --model)')
+    .option(
+      '--resume <run-id>',
+      'continue this evaluation (default: resume an unfinished one with the same settings)',
+    )
     .option('--fresh', 'start a new evaluation even if an unfinished one with the same settings exists')
     .option('--offline', 'never download; use cached data and templates only')
     .option('--unsafe-no-sandbox', 'run HumanEval code without bubblewrap (only on machines without it)')
@@ -94,7 +132,12 @@ export function registerEval(program: Command, ctx: CliContext): void {
       process.once('SIGINT', onSigint);
       const engine =
         flags.engine === 'openai'
-          ? { id: 'openai' as const, baseUrl: flags.baseUrl, apiKey: ctx.env[flags.apiKeyEnv], servedModel: flags.servedModel ?? flags.model }
+          ? {
+              id: 'openai' as const,
+              baseUrl: flags.baseUrl,
+              apiKey: ctx.env[flags.apiKeyEnv],
+              servedModel: flags.servedModel ?? flags.model,
+            }
           : { id: flags.engine };
       try {
         const result = await evaluate(
@@ -127,7 +170,9 @@ export function registerEval(program: Command, ctx: CliContext): void {
         );
         line.end();
         if (flags.json) {
-          ctx.stdout.write(`${JSON.stringify({ run_id: result.runId, out_dir: result.outDir, benchmark: flags.benchmark, max_tokens: result.maxTokens, attempts: result.attempts, resumed: result.resumed, metrics: result.metrics })}\n`);
+          ctx.stdout.write(
+            `${JSON.stringify({ run_id: result.runId, out_dir: result.outDir, benchmark: flags.benchmark, max_tokens: result.maxTokens, attempts: result.attempts, resumed: result.resumed, metrics: result.metrics })}\n`,
+          );
         } else {
           const { accuracy, stderr } = result.metrics;
           ctx.stdout.write(
@@ -149,7 +194,9 @@ function renderEvent(line: ProgressLine, e: EvalEvent): void {
       line.log(`${e.resumed ? 'resuming' : 'starting'} evaluation ${e.runId} (${e.total} samples)`);
       break;
     case 'attempt':
-      line.log(`attempt ${e.n}: max tokens ${e.maxTokens}, ${e.done}/${e.total} samples already recorded; starting engine`);
+      line.log(
+        `attempt ${e.n}: max tokens ${e.maxTokens}, ${e.done}/${e.total} samples already recorded; starting engine`,
+      );
       break;
     case 'engine-ready':
       line.log(`engine ready after ${formatSeconds(e.ms / 1000)}`);

@@ -9,17 +9,20 @@ export function registerEvals(program: Command, ctx: CliContext): void {
     .option('-n, --limit <n>', 'how many', parseIntFlag, 30)
     .option('--json', 'print JSON')
     .action((flags: { limit: number; json?: boolean }) => {
-      const runs = ctx.evalRepo().listRuns(flags.limit).map((r) => ({
-        id: r.id,
-        benchmark: r.benchmark,
-        model: r.model,
-        engine: r.engine,
-        status: r.status,
-        accuracy: r.metrics_json ? (JSON.parse(r.metrics_json) as { accuracy: number }).accuracy : null,
-        created_at: r.created_at,
-        out_dir: r.out_dir,
-        error: r.error,
-      }));
+      const runs = ctx
+        .evalRepo()
+        .listRuns(flags.limit)
+        .map((r) => ({
+          id: r.id,
+          benchmark: r.benchmark,
+          model: r.model,
+          engine: r.engine,
+          status: r.status,
+          accuracy: r.metrics_json ? (JSON.parse(r.metrics_json) as { accuracy: number }).accuracy : null,
+          created_at: r.created_at,
+          out_dir: r.out_dir,
+          error: r.error,
+        }));
       if (flags.json) {
         ctx.stdout.write(`${JSON.stringify(runs)}\n`);
         return;

@@ -45,14 +45,18 @@ export async function main(argv: string[], ctx: CliContext = createContext()): P
     return ctx.exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
-      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0 ? 0 : 2;
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0
+        ? 0
+        : 2;
     }
     if (isUserError(err)) {
       ctx.stderr.write(`\nptb: ${err.message}\n`);
       if (err.hint) ctx.stderr.write(`  → ${err.hint}\n`);
       return 1;
     }
-    ctx.stderr.write(`\nptb: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    ctx.stderr.write(
+      `\nptb: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
     return 1;
   } finally {
     ctx.close();

@@ -28,11 +28,14 @@ export class ProgressLine {
       const frac = total ? Math.min(1, done / total) : 0;
       const bar = total ? '█'.repeat(Math.round(frac * width)).padEnd(width, '░') : '';
       const count = total ? `${done}/${total}` : `${done}`;
-      const eta = total && done > 0 && done < total ? ` eta ${formatSeconds((elapsed / done) * (total - done))}` : '';
+      const eta =
+        total && done > 0 && done < total ? ` eta ${formatSeconds((elapsed / done) * (total - done))}` : '';
       this.stream.write(`\r\x1b[2K${this.label} ${bar} ${count} ${formatSeconds(elapsed)}${eta} ${extra}`);
       this.drawn = true;
     } else {
-      this.stream.write(`${JSON.stringify({ progress: this.label, done, total, elapsed_s: Math.round(elapsed), info: extra || undefined })}\n`);
+      this.stream.write(
+        `${JSON.stringify({ progress: this.label, done, total, elapsed_s: Math.round(elapsed), info: extra || undefined })}\n`,
+      );
     }
   }
 
@@ -53,7 +56,11 @@ export function formatSeconds(s: number): string {
   const h = Math.floor(sec / 3600);
   const m = Math.floor((sec % 3600) / 60);
   const r = sec % 60;
-  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(r).padStart(2, '0')}s` : `${r}s`;
+  return h > 0
+    ? `${h}h${String(m).padStart(2, '0')}m`
+    : m > 0
+      ? `${m}m${String(r).padStart(2, '0')}s`
+      : `${r}s`;
 }
 
 export function formatBytes(n: number): string {

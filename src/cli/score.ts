@@ -50,10 +50,14 @@ export function registerScore(program: Command, ctx: CliContext): void {
       });
       line.end();
       if (flags.json) {
-        ctx.stdout.write(`${JSON.stringify({ benchmark: report.benchmark, accuracy: report.accuracy, n: report.n, metrics: report.metrics, samples: report.samples })}\n`);
+        ctx.stdout.write(
+          `${JSON.stringify({ benchmark: report.benchmark, accuracy: report.accuracy, n: report.n, metrics: report.metrics, samples: report.samples })}\n`,
+        );
       } else {
         const correct = report.samples.filter((s) => s.score >= 1).length;
-        ctx.stdout.write(`${report.benchmark}: accuracy ${report.accuracy.toFixed(4)} over ${report.n} responses (${correct} fully correct)\n`);
+        ctx.stdout.write(
+          `${report.benchmark}: accuracy ${report.accuracy.toFixed(4)} over ${report.n} responses (${correct} fully correct)\n`,
+        );
       }
     });
 }

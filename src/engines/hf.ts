@@ -4,7 +4,14 @@ import { join } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { ptbHome, repoRoot } from '../core/paths.ts';
 import { ensurePythonEnv } from '../runtime/pythonEnv.ts';
-import { freePort, type GroupProcess, killGroup, ServerStartError, spawnInGroup, waitForHealth } from './processes.ts';
+import {
+  freePort,
+  type GroupProcess,
+  killGroup,
+  ServerStartError,
+  spawnInGroup,
+  waitForHealth,
+} from './processes.ts';
 import type { Engine, EngineHandle, EngineStartOptions } from './types.ts';
 
 /**
@@ -34,12 +41,16 @@ const DEFAULT_HEALTH_TIMEOUT_MS = 600_000; // as long as the reference waits for
 export function createHfEngine(engineOpts: HfEngineOptions = {}): Engine {
   return {
     id: 'hf',
-    description: 'transformers behind an OpenAI-compatible server (python/ptb_hf_server.py), batched, CPU or GPU',
+    description:
+      'transformers behind an OpenAI-compatible server (python/ptb_hf_server.py), batched, CPU or GPU',
     async start(opts: EngineStartOptions): Promise<EngineHandle> {
       const env = engineOpts.env ?? process.env;
       if (isLocalPath(opts.model)) checkModelDir(opts.model);
       if (opts.chatTemplatePath !== undefined && !existsSync(opts.chatTemplatePath)) {
-        throw new UserError(`chat template not found: ${opts.chatTemplatePath}`, 'check the templates folder');
+        throw new UserError(
+          `chat template not found: ${opts.chatTemplatePath}`,
+          'check the templates folder',
+        );
       }
       if (opts.toolCallParser !== undefined && opts.toolCallParser !== 'hermes') {
         throw new UserError(
@@ -48,13 +59,15 @@ export function createHfEngine(engineOpts: HfEngineOptions = {}): Engine {
         );
       }
       const python =
-        engineOpts.python ?? (await ensurePythonEnv({ home: engineOpts.home ?? ptbHome(env), env, signal: opts.signal }));
+        engineOpts.python ??
+        (await ensurePythonEnv({ home: engineOpts.home ?? ptbHome(env), env, signal: opts.signal }));
       const apiKey = randomBytes(24).toString('hex');
       for (let attempt = 1; ; attempt++) {
         const port = await freePort('127.0.0.1');
         const args = [hfServerScript, opts.model, '--host', '127.0.0.1', '--port', String(port)];
         if (opts.chatTemplatePath !== undefined) args.push('--chat-template', opts.chatTemplatePath);
-        if (opts.toolCallParser) args.push('--enable-auto-tool-choice', '--tool-call-parser', opts.toolCallParser);
+        if (opts.toolCallParser)
+          args.push('--enable-auto-tool-choice', '--tool-call-parser', opts.toolCallParser);
         if (opts.trustRemoteCode) args.push('--trust-remote-code');
         if (opts.maxBatchSize !== undefined) args.push('--max-batch-size', String(opts.maxBatchSize));
         if (opts.gpuMemoryUtilization !== undefined) {
@@ -62,7 +75,12 @@ export function createHfEngine(engineOpts: HfEngineOptions = {}): Engine {
         }
         args.push(...(engineOpts.extraArgs ?? []));
         // The key goes through the environment (the server reads VLLM_API_KEY), not the visible argv.
-        const serverEnv = { ...env, VLLM_API_KEY: apiKey, PYTHONUNBUFFERED: '1', TOKENIZERS_PARALLELISM: 'false' };
+        const serverEnv = {
+          ...env,
+          VLLM_API_KEY: apiKey,
+          PYTHONUNBUFFERED: '1',
+          TOKENIZERS_PARALLELISM: 'false',
+        };
         const proc = await spawnInGroup(python, args, { logFile: opts.logFile, env: serverEnv });
         try {
           await waitForHealth({
@@ -87,7 +105,13 @@ export function createHfEngine(engineOpts: HfEngineOptions = {}): Engine {
 
 export const hfEngine: Engine = createHfEngine();
 
-function runningHandle(proc: GroupProcess, port: number, apiKey: string, model: string, graceMs: number): EngineHandle {
+function runningHandle(
+  proc: GroupProcess,
+  port: number,
+  apiKey: string,
+  model: string,
+  graceMs: number,
+): EngineHandle {
   let stopping: Promise<void> | null = null;
   return {
     baseUrl: `http://127.0.0.1:${port}/v1`,
@@ -102,7 +126,9 @@ function runningHandle(proc: GroupProcess, port: number, apiKey: string, model: 
 
 /** A Hugging Face id (`org/name`) that is not also a local folder goes to the server as is. */
 function isLocalPath(model: string): boolean {
-  return existsSync(model) || model.startsWith('.') || model.startsWith('/') || !/^[\w.-]+\/[\w.-]+$/.test(model);
+  return (
+    existsSync(model) || model.startsWith('.') || model.startsWith('/') || !/^[\w.-]+\/[\w.-]+$/.test(model)
+  );
 }
 
 /**
@@ -111,25 +137,37 @@ function isLocalPath(model: string): boolean {
  * safetensors files whose header is unreadable or that are shorter than the header says.
  */
 export function checkModelDir(dir: string): void {
-  const hint = 'point the model at a checkpoint folder with config.json, tokenizer files and *.safetensors weights';
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new UserError(`model folder not found: ${dir}`, hint);
+  const hint =
+    'point the model at a checkpoint folder with config.json, tokenizer files and *.safetensors weights';
+  if (!existsSync(dir) || !statSync(dir).isDirectory())
+    throw new UserError(`model folder not found: ${dir}`, hint);
   const configPath = join(dir, 'config.json');
-  if (!existsSync(configPath)) throw new UserError(`${dir} is not a model checkpoint: config.json is missing`, hint);
+  if (!existsSync(configPath))
+    throw new UserError(`${dir} is not a model checkpoint: config.json is missing`, hint);
   try {
     JSON.parse(readFileSync(configPath, 'utf8'));
   } catch (err) {
-    throw new UserError(`${configPath} is not valid JSON: ${(err as Error).message}`, 'the checkpoint is damaged; save it again');
+    throw new UserError(
+      `${configPath} is not valid JSON: ${(err as Error).message}`,
+      'the checkpoint is damaged; save it again',
+    );
   }
   const files = readdirSync(dir);
   const tokenizerFiles = ['tokenizer.json', 'tokenizer_config.json', 'tokenizer.model', 'vocab.json'];
   if (!files.some((f) => tokenizerFiles.includes(f))) {
-    throw new UserError(`${dir} has no tokenizer files (tokenizer.json, tokenizer_config.json, …)`, 'save the tokenizer with the model (tokenizer.save_pretrained)');
+    throw new UserError(
+      `${dir} has no tokenizer files (tokenizer.json, tokenizer_config.json, …)`,
+      'save the tokenizer with the model (tokenizer.save_pretrained)',
+    );
   }
   const indexFile = files.find((f) => f.endsWith('.safetensors.index.json'));
   if (indexFile) {
-    const index = JSON.parse(readFileSync(join(dir, indexFile), 'utf8')) as { weight_map?: Record<string, string> };
+    const index = JSON.parse(readFileSync(join(dir, indexFile), 'utf8')) as {
+      weight_map?: Record<string, string>;
+    };
     for (const shard of new Set(Object.values(index.weight_map ?? {}))) {
-      if (!files.includes(shard)) throw new UserError(`${dir}: shard ${shard} listed in ${indexFile} is missing`, hint);
+      if (!files.includes(shard))
+        throw new UserError(`${dir}: shard ${shard} listed in ${indexFile} is missing`, hint);
     }
   }
   const shards = files.filter((f) => f.endsWith('.safetensors'));
@@ -142,7 +180,10 @@ export function checkModelDir(dir: string): void {
 /** A safetensors file: 8-byte little-endian header length, a JSON header, then the tensor bytes it describes. */
 function checkSafetensors(path: string): void {
   const bad = (why: string) =>
-    new UserError(`${path} is not a readable safetensors file: ${why}`, 'the checkpoint is damaged or was not fully written; save it again');
+    new UserError(
+      `${path} is not a readable safetensors file: ${why}`,
+      'the checkpoint is damaged or was not fully written; save it again',
+    );
   const size = statSync(path).size;
   if (size < 8) throw bad('shorter than its 8-byte header length');
   const fd = openSync(path, 'r');
@@ -150,7 +191,8 @@ function checkSafetensors(path: string): void {
     const lengthBytes = Buffer.alloc(8);
     readSync(fd, lengthBytes, 0, 8, 0);
     const headerLength = Number(lengthBytes.readBigUInt64LE());
-    if (headerLength > size - 8 || headerLength > 100 * 1024 * 1024) throw bad(`header length ${headerLength} does not fit the file`);
+    if (headerLength > size - 8 || headerLength > 100 * 1024 * 1024)
+      throw bad(`header length ${headerLength} does not fit the file`);
     const header = Buffer.alloc(headerLength);
     readSync(fd, header, 0, headerLength, 8);
     let parsed: Record<string, { data_offsets?: [number, number] }>;
@@ -161,9 +203,11 @@ function checkSafetensors(path: string): void {
     }
     let end = 0;
     for (const [name, tensor] of Object.entries(parsed)) {
-      if (name !== '__metadata__' && Array.isArray(tensor?.data_offsets)) end = Math.max(end, tensor.data_offsets[1]);
+      if (name !== '__metadata__' && Array.isArray(tensor?.data_offsets))
+        end = Math.max(end, tensor.data_offsets[1]);
     }
-    if (8 + headerLength + end > size) throw bad(`truncated: tensors need ${8 + headerLength + end} bytes, the file has ${size}`);
+    if (8 + headerLength + end > size)
+      throw bad(`truncated: tensors need ${8 + headerLength + end} bytes, the file has ${size}`);
   } finally {
     closeSync(fd);
   }

@@ -25,9 +25,16 @@ export function engineFor(choice: EngineChoice, where: EngineEnvironment): Engin
     case 'openai': {
       const baseUrl = choice.baseUrl ?? where.env.PTB_OPENAI_BASE_URL;
       if (!baseUrl) {
-        throw new UserError('--engine openai needs an endpoint', 'Pass --base-url http://host:port/v1 or set PTB_OPENAI_BASE_URL.');
+        throw new UserError(
+          '--engine openai needs an endpoint',
+          'Pass --base-url http://host:port/v1 or set PTB_OPENAI_BASE_URL.',
+        );
       }
-      return openaiEngineFor({ baseUrl, apiKey: choice.apiKey ?? where.env.PTB_OPENAI_API_KEY ?? where.env.OPENAI_API_KEY ?? '', model: choice.servedModel });
+      return openaiEngineFor({
+        baseUrl,
+        apiKey: choice.apiKey ?? where.env.PTB_OPENAI_API_KEY ?? where.env.OPENAI_API_KEY ?? '',
+        model: choice.servedModel,
+      });
     }
     default:
       throw new UserError(`unknown engine ${(choice as { id: string }).id}`, 'Use vllm, hf or openai.');

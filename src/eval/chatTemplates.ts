@@ -1,9 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UserError } from '../core/errors.ts';
+import type { AssetCache, AssetCacheOptions } from '../hub/assetCache.ts';
 import { type AssetPin, githubRawUrl } from '../hub/assetPin.ts';
 import { sha256File } from '../hub/sha256.ts';
-import type { AssetCache, AssetCacheOptions } from '../hub/assetCache.ts';
 
 /** The reference repository commit whose `src/eval/templates/` ptb evaluates with. */
 export const REFERENCE_REPO = 'aisa-group/PostTrainBench';
@@ -61,7 +61,10 @@ export function chooseTemplate(modelPath: string, usesTools: boolean): TemplateC
       const config = JSON.parse(readFileSync(configPath, 'utf8')) as { architectures?: unknown };
       arch = Array.isArray(config.architectures) ? String(config.architectures[0] ?? '').toLowerCase() : '';
     } catch {
-      throw new UserError(`${configPath} is not valid JSON`, 'Repair the checkpoint or pass --template FILE.');
+      throw new UserError(
+        `${configPath} is not valid JSON`,
+        'Repair the checkpoint or pass --template FILE.',
+      );
     }
     for (const family of ARCH_ORDER) {
       if (arch.includes(family)) return { name: templateFor(family, usesTools), reason: 'config' };
@@ -83,7 +86,13 @@ export interface ResolvedTemplate {
 }
 
 /** For an endpoint ptb does not start, the template is the server's business; record that. */
-export const SERVER_SIDE_TEMPLATE: ResolvedTemplate = { name: 'server-side', path: '', sha256: '', source: 'server', reason: 'engine' };
+export const SERVER_SIDE_TEMPLATE: ResolvedTemplate = {
+  name: 'server-side',
+  path: '',
+  sha256: '',
+  source: 'server',
+  reason: 'engine',
+};
 
 /** The template file for an evaluation: the explicit override, or the reference's pinned choice. */
 export async function resolveTemplate(
@@ -107,5 +116,11 @@ export async function resolveTemplate(
     );
   }
   const asset = await cache.resolve(TEMPLATE_GROUP, pin, opts);
-  return { name: choice.name, path: asset.path, sha256: asset.entry.sha256, source: 'reference', reason: choice.reason };
+  return {
+    name: choice.name,
+    path: asset.path,
+    sha256: asset.entry.sha256,
+    source: 'reference',
+    reason: choice.reason,
+  };
 }

@@ -1,7 +1,7 @@
 import { BENCHMARKS } from '../benchmarks/registry.ts';
 import { UserError } from '../core/errors.ts';
-import { TEMPLATE_GROUP, TEMPLATE_PINS } from './chatTemplates.ts';
 import type { AssetPin } from '../hub/assetPin.ts';
+import { TEMPLATE_GROUP, TEMPLATE_PINS } from './chatTemplates.ts';
 
 /** Everything `ptb data` manages: one group per benchmark plus the reference's chat templates. */
 export function dataGroups(): Record<string, readonly AssetPin[]> {
@@ -14,7 +14,10 @@ export function dataGroups(): Record<string, readonly AssetPin[]> {
 export function pinsOf(group: string): readonly AssetPin[] {
   const pins = dataGroups()[group];
   if (!pins) {
-    throw new UserError(`unknown data group "${group}"`, `Choose from: ${Object.keys(dataGroups()).join(', ')}.`);
+    throw new UserError(
+      `unknown data group "${group}"`,
+      `Choose from: ${Object.keys(dataGroups()).join(', ')}.`,
+    );
   }
   return pins;
 }

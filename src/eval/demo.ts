@@ -23,24 +23,24 @@ import type { EvalEvent } from './runEval.ts';
 const NAMES = ['Ada', 'Bo', 'Cy', 'Dee', 'Eve', 'Finn', 'Gia', 'Hal', 'Ivy', 'Jo', 'Kim', 'Lou'];
 const THINGS = ['apples', 'pens', 'coins', 'cards', 'books', 'shells', 'stamps', 'beads'];
 
-/** One word problem in GSM8K's schema: reasoning with a calculator annotation, then `#### n`. */
+/**
+ * One word problem in GSM8K's schema (reasoning, then `#### n`). Two counts are given and one is
+ * asked for: a model must pick the right number, which a tiny model can learn on a CPU in a minute
+ * and an untrained one cannot do.
+ */
 export function demoProblem(rng: PythonRandom): { question: string; answer: string; value: number } {
   const name = NAMES[rng.randbelow(NAMES.length)]!;
-  const thing = THINGS[rng.randbelow(THINGS.length)]!;
-  const a = 2 + rng.randbelow(40);
-  const b = 2 + rng.randbelow(30);
-  if (rng.randbelow(2) === 0) {
-    return {
-      question: `${name} has ${a} ${thing} and finds ${b} more. How many ${thing} does ${name} have?`,
-      answer: `${name} has ${a} + ${b} = <<${a}+${b}=${a + b}>>${a + b} ${thing}.\n#### ${a + b}`,
-      value: a + b,
-    };
-  }
-  const big = a + b;
+  const first = THINGS[rng.randbelow(THINGS.length)]!;
+  let second = THINGS[rng.randbelow(THINGS.length)]!;
+  while (second === first) second = THINGS[rng.randbelow(THINGS.length)]!;
+  const a = 2 + rng.randbelow(60);
+  const b = 2 + rng.randbelow(60);
+  const askFirst = rng.randbelow(2) === 0;
+  const [thing, value] = askFirst ? [first, a] : [second, b];
   return {
-    question: `${name} has ${big} ${thing} and gives ${b} away. How many ${thing} are left?`,
-    answer: `${name} has ${big} - ${b} = <<${big}-${b}=${a}>>${a} ${thing} left.\n#### ${a}`,
-    value: a,
+    question: `${name} has ${a} ${first} and ${b} ${second}. How many ${thing} does ${name} have?`,
+    answer: `${name} has ${value} ${thing}.\n#### ${value}`,
+    value,
   };
 }
 
@@ -78,15 +78,25 @@ function writeJsonl(path: string, rows: readonly object[]): string {
   return path;
 }
 
-export async function runDemo(repo: EvalRepo, cache: AssetCache, opts: DemoOptions): Promise<{ rows: DemoRow[]; metrics: Metrics[] }> {
+export async function runDemo(
+  repo: EvalRepo,
+  cache: AssetCache,
+  opts: DemoOptions,
+): Promise<{ rows: DemoRow[]; metrics: Metrics[] }> {
   const say = opts.onLine ?? (() => {});
   const dir = ensureDir(join(opts.home.root, 'demo'));
   const rng = new PythonRandom(2025);
   const train = Array.from({ length: 400 }, () => demoProblem(rng));
   const test = Array.from({ length: opts.testItems ?? 40 }, () => demoProblem(rng));
   const data = {
-    test: writeJsonl(join(dir, 'test.jsonl'), test.map(({ question, answer }) => ({ question, answer }))),
-    train: writeJsonl(join(dir, 'train.jsonl'), train.map(({ question, answer }) => ({ question, answer }))),
+    test: writeJsonl(
+      join(dir, 'test.jsonl'),
+      test.map(({ question, answer }) => ({ question, answer })),
+    ),
+    train: writeJsonl(
+      join(dir, 'train.jsonl'),
+      train.map(({ question, answer }) => ({ question, answer })),
+    ),
     'prompt-source': join(dir, 'gsm8k_prompt.py'),
   };
   writeFileSync(data['prompt-source'], DEMO_PROMPT_SOURCE);
@@ -100,12 +110,19 @@ export async function runDemo(repo: EvalRepo, cache: AssetCache, opts: DemoOptio
     const record = sample.record as { answer: string };
     const [reasoning = '', target = ''] = record.answer.split('####').map((s) => s.trim());
     const request = prepared.request(sample, { seed: 0 });
-    return { messages: [...request.messages, { role: 'assistant', content: `${reasoning}\n\nANSWER: ${target}` }] };
+    return {
+      messages: [...request.messages, { role: 'assistant', content: `${reasoning}\n\nANSWER: ${target}` }],
+    };
   });
   const pairsFile = writeJsonl(join(dir, 'sft-pairs.jsonl'), pairs);
 
   say('preparing the Python environment (first run only)');
-  const python = await ensurePythonEnv({ home: opts.home.root, env: opts.env, onProgress: say, signal: opts.signal });
+  const python = await ensurePythonEnv({
+    home: opts.home.root,
+    env: opts.env,
+    onProgress: say,
+    signal: opts.signal,
+  });
   say('building the tiny base model');
   const base = await ensureTinyModelBuilt({
     python,
@@ -119,8 +136,16 @@ export async function runDemo(repo: EvalRepo, cache: AssetCache, opts: DemoOptio
     python,
     outDir: join(opts.home.models, 'demo-qwen3-sft'),
     args: [
-      '--seed', '0', '--max-position-embeddings', '4096',
-      '--train-data', pairsFile, '--train-steps', String(opts.trainSteps ?? 300), '--batch-size', '16',
+      '--seed',
+      '0',
+      '--max-position-embeddings',
+      '4096',
+      '--train-data',
+      pairsFile,
+      '--train-steps',
+      String(opts.trainSteps ?? 120),
+      '--batch-size',
+      '16',
     ],
     inputs: [pairsFile],
     onLine: say,
@@ -142,7 +167,7 @@ export async function runDemo(repo: EvalRepo, cache: AssetCache, opts: DemoOptio
         benchmark: 'gsm8k',
         engine: { id: 'hf' },
         limit: null,
-        maxTokens: 64,
+        maxTokens: 32,
         template: tinyChatTemplatePath,
         data,
         seed: 0,

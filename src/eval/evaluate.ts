@@ -4,7 +4,7 @@ import { graderFromOptions } from '../benchmarks/shared/openaiGrader.ts';
 import type { CodeRunner } from '../benchmarks/types.ts';
 import { UserError } from '../core/errors.ts';
 import type { Sampling } from '../core/schemas.ts';
-import { engineFor, type EngineChoice } from '../engines/registry.ts';
+import { type EngineChoice, engineFor } from '../engines/registry.ts';
 import type { AssetCache, AssetCacheOptions } from '../hub/assetCache.ts';
 import { SandboxedPythonRunner, UnsandboxedPythonRunner } from '../sandbox/pythonRunner.ts';
 import type { EvalRepo } from '../store/evalRepo.ts';
@@ -35,7 +35,10 @@ export interface EvaluateOptions extends AssetCacheOptions {
   venvHome: string;
 }
 
-function ladderFor(defaults: readonly [number, number, number], override?: number): readonly [number, number, number] {
+function ladderFor(
+  defaults: readonly [number, number, number],
+  override?: number,
+): readonly [number, number, number] {
   if (override === undefined) return defaults;
   const [a, b, c] = defaults;
   return [override, Math.round((override * b) / a), Math.round((override * c) / a)];
@@ -51,12 +54,17 @@ export async function evaluate(
 ): Promise<EvalResult> {
   const benchmark = getBenchmark(opts.benchmark);
   const model = opts.engine.id === 'openai' ? opts.model : normaliseModelRef(opts.model);
-  const { prepared, provenance } = await prepareBenchmark(benchmark, cache, { ...opts, overrides: opts.data });
+  const { prepared, provenance } = await prepareBenchmark(benchmark, cache, {
+    ...opts,
+    overrides: opts.data,
+  });
   const template =
     opts.engine.id === 'openai' && !opts.template
       ? SERVER_SIDE_TEMPLATE
       : await resolveTemplate(model, benchmark.usesTools, opts.template, cache, opts);
-  const grader: Grader | undefined = benchmark.needsGrader ? limitGrader(graderFromOptions(opts.grader ?? {}, opts.env)) : undefined;
+  const grader: Grader | undefined = benchmark.needsGrader
+    ? limitGrader(graderFromOptions(opts.grader ?? {}, opts.env))
+    : undefined;
   let codeRunner: CodeRunner | undefined;
   if (benchmark.id === 'humaneval') {
     codeRunner = opts.unsafeNoSandbox ? new UnsandboxedPythonRunner() : new SandboxedPythonRunner();
@@ -89,4 +97,3 @@ export async function evaluate(
     signal,
   );
 }
-

@@ -46,7 +46,14 @@ export async function prepareBenchmark(
         const { path, entry } = await cache.resolve(benchmark.id, pin, opts);
         loaded = {
           path,
-          provenance: { part, source: entry.source, path, sha256: entry.sha256, origin: entry.origin, verified: entry.verified },
+          provenance: {
+            part,
+            source: entry.source,
+            path,
+            sha256: entry.sha256,
+            origin: entry.origin,
+            verified: entry.verified,
+          },
         };
       }
       provenance.push(loaded.provenance);

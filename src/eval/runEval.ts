@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Benchmark, CodeRunner, PreparedBenchmark } from '../benchmarks/types.ts';
 import type { Grader } from '../benchmarks/shared/grader.ts';
+import type { Benchmark, CodeRunner, PreparedBenchmark } from '../benchmarks/types.ts';
 import { writeFileAtomic, writeJsonAtomic } from '../core/atomicWrite.ts';
-import { UserError, errorMessage } from '../core/errors.ts';
+import { errorMessage, UserError } from '../core/errors.ts';
 import { newId } from '../core/ids.ts';
 import { ensureDir } from '../core/paths.ts';
 import type { Metrics, Sample, Sampling, Score } from '../core/schemas.ts';
@@ -73,8 +73,19 @@ function configOf(s: EvalSettings, sampleIds: string[]) {
     maxTokensLadder: s.maxTokensLadder,
     sampling: s.sampling,
     seed: s.seed,
-    template: { name: s.template.name, sha256: s.template.sha256, source: s.template.source, reason: s.template.reason },
-    data: s.provenance.map((p) => ({ part: p.part, sha256: p.sha256, source: p.source, origin: p.origin, verified: p.verified })),
+    template: {
+      name: s.template.name,
+      sha256: s.template.sha256,
+      source: s.template.source,
+      reason: s.template.reason,
+    },
+    data: s.provenance.map((p) => ({
+      part: p.part,
+      sha256: p.sha256,
+      source: p.source,
+      origin: p.origin,
+      verified: p.verified,
+    })),
     grader: s.grader ? { model: s.grader.model, baseUrl: s.grader.baseUrl } : null,
     samples: createHash('sha256').update(sampleIds.join('\n')).digest('hex'),
   };
@@ -84,11 +95,16 @@ function configKey(config: ReturnType<typeof configOf>): string {
   return createHash('sha256').update(JSON.stringify(config)).digest('hex');
 }
 
-function openRun(repo: EvalRepo, s: EvalSettings, config: ReturnType<typeof configOf>): { run: EvalRunRow; resumed: boolean } {
+function openRun(
+  repo: EvalRepo,
+  s: EvalSettings,
+  config: ReturnType<typeof configOf>,
+): { run: EvalRunRow; resumed: boolean } {
   const key = configKey(config);
   if (typeof s.resume === 'object') {
     const run = repo.getRun(s.resume.runId);
-    if (!run) throw new UserError(`no evaluation with id ${s.resume.runId}`, 'List evaluations with `ptb evals`.');
+    if (!run)
+      throw new UserError(`no evaluation with id ${s.resume.runId}`, 'List evaluations with `ptb evals`.');
     if (run.config_key !== key) {
       throw new UserError(
         `evaluation ${run.id} was started with different settings (benchmark, model, limit, template, data or sampling)`,
@@ -103,7 +119,15 @@ function openRun(repo: EvalRepo, s: EvalSettings, config: ReturnType<typeof conf
   }
   const id = newId(`eval-${s.benchmark.id}`);
   const outDir = ensureDir(join(s.evalsDir, id));
-  const run = repo.createRun({ id, benchmark: s.benchmark.id, model: s.model, engine: s.engine.id, configKey: key, config, outDir });
+  const run = repo.createRun({
+    id,
+    benchmark: s.benchmark.id,
+    model: s.model,
+    engine: s.engine.id,
+    configKey: key,
+    config,
+    outDir,
+  });
   return { run, resumed: false };
 }
 
@@ -133,8 +157,12 @@ export async function runEval(
   signal?: AbortSignal,
 ): Promise<EvalResult> {
   const selected = s.benchmark.select(s.prepared.samples, { limit: s.limit });
-  if (selected.length === 0) throw new UserError(`${s.benchmark.id}: no samples selected`, 'Check --limit and the data file.');
-  const config = configOf(s, selected.map((x) => x.id));
+  if (selected.length === 0)
+    throw new UserError(`${s.benchmark.id}: no samples selected`, 'Check --limit and the data file.');
+  const config = configOf(
+    s,
+    selected.map((x) => x.id),
+  );
   const { run, resumed } = openRun(repo, s, config);
   repo.closeDanglingAttempts(run.id);
   repo.setStatus(run.id, 'running');
@@ -148,7 +176,10 @@ export async function runEval(
       const last = repo.attempts(run.id).at(-1);
       const error = `every attempt of the retry ladder failed; last error: ${last?.error ?? 'unknown'}`;
       repo.setStatus(run.id, 'failed', { error });
-      throw new UserError(`${s.benchmark.id}: ${error}`, `Engine logs are in ${run.out_dir} (final_eval_<n>.txt).`);
+      throw new UserError(
+        `${s.benchmark.id}: ${error}`,
+        `Engine logs are in ${run.out_dir} (final_eval_<n>.txt).`,
+      );
     }
     const maxTokens = s.maxTokensLadder[rung]!;
     const logPathFor = (n: number) => join(run.out_dir, `final_eval_${n}.txt`);
@@ -161,7 +192,15 @@ export async function runEval(
       repo.finishAttempt(run.id, n, 'completed');
       const metrics = finish(repo, s, run, selected, maxTokens, rung);
       onEvent({ type: 'completed', metrics });
-      return { runId: run.id, outDir: run.out_dir, metrics, maxTokens, rung, attempts: attemptsMade, resumed };
+      return {
+        runId: run.id,
+        outDir: run.out_dir,
+        metrics,
+        maxTokens,
+        rung,
+        attempts: attemptsMade,
+        resumed,
+      };
     } catch (err) {
       if (signal?.aborted) {
         repo.finishAttempt(run.id, n, 'interrupted', 'interrupted by the user');
@@ -198,7 +237,9 @@ async function runAttempt(
   onEvent: (e: EvalEvent) => void,
   signal?: AbortSignal,
 ): Promise<void> {
-  const todo = selected.map((sample, position) => ({ sample, position })).filter((x) => !done.has(x.sample.id));
+  const todo = selected
+    .map((sample, position) => ({ sample, position }))
+    .filter((x) => !done.has(x.sample.id));
   let count = done.size;
   if (todo.length === 0) return;
   const started = Date.now();
@@ -217,10 +258,16 @@ async function runAttempt(
     });
   } catch (err) {
     if (err instanceof UserError && /does not exist|not a model|config\.json/i.test(err.message)) throw err;
-    throw new EngineStartFailure(`engine ${s.engine.id} did not start: ${errorMessage(err)}`, err instanceof UserError ? err.hint : undefined);
+    throw new EngineStartFailure(
+      `engine ${s.engine.id} did not start: ${errorMessage(err)}`,
+      err instanceof UserError ? err.hint : undefined,
+    );
   }
   onEvent({ type: 'engine-ready', n, ms: Date.now() - started });
-  const client = openAIChatClient(handle, { timeoutMs: s.requestTimeoutMs ?? 3_600_000, backoffMs: s.requestBackoffMs });
+  const client = openAIChatClient(handle, {
+    timeoutMs: s.requestTimeoutMs ?? 3_600_000,
+    backoffMs: s.requestBackoffMs,
+  });
   try {
     await runPool(
       todo,
@@ -249,7 +296,13 @@ async function runAttempt(
           latencyMs: reply.latencyMs,
         });
         count++;
-        onEvent({ type: 'sample', done: count, total: selected.length, sampleId: sample.id, value: score.value });
+        onEvent({
+          type: 'sample',
+          done: count,
+          total: selected.length,
+          sampleId: sample.id,
+          value: score.value,
+        });
       },
       signal,
     );
@@ -259,7 +312,14 @@ async function runAttempt(
 }
 
 /** Aggregate the samples of the rung that completed and write the upstream-compatible files. */
-function finish(repo: EvalRepo, s: EvalSettings, run: EvalRunRow, selected: Sample[], maxTokens: number, rung: number): Metrics {
+function finish(
+  repo: EvalRepo,
+  s: EvalSettings,
+  run: EvalRunRow,
+  selected: Sample[],
+  maxTokens: number,
+  rung: number,
+): Metrics {
   const rows = new Map(repo.samples(run.id, maxTokens).map((r) => [r.sample_id, r]));
   const scored = selected.map((sample) => {
     const row = rows.get(sample.id);

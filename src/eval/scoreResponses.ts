@@ -3,11 +3,17 @@ import { getBenchmark } from '../benchmarks/registry.ts';
 import { graderFromOptions } from '../benchmarks/shared/openaiGrader.ts';
 import type { CodeRunner } from '../benchmarks/types.ts';
 import { UserError } from '../core/errors.ts';
-import { type Metrics, type ModelReply, type ResponseLine, ResponseLineSchema, type Score } from '../core/schemas.ts';
+import {
+  type Metrics,
+  type ModelReply,
+  type ResponseLine,
+  ResponseLineSchema,
+  type Score,
+} from '../core/schemas.ts';
 import type { AssetCache, AssetCacheOptions } from '../hub/assetCache.ts';
 import { SandboxedPythonRunner, UnsandboxedPythonRunner } from '../sandbox/pythonRunner.ts';
-import { runPool } from './pool.ts';
 import { limitGrader } from './limitedGrader.ts';
+import { runPool } from './pool.ts';
 import { prepareBenchmark } from './prepareBenchmark.ts';
 
 export interface ScoreOptions extends AssetCacheOptions {
@@ -35,7 +41,10 @@ export function readResponses(path: string): ResponseLine[] {
   try {
     text = readFileSync(path, 'utf8');
   } catch {
-    throw new UserError(`cannot read responses file ${path}`, 'Pass a JSONL file: one {"id": ..., "response": ...} per line.');
+    throw new UserError(
+      `cannot read responses file ${path}`,
+      'Pass a JSONL file: one {"id": ..., "response": ...} per line.',
+    );
   }
   const out: ResponseLine[] = [];
   const seen = new Set<string>();
@@ -46,7 +55,10 @@ export function readResponses(path: string): ResponseLine[] {
     try {
       json = JSON.parse(line);
     } catch {
-      throw new UserError(`${path}:${i + 1}: not valid JSON`, 'Each line must be {"id": ..., "response": ...}.');
+      throw new UserError(
+        `${path}:${i + 1}: not valid JSON`,
+        'Each line must be {"id": ..., "response": ...}.',
+      );
     }
     const parsed = ResponseLineSchema.safeParse(json);
     if (!parsed.success) {
@@ -55,7 +67,8 @@ export function readResponses(path: string): ResponseLine[] {
         'Each line must be {"id": <sample id>, "response": <text>} (plus "tool_calls" for bfcl).',
       );
     }
-    if (seen.has(parsed.data.id)) throw new UserError(`${path}:${i + 1}: sample id ${parsed.data.id} appears twice`);
+    if (seen.has(parsed.data.id))
+      throw new UserError(`${path}:${i + 1}: sample id ${parsed.data.id} appears twice`);
     seen.add(parsed.data.id);
     out.push(parsed.data);
   });
@@ -76,9 +89,15 @@ export async function scoreResponses(cache: AssetCache, opts: ScoreOptions): Pro
       `Sample ids are the dataset's own ids (${benchmark.id === 'gsm8k' ? 'the 0-based row index for gsm8k' : 'see `ptb benchmarks`'}).`,
     );
   }
-  const grader = benchmark.needsGrader ? limitGrader(graderFromOptions(opts.grader ?? {}, opts.env)) : undefined;
+  const grader = benchmark.needsGrader
+    ? limitGrader(graderFromOptions(opts.grader ?? {}, opts.env))
+    : undefined;
   const codeRunner: CodeRunner | undefined =
-    benchmark.id === 'humaneval' ? (opts.unsafeNoSandbox ? new UnsandboxedPythonRunner() : new SandboxedPythonRunner()) : undefined;
+    benchmark.id === 'humaneval'
+      ? opts.unsafeNoSandbox
+        ? new UnsandboxedPythonRunner()
+        : new SandboxedPythonRunner()
+      : undefined;
   const scores = new Map<string, Score>();
   await runPool(responses, opts.concurrency ?? 16, async (r, signal) => {
     const sample = byId.get(r.id)!;

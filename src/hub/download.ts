@@ -2,7 +2,7 @@ import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { UserError, errorMessage } from '../core/errors.ts';
+import { errorMessage, UserError } from '../core/errors.ts';
 import { ensureDir } from '../core/paths.ts';
 
 export interface DownloadProgress {
@@ -31,7 +31,10 @@ export async function downloadFile(url: string, dest: string, opts: DownloadOpti
   try {
     res = await fetch(url, { headers, redirect: 'follow', signal: opts.signal });
   } catch (err) {
-    throw new UserError(`could not reach ${url}: ${errorMessage(err)}`, 'Check the network, or import a local copy with `ptb data import`.');
+    throw new UserError(
+      `could not reach ${url}: ${errorMessage(err)}`,
+      'Check the network, or import a local copy with `ptb data import`.',
+    );
   }
   if (res.status === 401 || res.status === 403) {
     throw new UserError(

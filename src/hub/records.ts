@@ -24,7 +24,10 @@ function readBytes(path: string): Buffer {
  * Read a table of records in the upstream schema. JSON may be an array or JSON Lines (BFCL ships
  * JSON Lines under a `.json` name); Parquet goes through hyparquet.
  */
-export async function readRecords(path: string, format: RecordFormat = formatFromName(path)): Promise<DataRecord[]> {
+export async function readRecords(
+  path: string,
+  format: RecordFormat = formatFromName(path),
+): Promise<DataRecord[]> {
   if (format === 'parquet') return readParquet(path);
   const text = readBytes(path).toString('utf8');
   if (format === 'csv') return parseCsv(text);
@@ -38,7 +41,10 @@ export async function readRecords(path: string, format: RecordFormat = formatFro
     return parseJsonLines(text, path);
   }
   if (format === 'jsonl') return parseJsonLines(text, path);
-  throw new UserError(`${path}: cannot read records from a ${format} file`, 'Use JSON, JSONL, CSV or Parquet.');
+  throw new UserError(
+    `${path}: cannot read records from a ${format} file`,
+    'Use JSON, JSONL, CSV or Parquet.',
+  );
 }
 
 export function parseJsonLines(text: string, source: string): DataRecord[] {

@@ -1,6 +1,15 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -76,10 +85,23 @@ export async function ensurePythonEnv(opts: PythonEnvOptions): Promise<string> {
       async () => {
         if (stampMatches(venv, key) && isExecutable(python)) return python; // built while we waited
         const importCheck = opts.importCheck ?? ['torch', 'transformers', 'tokenizers', 'safetensors'];
-        await buildVenv({ venv, python, requirements, pipArgs, key, env, importCheck, report: report.line, signal: opts.signal });
+        await buildVenv({
+          venv,
+          python,
+          requirements,
+          pipArgs,
+          key,
+          env,
+          importCheck,
+          report: report.line,
+          signal: opts.signal,
+        });
         return python;
       },
-      { timeoutMs: opts.lockTimeoutMs ?? 30 * 60_000, onWait: () => report.line(`waiting for another ptb process to finish ${venv}`) },
+      {
+        timeoutMs: opts.lockTimeoutMs ?? 30 * 60_000,
+        onWait: () => report.line(`waiting for another ptb process to finish ${venv}`),
+      },
     );
   } finally {
     report.done();
@@ -103,7 +125,11 @@ async function buildVenv(o: {
     rmSync(o.venv, { recursive: true, force: true }); // a half-made venv from an interrupted run
     mkdirSync(dirname(o.venv), { recursive: true });
     o.report(`creating a Python ${baseVersion} virtual environment in ${o.venv}`);
-    const made = await runLines('python3', ['-m', 'venv', o.venv], { env: o.env, onLine: o.report, signal: o.signal });
+    const made = await runLines('python3', ['-m', 'venv', o.venv], {
+      env: o.env,
+      onLine: o.report,
+      signal: o.signal,
+    });
     if (made.code !== 0) {
       throw new UserError(
         `python3 -m venv ${o.venv} failed:\n${made.tail}`,
@@ -111,7 +137,9 @@ async function buildVenv(o: {
       );
     }
   }
-  o.report(`installing ${o.requirements}${o.pipArgs.length ? ` (extra pip args: ${o.pipArgs.join(' ')})` : ''}`);
+  o.report(
+    `installing ${o.requirements}${o.pipArgs.length ? ` (extra pip args: ${o.pipArgs.join(' ')})` : ''}`,
+  );
   const pip = await runLines(
     o.python,
     ['-m', 'pip', 'install', '--progress-bar', 'off', '-r', o.requirements, ...o.pipArgs],
@@ -130,12 +158,25 @@ async function buildVenv(o: {
   const check =
     o.importCheck.length === 0
       ? { code: 0, tail: '' }
-      : await runLines(o.python, ['-c', `import ${o.importCheck.join(', ')}`], { env: o.env, onLine: () => {}, signal: o.signal });
+      : await runLines(o.python, ['-c', `import ${o.importCheck.join(', ')}`], {
+          env: o.env,
+          onLine: () => {},
+          signal: o.signal,
+        });
   if (check.code !== 0) {
-    throw new UserError(`the new Python environment cannot import its packages:\n${check.tail}`, `remove ${o.venv} and try again`);
+    throw new UserError(
+      `the new Python environment cannot import its packages:\n${check.tail}`,
+      `remove ${o.venv} and try again`,
+    );
   }
   const seconds = Math.round((Date.now() - started) / 100) / 10;
-  const stamp: EnvStamp = { key: o.key, python: baseVersion, pipArgs: o.pipArgs, createdAt: new Date().toISOString(), seconds };
+  const stamp: EnvStamp = {
+    key: o.key,
+    python: baseVersion,
+    pipArgs: o.pipArgs,
+    createdAt: new Date().toISOString(),
+    seconds,
+  };
   writeJsonAtomic(join(o.venv, STAMP_FILE), stamp);
   o.report(`Python environment ready in ${seconds} s`);
 }
@@ -146,15 +187,20 @@ async function checkSystemPython(env: NodeJS.ProcessEnv): Promise<string> {
     'install Python 3 with its venv module: sudo apt-get install -y python3 python3-venv (or set PTB_PYTHON to an interpreter with torch and transformers)';
   let probe: { code: number | null; tail: string };
   try {
-    probe = await runLines('python3', ['-c', 'import sys, venv, ensurepip; print(sys.version.split()[0])'], { env, onLine: () => {} });
+    probe = await runLines('python3', ['-c', 'import sys, venv, ensurepip; print(sys.version.split()[0])'], {
+      env,
+      onLine: () => {},
+    });
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new UserError('python3 is not installed', hint);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new UserError('python3 is not installed', hint);
     throw err;
   }
   if (probe.code !== 0) throw new UserError(`python3 cannot make virtual environments:\n${probe.tail}`, hint);
   const version = probe.tail.trim().split('\n').pop() ?? '';
   const [major, minor] = version.split('.').map(Number);
-  if (major !== 3 || (minor ?? 0) < 9) throw new UserError(`python3 is ${version}; ptb needs Python 3.9 or newer`, hint);
+  if (major !== 3 || (minor ?? 0) < 9)
+    throw new UserError(`python3 is ${version}; ptb needs Python 3.9 or newer`, hint);
   return version;
 }
 
@@ -179,7 +225,8 @@ function isExecutable(path: string): boolean {
 export function splitShellWords(text: string): string[] {
   const words: string[] = [];
   const re = /"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g;
-  for (const m of text.matchAll(re)) words.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (m[2] ?? m[3] ?? ''));
+  for (const m of text.matchAll(re))
+    words.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : (m[2] ?? m[3] ?? ''));
   return words;
 }
 
@@ -195,7 +242,12 @@ export async function runLines(
   args: string[],
   opts: { env?: NodeJS.ProcessEnv; cwd?: string; onLine: (line: string) => void; signal?: AbortSignal },
 ): Promise<RunResult> {
-  const child = spawn(command, args, { env: opts.env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], signal: opts.signal });
+  const child = spawn(command, args, {
+    env: opts.env,
+    cwd: opts.cwd,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    signal: opts.signal,
+  });
   const tail: string[] = [];
   const take = (line: string) => {
     tail.push(line);
@@ -211,7 +263,10 @@ export async function runLines(
 }
 
 /** Progress on stderr: a spinner with the latest line on a TTY, one plain line per step otherwise. */
-export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): { line: (text: string) => void; done: () => void } {
+export function terminalProgress(stream: NodeJS.WriteStream = process.stderr): {
+  line: (text: string) => void;
+  done: () => void;
+} {
   if (!stream.isTTY) return { line: (text) => stream.write(`${text}\n`), done: () => {} };
   const frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
   let frame = 0;
@@ -268,7 +323,10 @@ export async function withDirLock<T>(
       continue;
     }
     if (Date.now() > deadline) {
-      throw new UserError(`timed out waiting for the lock ${lockDir}`, `if no other ptb process is running, remove ${lockDir}`);
+      throw new UserError(
+        `timed out waiting for the lock ${lockDir}`,
+        `if no other ptb process is running, remove ${lockDir}`,
+      );
     }
     if (!warned) {
       opts.onWait?.();

@@ -11,7 +11,9 @@ export const tinyModelScript = join(repoRoot, 'python', 'make_tiny_model.py');
 export const tinyChatTemplatePath = join(repoRoot, 'python', 'templates', 'tiny_chatml.jinja');
 
 function buildKey(args: readonly string[], inputs: readonly string[]): string {
-  const h = createHash('sha256').update(readFileSync(tinyModelScript)).update(readFileSync(tinyChatTemplatePath));
+  const h = createHash('sha256')
+    .update(readFileSync(tinyModelScript))
+    .update(readFileSync(tinyChatTemplatePath));
   for (const file of inputs) h.update(readFileSync(file));
   return h.update(JSON.stringify(args)).digest('hex');
 }
@@ -52,9 +54,15 @@ export async function ensureTinyModelBuilt(opts: {
     });
     if (run.code !== 0) {
       rmSync(tmp, { recursive: true, force: true });
-      throw new UserError(`building the tiny model failed (exit ${run.code}):\n${run.tail}`, 'See the output above.');
+      throw new UserError(
+        `building the tiny model failed (exit ${run.code}):\n${run.tail}`,
+        'See the output above.',
+      );
     }
-    const reportLine = run.tail.split('\n').reverse().find((l) => l.startsWith('{'));
+    const reportLine = run.tail
+      .split('\n')
+      .reverse()
+      .find((l) => l.startsWith('{'));
     const report = reportLine ? (JSON.parse(reportLine) as Record<string, unknown>) : null;
     writeJsonAtomic(join(tmp, 'ptb-build.json'), { key, report });
     rmSync(opts.outDir, { recursive: true, force: true });

@@ -1,5 +1,5 @@
-import Database from 'better-sqlite3';
 import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
 import { UserError } from '../core/errors.ts';
 import { ensureDir } from '../core/paths.ts';
 import { MIGRATIONS } from './migrations.ts';
@@ -16,7 +16,10 @@ export function openDb(path: string): Db {
   try {
     db = new Database(path);
   } catch (err) {
-    throw new UserError(`cannot open the ptb database at ${path}: ${(err as Error).message}`, 'Check PTB_HOME and its permissions.');
+    throw new UserError(
+      `cannot open the ptb database at ${path}: ${(err as Error).message}`,
+      'Check PTB_HOME and its permissions.',
+    );
   }
   db.pragma('journal_mode = WAL');
   db.pragma('busy_timeout = 10000');
@@ -27,8 +30,11 @@ export function openDb(path: string): Db {
 }
 
 function migrate(db: Db): void {
-  db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)');
-  const current = (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)',
+  );
+  const current =
+    (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
   const newest = MIGRATIONS.length;
   if (current > newest) {
     throw new UserError(
@@ -39,7 +45,10 @@ function migrate(db: Db): void {
   for (let v = current + 1; v <= newest; v++) {
     db.transaction(() => {
       db.exec(MIGRATIONS[v - 1]!);
-      db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(v, new Date().toISOString());
+      db.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)').run(
+        v,
+        new Date().toISOString(),
+      );
     })();
   }
 }

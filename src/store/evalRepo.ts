@@ -1,6 +1,6 @@
+import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import type { Score } from '../core/schemas.ts';
-import type Database from 'better-sqlite3';
 import type { Db } from './db.ts';
 
 export const EvalRunStatusSchema = z.enum(['running', 'interrupted', 'failed', 'completed']);
@@ -88,7 +88,17 @@ export class EvalRepo {
         `INSERT INTO eval_runs (id, benchmark, model, engine, config_key, config_json, status, out_dir, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)`,
       )
-      .run(run.id, run.benchmark, run.model, run.engine, run.configKey, JSON.stringify(run.config), run.outDir, t, t);
+      .run(
+        run.id,
+        run.benchmark,
+        run.model,
+        run.engine,
+        run.configKey,
+        JSON.stringify(run.config),
+        run.outDir,
+        t,
+        t,
+      );
     return this.getRun(run.id)!;
   }
 
@@ -115,7 +125,11 @@ export class EvalRepo {
       .map((r) => EvalRunRowSchema.parse(r));
   }
 
-  setStatus(id: string, status: EvalRunStatus, fields: { error?: string | null; metrics?: unknown; rung?: number } = {}): void {
+  setStatus(
+    id: string,
+    status: EvalRunStatus,
+    fields: { error?: string | null; metrics?: unknown; rung?: number } = {},
+  ): void {
     const finished = status === 'completed' || status === 'failed' ? now() : null;
     this.db
       .prepare(
@@ -137,8 +151,11 @@ export class EvalRepo {
   startAttempt(runId: string, rung: number, maxTokens: number, logPathFor: (n: number) => string): number {
     return this.db.transaction(() => {
       const n =
-        ((this.db.prepare('SELECT MAX(n) AS n FROM eval_attempts WHERE run_id = ?').get(runId) as { n: number | null })
-          .n ?? 0) + 1;
+        ((
+          this.db.prepare('SELECT MAX(n) AS n FROM eval_attempts WHERE run_id = ?').get(runId) as {
+            n: number | null;
+          }
+        ).n ?? 0) + 1;
       this.db
         .prepare(
           `INSERT INTO eval_attempts (run_id, n, rung, max_tokens, status, log_path, started_at) VALUES (?, ?, ?, ?, 'running', ?, ?)`,
@@ -148,44 +165,59 @@ export class EvalRepo {
     })();
   }
 
-  finishAttempt(runId: string, n: number, status: 'failed' | 'completed' | 'interrupted', error?: string): void {
+  finishAttempt(
+    runId: string,
+    n: number,
+    status: 'failed' | 'completed' | 'interrupted',
+    error?: string,
+  ): void {
     this.db
       .prepare('UPDATE eval_attempts SET status = ?, error = ?, finished_at = ? WHERE run_id = ? AND n = ?')
       .run(status, error ?? null, now(), runId, n);
   }
 
-  attempts(runId: string): Array<{ n: number; rung: number; max_tokens: number; status: string; error: string | null }> {
+  attempts(
+    runId: string,
+  ): Array<{ n: number; rung: number; max_tokens: number; status: string; error: string | null }> {
     return this.db
       .prepare('SELECT n, rung, max_tokens, status, error FROM eval_attempts WHERE run_id = ? ORDER BY n')
-      .all(runId) as Array<{ n: number; rung: number; max_tokens: number; status: string; error: string | null }>;
+      .all(runId) as Array<{
+      n: number;
+      rung: number;
+      max_tokens: number;
+      status: string;
+      error: string | null;
+    }>;
   }
 
   /** Mark attempts left `running` by a killed process as interrupted. */
   closeDanglingAttempts(runId: string): void {
     this.db
-      .prepare(`UPDATE eval_attempts SET status = 'interrupted', finished_at = ? WHERE run_id = ? AND status = 'running'`)
+      .prepare(
+        `UPDATE eval_attempts SET status = 'interrupted', finished_at = ? WHERE run_id = ? AND status = 'running'`,
+      )
       .run(now(), runId);
   }
 
   /** Insert once: a sample recorded at a max-tokens setting is never overwritten. */
   recordSample(s: NewSample): void {
     this.insertSample.run(
-        s.runId,
-        s.sampleId,
-        s.maxTokens,
-        s.position,
-        JSON.stringify(s.request),
-        s.replyText,
-        s.toolCalls === undefined ? null : JSON.stringify(s.toolCalls),
-        s.finishReason,
-        s.score.answer ?? null,
-        s.score.value,
-        JSON.stringify(s.score),
-        s.promptTokens,
-        s.completionTokens,
-        s.latencyMs,
-        now(),
-      );
+      s.runId,
+      s.sampleId,
+      s.maxTokens,
+      s.position,
+      JSON.stringify(s.request),
+      s.replyText,
+      s.toolCalls === undefined ? null : JSON.stringify(s.toolCalls),
+      s.finishReason,
+      s.score.answer ?? null,
+      s.score.value,
+      JSON.stringify(s.score),
+      s.promptTokens,
+      s.completionTokens,
+      s.latencyMs,
+      now(),
+    );
   }
 
   samples(runId: string, maxTokens: number): EvalSampleRow[] {

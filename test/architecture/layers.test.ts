@@ -59,7 +59,9 @@ describe('architecture', () => {
   });
 
   it('CLI commands never call process.exit', () => {
-    const offenders = files.filter((f) => folderOf(f) === 'cli' && /process\.exit\(/.test(readFileSync(f, 'utf8')));
+    const offenders = files.filter(
+      (f) => folderOf(f) === 'cli' && /process\.exit\(/.test(readFileSync(f, 'utf8')),
+    );
     expect(offenders).toEqual([]);
   });
 });

@@ -10,8 +10,8 @@ import {
   prepareGsm8k,
   splitGsm8kAnswer,
 } from '../../src/benchmarks/gsm8k/index.ts';
-import { pythonFormat } from '../../src/benchmarks/shared/inspectTask.ts';
 import { numpyPermutation } from '../../src/benchmarks/gsm8k/numpyPermutation.ts';
+import { pythonFormat } from '../../src/benchmarks/shared/inspectTask.ts';
 import type { LoadContext } from '../../src/benchmarks/types.ts';
 import { repoRoot } from '../../src/core/paths.ts';
 import type { ModelReply, Sample } from '../../src/core/schemas.ts';

@@ -1,8 +1,6 @@
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { repoRoot } from '../../src/core/paths.ts';
 import { runCli, tempHome } from '../helpers/runCli.ts';
@@ -17,10 +15,16 @@ function file(name: string, text: string): string {
 
 /** A synthetic GSM8K split and prompt source in the upstream shapes (no real data). */
 function gsm8kFixture() {
-  const rows = Array.from({ length: 12 }, (_, i) => ({ question: `What is ${i} + 1?`, answer: `${i} + 1 = ${i + 1}\n#### ${i + 1}` }));
+  const rows = Array.from({ length: 12 }, (_, i) => ({
+    question: `What is ${i} + 1?`,
+    answer: `${i} + 1 = ${i + 1}\n#### ${i + 1}`,
+  }));
   return {
     test: file('gsm8k-test.jsonl', rows.map((r) => JSON.stringify(r)).join('\n')),
-    promptSource: file('gsm8k.py', 'MATH_PROMPT_TEMPLATE = """\nSolve.\n\n{prompt}\n\nReasoning:\n""".strip()\n'),
+    promptSource: file(
+      'gsm8k.py',
+      'MATH_PROMPT_TEMPLATE = """\nSolve.\n\n{prompt}\n\nReasoning:\n""".strip()\n',
+    ),
   };
 }
 
@@ -39,8 +43,19 @@ describe('ptb score', () => {
         .join('\n'),
     );
     const run = await runCli([
-      'score', '-b', 'gsm8k', '-r', responses, '--json', '--offline',
-      '--data', `test=${f.test}`, '--data', `train=${f.test}`, '--data', `prompt-source=${f.promptSource}`,
+      'score',
+      '-b',
+      'gsm8k',
+      '-r',
+      responses,
+      '--json',
+      '--offline',
+      '--data',
+      `test=${f.test}`,
+      '--data',
+      `train=${f.test}`,
+      '--data',
+      `prompt-source=${f.promptSource}`,
     ]);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
@@ -56,11 +71,32 @@ describe('ptb score', () => {
 
   it('names the bad line of a malformed responses file, and unknown sample ids', async () => {
     const f = gsm8kFixture();
-    const data = ['--data', `test=${f.test}`, '--data', `train=${f.test}`, '--data', `prompt-source=${f.promptSource}`];
-    const bad = await runCli(['score', '-b', 'gsm8k', '-r', file('bad.jsonl', '{"id": 0, "response": "x"}\n{oops\n'), ...data]);
+    const data = [
+      '--data',
+      `test=${f.test}`,
+      '--data',
+      `train=${f.test}`,
+      '--data',
+      `prompt-source=${f.promptSource}`,
+    ];
+    const bad = await runCli([
+      'score',
+      '-b',
+      'gsm8k',
+      '-r',
+      file('bad.jsonl', '{"id": 0, "response": "x"}\n{oops\n'),
+      ...data,
+    ]);
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/bad\.jsonl:2: not valid JSON/);
-    const unknown = await runCli(['score', '-b', 'gsm8k', '-r', file('unk.jsonl', '{"id": 999, "response": "x"}\n'), ...data]);
+    const unknown = await runCli([
+      'score',
+      '-b',
+      'gsm8k',
+      '-r',
+      file('unk.jsonl', '{"id": 999, "response": "x"}\n'),
+      ...data,
+    ]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/not samples of gsm8k: 999/);
   });
@@ -73,22 +109,41 @@ describe('ptb score', () => {
   });
 
   it('offline without cached data names the missing file and the commands that fetch it', async () => {
-    const run = await runCli(['score', '-b', 'gsm8k', '-r', file('y.jsonl', '{"id":1,"response":""}'), '--offline']);
+    const run = await runCli([
+      'score',
+      '-b',
+      'gsm8k',
+      '-r',
+      file('y.jsonl', '{"id":1,"response":""}'),
+      '--offline',
+    ]);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/not in the cache/);
     expect(run.stderr).toMatch(/ptb data pull gsm8k/);
   });
 
-  it.skipIf(!existsSync(join(shared, 'bfcl')))('scores the real BFCL ground truth through `ptb data import` + `ptb score`: 100%', async () => {
-    const home = tempHome();
-    const imported = await runCli(['data', 'import', 'bfcl', join(shared, 'bfcl/BFCL_v3_exec_simple.json'), '--part', 'train'], { PTB_HOME: home });
-    expect(imported.code).toBe(0);
-    expect(imported.stdout).toMatch(/imported .* as bfcl\/train/);
-    const rows = readFileSync(join(shared, 'bfcl/BFCL_v3_exec_simple.json'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    // Turn each ground-truth call `f(a=1, b="x")` into an OpenAI tool call with Python's own parser.
-    const { execFileSync } = await import('node:child_process');
-    const calls = JSON.parse(
-      execFileSync('python3', ['-c', `
+  it.skipIf(!existsSync(join(shared, 'bfcl')))(
+    'scores the real BFCL ground truth through `ptb data import` + `ptb score`: 100%',
+    async () => {
+      const home = tempHome();
+      const imported = await runCli(
+        ['data', 'import', 'bfcl', join(shared, 'bfcl/BFCL_v3_exec_simple.json'), '--part', 'train'],
+        { PTB_HOME: home },
+      );
+      expect(imported.code).toBe(0);
+      expect(imported.stdout).toMatch(/imported .* as bfcl\/train/);
+      const rows = readFileSync(join(shared, 'bfcl/BFCL_v3_exec_simple.json'), 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      // Turn each ground-truth call `f(a=1, b="x")` into an OpenAI tool call with Python's own parser.
+      const { execFileSync } = await import('node:child_process');
+      const calls = JSON.parse(
+        execFileSync(
+          'python3',
+          [
+            '-c',
+            `
 import ast, json, sys
 out = []
 for gt in json.load(sys.stdin):
@@ -97,11 +152,20 @@ for gt in json.load(sys.stdin):
     args = {k.arg: ast.literal_eval(k.value) for k in call.keywords}
     out.append({"name": name, "arguments": json.dumps(args)})
 print(json.dumps(out))
-`], { input: JSON.stringify(rows.map((r) => r.ground_truth[0])) }).toString(),
-    ) as Array<{ name: string; arguments: string }>;
-    const replies = rows.map((r, i) => JSON.stringify({ id: r.id, response: '', tool_calls: [{ type: 'function', function: calls[i] }] }));
-    const run = await runCli(['score', '-b', 'bfcl', '-r', file('bfcl.jsonl', replies.join('\n')), '--json', '--offline'], { PTB_HOME: home });
-    expect(run.code).toBe(0);
-    expect(JSON.parse(run.stdout)).toMatchObject({ accuracy: 1, n: 100 });
-  });
+`,
+          ],
+          { input: JSON.stringify(rows.map((r) => r.ground_truth[0])) },
+        ).toString(),
+      ) as Array<{ name: string; arguments: string }>;
+      const replies = rows.map((r, i) =>
+        JSON.stringify({ id: r.id, response: '', tool_calls: [{ type: 'function', function: calls[i] }] }),
+      );
+      const run = await runCli(
+        ['score', '-b', 'bfcl', '-r', file('bfcl.jsonl', replies.join('\n')), '--json', '--offline'],
+        { PTB_HOME: home },
+      );
+      expect(run.code).toBe(0);
+      expect(JSON.parse(run.stdout)).toMatchObject({ accuracy: 1, n: 100 });
+    },
+  );
 });

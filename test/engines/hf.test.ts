@@ -21,7 +21,10 @@ interface Completion {
 async function post(body: Record<string, unknown>, key: string | null = handle.apiKey): Promise<Response> {
   return await fetch(`${handle.baseUrl}/chat/completions`, {
     method: 'POST',
-    headers: { 'Content-Type': 'application/json', ...(key === null ? {} : { Authorization: `Bearer ${key}` }) },
+    headers: {
+      'Content-Type': 'application/json',
+      ...(key === null ? {} : { Authorization: `Bearer ${key}` }),
+    },
     body: JSON.stringify({ model: handle.modelName, ...body }),
   });
 }
@@ -32,14 +35,22 @@ async function chat(body: Record<string, unknown>): Promise<Completion> {
   return (await res.json()) as Completion;
 }
 
-const hello = [{ role: 'user', content: 'Ava has 3 apples and gets 4 more. How many apples does Ava have now?' }];
+const hello = [
+  { role: 'user', content: 'Ava has 3 apples and gets 4 more. How many apples does Ava have now?' },
+];
 
 beforeAll(async () => {
   model = await ensureTinyModel();
   const templatePath = join(scratch, 'tiny.jinja');
   writeFileSync(templatePath, tinyChatTemplate);
   const engine = createHfEngine({ python: await testPython(), extraArgs: ['--batch-wait-ms', '50'] });
-  handle = await engine.start({ model, chatTemplatePath: templatePath, toolCallParser: 'hermes', logFile, maxBatchSize: 8 });
+  handle = await engine.start({
+    model,
+    chatTemplatePath: templatePath,
+    toolCallParser: 'hermes',
+    logFile,
+    maxBatchSize: 8,
+  });
 }, tinyModelTimeoutMs);
 
 afterAll(async () => {
@@ -51,10 +62,14 @@ describe('hf engine on the tiny model', { timeout: 120_000 }, () => {
   it('is healthy, lists the model under its path and logs where it runs', async () => {
     expect(handle.baseUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/v1$/);
     expect((await fetch(handle.baseUrl.replace(/\/v1$/, '/health'))).status).toBe(200);
-    const models = await fetch(`${handle.baseUrl}/models`, { headers: { Authorization: `Bearer ${handle.apiKey}` } });
+    const models = await fetch(`${handle.baseUrl}/models`, {
+      headers: { Authorization: `Bearer ${handle.apiKey}` },
+    });
     const listed = (await models.json()) as { data: { id: string; max_model_len: number }[] };
     expect(listed.data[0]).toMatchObject({ id: model, max_model_len: 2048 });
-    expect(readFileSync(logFile, 'utf8')).toMatch(/ptb-hf-server ready .*device=cpu dtype=float32 max_model_len=2048/);
+    expect(readFileSync(logFile, 'utf8')).toMatch(
+      /ptb-hf-server ready .*device=cpu dtype=float32 max_model_len=2048/,
+    );
   });
 
   it('answers a chat completion with usage counts and stops at max_tokens', async () => {
@@ -77,12 +92,20 @@ describe('hf engine on the tiny model', { timeout: 120_000 }, () => {
 
   it('batches concurrent requests, each stopping at its own max_tokens', async () => {
     const stats = async () =>
-      (await (await fetch(handle.baseUrl.replace(/\/v1$/, '/stats'))).json()) as { batches: number; recent_batch_sizes: number[] };
+      (await (await fetch(handle.baseUrl.replace(/\/v1$/, '/stats'))).json()) as {
+        batches: number;
+        recent_batch_sizes: number[];
+      };
     const before = await stats();
     const limits = [3, 5, 8, 13, 21, 4];
     const outs = await Promise.all(
       limits.map((n, i) =>
-        chat({ messages: [{ role: 'user', content: `question ${i}` }], max_tokens: n, temperature: 0, ignore_eos: true }),
+        chat({
+          messages: [{ role: 'user', content: `question ${i}` }],
+          max_tokens: n,
+          temperature: 0,
+          ignore_eos: true,
+        }),
       ),
     );
     expect(outs.map((o) => o.usage.completion_tokens)).toEqual(limits);
@@ -98,7 +121,9 @@ describe('hf engine on the tiny model', { timeout: 120_000 }, () => {
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error: { message: string; type: string; code: number } };
     expect(body.error.type).toBe('BadRequestError');
-    expect(body.error.message).toMatch(/maximum context length is 2048 tokens and your request has \d+ input tokens/);
+    expect(body.error.message).toMatch(
+      /maximum context length is 2048 tokens and your request has \d+ input tokens/,
+    );
     const long = await post({ messages: [{ role: 'user', content: 'word '.repeat(3000) }] });
     expect(long.status).toBe(400);
   });
@@ -111,15 +136,34 @@ describe('hf engine on the tiny model', { timeout: 120_000 }, () => {
 
   it('renders tools through the template and runs the hermes parser on auto tool choice', async () => {
     const tools = [
-      { type: 'function', function: { name: 'add', description: 'add two numbers', parameters: { type: 'object', properties: {} } } },
+      {
+        type: 'function',
+        function: {
+          name: 'add',
+          description: 'add two numbers',
+          parameters: { type: 'object', properties: {} },
+        },
+      },
     ];
     const plain = await chat({ messages: hello, max_tokens: 4, temperature: 0 });
-    const withTools = await chat({ messages: hello, tools, tool_choice: 'auto', max_tokens: 4, temperature: 0 });
+    const withTools = await chat({
+      messages: hello,
+      tools,
+      tool_choice: 'auto',
+      max_tokens: 4,
+      temperature: 0,
+    });
     expect(withTools.usage.prompt_tokens).toBeGreaterThan(plain.usage.prompt_tokens + 20);
     // Random weights rarely write a well-formed call: whatever came out, the reply is consistent.
     const calls = withTools.choices[0]!.message.tool_calls;
-    expect(withTools.choices[0]!.finish_reason).toBe(calls.length > 0 ? 'tool_calls' : withTools.choices[0]!.finish_reason);
-    const rejected = await post({ messages: hello, tools, tool_choice: { type: 'function', function: { name: 'add' } } });
+    expect(withTools.choices[0]!.finish_reason).toBe(
+      calls.length > 0 ? 'tool_calls' : withTools.choices[0]!.finish_reason,
+    );
+    const rejected = await post({
+      messages: hello,
+      tools,
+      tool_choice: { type: 'function', function: { name: 'add' } },
+    });
     expect(rejected.status).toBe(400);
   });
 

@@ -92,9 +92,9 @@ describe('checkModelDir', () => {
 
   it('makes engine.start fail before any Python runs', async () => {
     const engine = createHfEngine({ python: '/nonexistent/python' });
-    await expect(engine.start({ model: join(scratch, 'empty'), logFile: join(scratch, 'x.log') })).rejects.toThrow(
-      /config\.json is missing/,
-    );
+    await expect(
+      engine.start({ model: join(scratch, 'empty'), logFile: join(scratch, 'x.log') }),
+    ).rejects.toThrow(/config\.json is missing/);
   });
 });
 
@@ -109,7 +109,10 @@ describe('hf engine lifecycle', { timeout: 120_000 }, () => {
   it('fails fast with the server log tail when the server cannot load the model', async () => {
     const unknownArch = copyTiny(tiny, 'unknown-arch');
     const config = JSON.parse(readFileSync(join(unknownArch, 'config.json'), 'utf8'));
-    writeFileSync(join(unknownArch, 'config.json'), JSON.stringify({ ...config, model_type: 'ptb-no-such-arch' }));
+    writeFileSync(
+      join(unknownArch, 'config.json'),
+      JSON.stringify({ ...config, model_type: 'ptb-no-such-arch' }),
+    );
     const started = Date.now();
     const err = await createHfEngine({ python })
       .start({ model: unknownArch, logFile: join(scratch, 'unknown-arch.log'), healthTimeoutMs: 300_000 })
@@ -127,7 +130,10 @@ describe('hf engine lifecycle', { timeout: 120_000 }, () => {
     const gen = JSON.parse(readFileSync(genPath, 'utf8'));
     // Defaults the server must pick up: greedy decoding and at most 5 new tokens.
     writeFileSync(genPath, JSON.stringify({ ...gen, temperature: 0.0, max_new_tokens: 5 }));
-    const handle = await createHfEngine({ python }).start({ model: greedy, logFile: join(scratch, 'greedy.log') });
+    const handle = await createHfEngine({ python }).start({
+      model: greedy,
+      logFile: join(scratch, 'greedy.log'),
+    });
     expect(processesMentioning(greedy).length).toBeGreaterThan(0);
     const post = (body: Record<string, unknown>) =>
       fetch(`${handle.baseUrl}/chat/completions`, {
@@ -139,7 +145,12 @@ describe('hf engine lifecycle', { timeout: 120_000 }, () => {
     for (let i = 0; i < 2; i++) {
       const res = await post({ ignore_eos: true });
       expect(res.status).toBe(200);
-      replies.push((await res.json()) as { choices: { message: { content: string } }[]; usage: { completion_tokens: number } });
+      replies.push(
+        (await res.json()) as {
+          choices: { message: { content: string } }[];
+          usage: { completion_tokens: number };
+        },
+      );
     }
     expect(replies.map((r) => r.usage.completion_tokens)).toEqual([5, 5]);
     expect(replies[0]!.choices[0]!.message.content).toBe(replies[1]!.choices[0]!.message.content);
@@ -147,7 +158,9 @@ describe('hf engine lifecycle', { timeout: 120_000 }, () => {
     const tools = [{ type: 'function', function: { name: 'f', parameters: {} } }];
     const refused = await post({ tools, max_tokens: 2 });
     expect(refused.status).toBe(400);
-    expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(/--enable-auto-tool-choice/);
+    expect(((await refused.json()) as { error: { message: string } }).error.message).toMatch(
+      /--enable-auto-tool-choice/,
+    );
     expect((await post({ tools, tool_choice: 'none', max_tokens: 2 })).status).toBe(200);
 
     await handle.stop();

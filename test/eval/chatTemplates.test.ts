@@ -31,18 +31,25 @@ describe('chooseTemplate (reference rule: path substring first, then config.json
   });
 
   it('falls back to config.json architectures[0] in the order gemma, llama, qwen, smollm', () => {
-    expect(chooseTemplate(modelDir('final_model', ['Gemma3ForCausalLM']), false)).toEqual({ name: 'gemma3', reason: 'config' });
+    expect(chooseTemplate(modelDir('final_model', ['Gemma3ForCausalLM']), false)).toEqual({
+      name: 'gemma3',
+      reason: 'config',
+    });
     expect(chooseTemplate(modelDir('final_model', ['SmolLM3ForCausalLM']), false).name).toBe('smollm');
     expect(chooseTemplate(modelDir('final_model', ['Qwen3ForCausalLM']), false).name).toBe('qwen3');
   });
 
   it('fails with a hint to pass --template when nothing matches', () => {
-    expect(() => chooseTemplate(modelDir('final_model', ['MistralForCausalLM']), false)).toThrow(/cannot choose a chat template/);
+    expect(() => chooseTemplate(modelDir('final_model', ['MistralForCausalLM']), false)).toThrow(
+      /cannot choose a chat template/,
+    );
   });
 
   it('refuses the llama3 template the reference does not ship, and honours an override', async () => {
     const cache = new AssetCache(mkdtempSync(join(tmpdir(), 'ptb-tpl-cache-')));
-    await expect(resolveTemplate('/m/llama-x', false, undefined, cache, { offline: true })).rejects.toThrow(/does not ship/);
+    await expect(resolveTemplate('/m/llama-x', false, undefined, cache, { offline: true })).rejects.toThrow(
+      /does not ship/,
+    );
     const file = join(mkdtempSync(join(tmpdir(), 'ptb-tpl-')), 'chat.jinja');
     writeFileSync(file, '{{ messages }}');
     const t = await resolveTemplate('/m/llama-x', false, file, cache, { offline: true });

@@ -2,9 +2,9 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openaiEngineFor } from '../../src/engines/openai.ts';
 import { SERVER_SIDE_TEMPLATE } from '../../src/eval/chatTemplates.ts';
 import { type EvalEvent, type EvalSettings, runEval } from '../../src/eval/runEval.ts';
-import { openaiEngineFor } from '../../src/engines/openai.ts';
 import { openDb } from '../../src/store/db.ts';
 import { EvalRepo } from '../../src/store/evalRepo.ts';
 import { numbersBenchmark } from '../helpers/numbersBenchmark.ts';
@@ -48,13 +48,17 @@ describe('runEval', () => {
     const result = await runEval(repo, settings, (e) => events.push(e));
     expect(result.metrics.accuracy).toBeCloseTo(4 / 12);
     expect(result.attempts).toBe(1);
-    expect(JSON.parse(readFileSync(join(result.outDir, 'metrics.json'), 'utf8')).accuracy).toBeCloseTo(4 / 12);
+    expect(JSON.parse(readFileSync(join(result.outDir, 'metrics.json'), 'utf8')).accuracy).toBeCloseTo(
+      4 / 12,
+    );
     const lines = readFileSync(join(result.outDir, 'samples.jsonl'), 'utf8').trim().split('\n');
     expect(lines).toHaveLength(12);
     expect(JSON.parse(lines[0]!)).toMatchObject({ id: '0', score: 1, answer: '0' });
     expect(server.stats.chatRequests).toBe(12);
     expect(server.stats.maxInFlight).toBeLessThanOrEqual(4);
-    expect(server.received.every((r) => r.body.temperature === undefined && r.body.max_tokens === 400)).toBe(true);
+    expect(server.received.every((r) => r.body.temperature === undefined && r.body.max_tokens === 400)).toBe(
+      true,
+    );
     expect(events.filter((e) => e.type === 'sample')).toHaveLength(12);
     expect(repo.getRun(result.runId)?.status).toBe('completed');
   });
@@ -76,7 +80,11 @@ describe('runEval', () => {
   it('retries a failed attempt at the same max tokens without redoing recorded samples', async () => {
     const { repo, settings, server } = await setup(8);
     // Four 500s in a row (one try + three retries) fail a request, and with it attempt 1.
-    server.injectFaults({ kind: 'delay', ms: 0 }, { kind: 'delay', ms: 0 }, ...Array(4).fill({ kind: 'status', status: 500 }));
+    server.injectFaults(
+      { kind: 'delay', ms: 0 },
+      { kind: 'delay', ms: 0 },
+      ...Array(4).fill({ kind: 'status', status: 500 }),
+    );
     const result = await runEval(repo, { ...settings, concurrency: 1 });
     const attempts = repo.attempts(result.runId);
     expect(attempts[0]?.status).toBe('failed');
@@ -92,9 +100,14 @@ describe('runEval', () => {
     const controller = new AbortController();
     let seen = 0;
     await expect(
-      runEval(repo, { ...settings, concurrency: 1 }, (e) => {
-        if (e.type === 'sample' && ++seen === 4) controller.abort();
-      }, controller.signal),
+      runEval(
+        repo,
+        { ...settings, concurrency: 1 },
+        (e) => {
+          if (e.type === 'sample' && ++seen === 4) controller.abort();
+        },
+        controller.signal,
+      ),
     ).rejects.toThrow(/interrupted/);
     const first = repo.listRuns()[0]!;
     expect(first.status).toBe('interrupted');
@@ -108,7 +121,9 @@ describe('runEval', () => {
 
   it('fails with the last error after the whole ladder (4 + 3 + 2 attempts) is exhausted', async () => {
     const { repo, settings, server } = await setup(2);
-    server.injectFaults(...Array(200).fill({ kind: 'status', status: 400, body: '{"error":{"message":"bad things"}}' }));
+    server.injectFaults(
+      ...Array(200).fill({ kind: 'status', status: 400, body: '{"error":{"message":"bad things"}}' }),
+    );
     await expect(runEval(repo, settings)).rejects.toThrow(/every attempt of the retry ladder failed/);
     const run = repo.listRuns()[0]!;
     expect(run.status).toBe('failed');

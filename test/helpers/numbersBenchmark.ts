@@ -5,14 +5,23 @@ import type { Sample } from '../../src/core/schemas.ts';
 export function numbersBenchmark(n: number): { benchmark: Benchmark; samples: Sample[] } {
   const samples: Sample[] = Array.from({ length: n }, (_, i) => ({
     id: String(i),
-    record: { question: `What is ${i} plus zero? The value is ${i}`, answer: `#### ${i % 3 === 0 ? i : i + 1}` },
+    record: {
+      question: `What is ${i} plus zero? The value is ${i}`,
+      answer: `#### ${i % 3 === 0 ? i : i + 1}`,
+    },
     target: String(i % 3 === 0 ? i : i + 1),
   }));
   const benchmark: Benchmark = {
     id: 'gsm8k',
     displayName: 'numbers',
     weight: 1,
-    defaults: { maxTokensLadder: [400, 300, 200], agentLimit: null, referenceConcurrency: 2, concurrency: 8, maxTokensFlag: '--max-tokens' },
+    defaults: {
+      maxTokensLadder: [400, 300, 200],
+      agentLimit: null,
+      referenceConcurrency: 2,
+      concurrency: 8,
+      maxTokensFlag: '--max-tokens',
+    },
     assets: [],
     needsGrader: false,
     usesTools: false,
@@ -31,4 +40,3 @@ export function numbersBenchmark(n: number): { benchmark: Benchmark; samples: Sa
   };
   return { benchmark, samples };
 }
-

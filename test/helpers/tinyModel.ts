@@ -33,7 +33,10 @@ function localMirrorEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
   if (env.PTB_PIP_ARGS !== undefined || env.PIP_INDEX_URL !== undefined || env.PTB_PYTHON) return env;
   let config = '';
   try {
-    config = execFileSync('python3', ['-m', 'pip', 'config', 'list'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    config = execFileSync('python3', ['-m', 'pip', 'config', 'list'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
   } catch {
     return env;
   }
@@ -86,7 +89,10 @@ export async function ensureTinyModel(): Promise<string> {
     rmSync(tmp, { recursive: true, force: true });
     const run = await runLines(python, [builderScript, tmp, '--seed', '0'], { onLine: () => {} });
     if (run.code !== 0) throw new Error(`make_tiny_model.py failed:\n${run.tail}`);
-    writeJsonAtomic(join(tmp, 'ptb-build.json'), { key, report: run.tail.split('\n').find((l) => l.startsWith('{')) });
+    writeJsonAtomic(join(tmp, 'ptb-build.json'), {
+      key,
+      report: run.tail.split('\n').find((l) => l.startsWith('{')),
+    });
     rmSync(tinyModelDir, { recursive: true, force: true });
     renameSync(tmp, tinyModelDir);
     return tinyModelDir;

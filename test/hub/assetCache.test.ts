@@ -1,5 +1,5 @@
-import { createServer, type Server } from 'node:http';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +32,15 @@ beforeAll(async () => {
 afterAll(() => new Promise<void>((r) => server.close(() => r())));
 
 function pin(over: Partial<AssetPin> = {}): AssetPin {
-  return { part: 'test', description: 'test split', url: `${base}/data.jsonl`, sha256: sha256Text(BODY), format: 'jsonl', fileName: 'test.jsonl', ...over };
+  return {
+    part: 'test',
+    description: 'test split',
+    url: `${base}/data.jsonl`,
+    sha256: sha256Text(BODY),
+    format: 'jsonl',
+    fileName: 'test.jsonl',
+    ...over,
+  };
 }
 
 describe('AssetCache', () => {
@@ -93,7 +101,12 @@ describe('AssetCache', () => {
     const file = join(dir, 'mine.jsonl');
     writeFileSync(file, BODY);
     const got = await cache.import('gsm8k', pin(), file);
-    expect(got.entry).toMatchObject({ source: 'local', origin: file, sha256: sha256Text(BODY), verified: true });
+    expect(got.entry).toMatchObject({
+      source: 'local',
+      origin: file,
+      sha256: sha256Text(BODY),
+      verified: true,
+    });
     const again = await cache.resolve('gsm8k', pin(), { offline: true });
     expect(readFileSync(again.path, 'utf8')).toBe(BODY);
   });

@@ -26,7 +26,9 @@ describe('ensurePythonEnv', () => {
     const fake = join(scratch, 'python-fake');
     writeFileSync(fake, '#!/bin/sh\nexit 0\n');
     chmodSync(fake, 0o755);
-    await expect(ensurePythonEnv({ home: join(scratch, 'unused'), env: { PTB_PYTHON: fake } })).resolves.toBe(fake);
+    await expect(ensurePythonEnv({ home: join(scratch, 'unused'), env: { PTB_PYTHON: fake } })).resolves.toBe(
+      fake,
+    );
     expect(existsSync(join(scratch, 'unused'))).toBe(false);
     await expect(
       ensurePythonEnv({ home: scratch, env: { PTB_PYTHON: join(scratch, 'missing-python') } }),
@@ -121,7 +123,9 @@ describe('withDirLock', () => {
     let release: () => void = () => {};
     const held = withDirLock(lock, () => new Promise<void>((r) => (release = r)));
     await sleep(50);
-    await expect(withDirLock(lock, async () => 'never', { timeoutMs: 300 })).rejects.toThrow(/timed out waiting for the lock/);
+    await expect(withDirLock(lock, async () => 'never', { timeoutMs: 300 })).rejects.toThrow(
+      /timed out waiting for the lock/,
+    );
     release();
     await held;
   });

@@ -2,10 +2,6 @@ import { UserError } from '../../core/errors.ts';
 import type { ChatRequest, Sample } from '../../core/schemas.ts';
 import { type AssetPin, githubRawUrl } from '../../hub/assetPin.ts';
 import { readRecords } from '../../hub/records.ts';
-import { numericMatchScore } from '../shared/numericMatch.ts';
-import { pythonStrip } from '../shared/pythonText.ts';
-import { stripThinkInspect } from '../shared/thinking.ts';
-import type { Benchmark, LoadContext, PreparedBenchmark } from '../types.ts';
 import {
   aggregateAccuracy,
   INSPECT_EVALS_COMMIT,
@@ -14,6 +10,10 @@ import {
   readPromptConstant,
   selectFirst,
 } from '../shared/inspectTask.ts';
+import { numericMatchScore } from '../shared/numericMatch.ts';
+import { pythonStrip } from '../shared/pythonText.ts';
+import { stripThinkInspect } from '../shared/thinking.ts';
+import type { Benchmark, LoadContext, PreparedBenchmark } from '../types.ts';
 import { numpyPermutation } from './numpyPermutation.ts';
 
 /**

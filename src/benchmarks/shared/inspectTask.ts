@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { UserError } from '../../core/errors.ts';
 import type { Metrics, Sample } from '../../core/schemas.ts';
+import type { LoadedAsset, SelectOptions } from '../types.ts';
 import { PythonSourceError, pythonAssignedString } from './pythonText.ts';
 import { accuracyMetrics } from './stats.ts';
-import type { LoadedAsset, SelectOptions } from '../types.ts';
 
 /**
  * Pieces every inspect-based benchmark here shares (GSM8K, AIME 2025, GPQA): reading prompt

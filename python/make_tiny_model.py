@@ -66,15 +66,15 @@ def arithmetic_problem(rng: random.Random) -> tuple[str, str, int]:
     name, item = rng.choice(NAMES), rng.choice(ITEMS)
     kind = rng.choice(["add", "sub", "mul"])
     if kind == "add":
-        a, b = rng.randint(2, 60), rng.randint(2, 40)
+        a, b = rng.randint(1, 20), rng.randint(1, 20)
         q = f"{name} has {a} {item} and gets {b} more. How many {item} does {name} have now?"
         return q, f"{a} + {b} = {a + b}\nANSWER: {a + b}", a + b
     if kind == "sub":
-        a = rng.randint(10, 90)
+        a = rng.randint(5, 30)
         b = rng.randint(1, a - 1)
         q = f"{name} has {a} {item} and gives away {b}. How many {item} are left?"
         return q, f"{a} - {b} = {a - b}\nANSWER: {a - b}", a - b
-    a, b = rng.randint(2, 9), rng.randint(2, 12)
+    a, b = rng.randint(2, 9), rng.randint(2, 9)
     q = f"{name} buys {a} boxes with {b} {item} in each box. How many {item} does {name} buy?"
     return q, f"{a} * {b} = {a * b}\nANSWER: {a * b}", a * b
 

@@ -334,7 +334,7 @@ def main() -> None:
             raise SystemExit("--train-steps needs --train-data or --synthetic-arith")
         report["final_loss"] = round(train(model, tokenizer, pairs, args.train_steps, args.batch_size, args.lr, args.seed), 4)
         if args.synthetic_arith:
-            report["heldout_arith_accuracy"] = greedy_accuracy(model, tokenizer, held_out[:100], args.arith_prompt)
+            report["arith_accuracy"] = greedy_accuracy(model, tokenizer, held_out[:100], args.arith_prompt)
         model = model.to(dtype)
     if args.arith_eval_out:
         with open(args.arith_eval_out, "w") as f:

@@ -7,6 +7,7 @@ import { ensurePythonEnv } from '../runtime/pythonEnv.ts';
 import {
   freePort,
   type GroupProcess,
+  groupEngineHandle,
   killGroup,
   ServerStartError,
   spawnInGroup,
@@ -97,32 +98,13 @@ export function createHfEngine(engineOpts: HfEngineOptions = {}): Engine {
           if (portClash && attempt < 2) continue;
           throw err;
         }
-        return runningHandle(proc, port, apiKey, opts.model, engineOpts.stopGraceMs ?? 10_000);
+        return groupEngineHandle(proc, port, apiKey, opts.model, engineOpts.stopGraceMs ?? 10_000);
       }
     },
   };
 }
 
 export const hfEngine: Engine = createHfEngine();
-
-function runningHandle(
-  proc: GroupProcess,
-  port: number,
-  apiKey: string,
-  model: string,
-  graceMs: number,
-): EngineHandle {
-  let stopping: Promise<void> | null = null;
-  return {
-    baseUrl: `http://127.0.0.1:${port}/v1`,
-    apiKey,
-    modelName: model, // served under the path it was started with, as vLLM does
-    stop: () => {
-      stopping ??= killGroup(proc, { graceMs });
-      return stopping;
-    },
-  };
-}
 
 /** A Hugging Face id (`org/name`) that is not also a local folder goes to the server as is. */
 function isLocalPath(model: string): boolean {

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../core/errors.ts';
+import type { EngineHandle } from './types.ts';
 
 /**
  * Process helpers shared by the engines that launch a local server (vllm, hf): a free port, a
@@ -285,5 +286,52 @@ async function probe(
   } catch {
     signal?.throwIfAborted();
     return false; // not listening yet, or slow to answer
+  }
+}
+
+/** Handle of a server ptb started in its own process group on 127.0.0.1 (vllm, hf). */
+export function groupEngineHandle(
+  proc: GroupProcess,
+  port: number,
+  apiKey: string,
+  modelName: string,
+  graceMs: number,
+): EngineHandle {
+  let stopping: Promise<void> | null = null;
+  return {
+    baseUrl: `http://127.0.0.1:${port}/v1`,
+    apiKey,
+    modelName, // served under the path it was started with, as vLLM does
+    pid: proc.pid,
+    stop: () => {
+      stopping ??= killGroup(proc, { graceMs });
+      return stopping;
+    },
+  };
+}
+
+/** Kernel start time of a process (clock ticks since boot): with the pid it names one process for good. */
+export function processStartTicks(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // Field 22, counted after the parenthesised command name (which may contain spaces).
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[19]);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Kill a server group left behind by a ptb process that was killed (SIGKILL leaves no chance to
+ * stop it). The start time guards against a recycled pid: only that very process group is hit.
+ */
+export function killStaleGroup(pgid: number, startTicks: number): boolean {
+  if (processStartTicks(pgid) !== startTicks) return false;
+  try {
+    process.kill(-pgid, 'SIGKILL');
+    return true;
+  } catch {
+    return false;
   }
 }

@@ -25,6 +25,8 @@ export interface EngineHandle {
   apiKey: string;
   /** Name to put in the request's `model` field. */
   modelName: string;
+  /** Process group leader of the server, when ptb started one (recorded to clean up after a crash). */
+  pid?: number;
   /** Stops the server and only its own processes. Idempotent. */
   stop(): Promise<void>;
 }

@@ -6,6 +6,7 @@ import type { BenchmarkId } from '../core/schemas.ts';
 import {
   freePort,
   type GroupProcess,
+  groupEngineHandle,
   killGroup,
   ServerStartError,
   spawnInGroup,
@@ -177,27 +178,8 @@ export function createVllmEngine(engineOpts: VllmEngineOptions = {}): Engine {
           if (portClash && attempt < 2) continue;
           throw err;
         }
-        return runningHandle(proc, port, apiKey, opts.model, engineOpts.stopGraceMs ?? 30_000);
+        return groupEngineHandle(proc, port, apiKey, opts.model, engineOpts.stopGraceMs ?? 30_000);
       }
-    },
-  };
-}
-
-function runningHandle(
-  proc: GroupProcess,
-  port: number,
-  apiKey: string,
-  modelName: string,
-  stopGraceMs: number,
-): EngineHandle {
-  let stopping: Promise<void> | null = null;
-  return {
-    baseUrl: `http://127.0.0.1:${port}/v1`,
-    apiKey,
-    modelName, // vLLM serves the model under the path it was started with
-    stop: () => {
-      stopping ??= killGroup(proc, { graceMs: stopGraceMs });
-      return stopping;
     },
   };
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Grader } from '../benchmarks/shared/grader.ts';
 import type { Benchmark, CodeRunner, PreparedBenchmark } from '../benchmarks/types.ts';
@@ -9,6 +9,7 @@ import { newId } from '../core/ids.ts';
 import { ensureDir } from '../core/paths.ts';
 import type { Metrics, Sample, Sampling, Score } from '../core/schemas.ts';
 import { EngineRequestError, openAIChatClient } from '../engines/openaiClient.ts';
+import { killStaleGroup, processStartTicks } from '../engines/processes.ts';
 import type { Engine, EngineHandle } from '../engines/types.ts';
 import type { EvalRepo, EvalRunRow } from '../store/evalRepo.ts';
 import type { ResolvedTemplate } from './chatTemplates.ts';
@@ -164,6 +165,7 @@ export async function runEval(
     selected.map((x) => x.id),
   );
   const { run, resumed } = openRun(repo, s, config);
+  reapDanglingEngines(repo, run);
   repo.closeDanglingAttempts(run.id);
   repo.setStatus(run.id, 'running');
   writeJsonAtomic(join(run.out_dir, 'eval.json'), { id: run.id, ...config });
@@ -222,6 +224,30 @@ export async function runEval(
   }
 }
 
+function engineFile(run: EvalRunRow, n: number): string {
+  return join(run.out_dir, `engine_${n}.json`);
+}
+
+/**
+ * An attempt still marked running belongs to a ptb process that died (SIGKILL, OOM, node loss):
+ * its engine server may still hold the GPU. Kill exactly that process group before going on.
+ */
+function reapDanglingEngines(repo: EvalRepo, run: EvalRunRow): void {
+  for (const a of repo.attempts(run.id)) {
+    if (a.status !== 'running' || !existsSync(engineFile(run, a.n))) continue;
+    const { pid, startTicks } = JSON.parse(readFileSync(engineFile(run, a.n), 'utf8')) as {
+      pid: number;
+      startTicks: number | null;
+    };
+    if (startTicks !== null && killStaleGroup(pid, startTicks)) {
+      appendFileSync(
+        join(run.out_dir, `final_eval_${a.n}.txt`),
+        `\n[ptb] stopped engine process group ${pid} left by a killed ptb\n`,
+      );
+    }
+  }
+}
+
 /** The engine did not come up: counts as a failed attempt of the ladder, like the reference. */
 class EngineStartFailure extends UserError {}
 
@@ -262,6 +288,9 @@ async function runAttempt(
       `engine ${s.engine.id} did not start: ${errorMessage(err)}`,
       err instanceof UserError ? err.hint : undefined,
     );
+  }
+  if (handle.pid !== undefined) {
+    writeJsonAtomic(engineFile(run, n), { pid: handle.pid, startTicks: processStartTicks(handle.pid) });
   }
   onEvent({ type: 'engine-ready', n, ms: Date.now() - started });
   const client = openAIChatClient(handle, {

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +13,15 @@ import { ensureTinyModel, testPython, tinyChatTemplate, tinyModelTimeoutMs } fro
  * GSM8K-schema data, the store; then a SIGKILLed evaluation resumed by running the command again.
  */
 
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const dir = mkdtempSync(join(tmpdir(), 'ptb-e2e-'));
 let model: string;
 let python: string;
@@ -21,14 +30,33 @@ let args: string[];
 beforeAll(async () => {
   model = await ensureTinyModel();
   python = await testPython();
-  const rows = Array.from({ length: 10 }, (_, i) => ({ question: `Bo has ${i + 2} pens. How many pens?`, answer: `${i + 2} pens.\n#### ${i + 2}` }));
+  const rows = Array.from({ length: 10 }, (_, i) => ({
+    question: `Bo has ${i + 2} pens. How many pens?`,
+    answer: `${i + 2} pens.\n#### ${i + 2}`,
+  }));
   writeFileSync(join(dir, 'test.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n'));
   writeFileSync(join(dir, 'gsm8k.py'), 'MATH_PROMPT_TEMPLATE = """\n{prompt}\n\nReasoning:\n""".strip()\n');
   writeFileSync(join(dir, 'tiny.jinja'), tinyChatTemplate);
   args = [
-    'eval', '-m', model, '-b', 'gsm8k', '--engine', 'hf', '--template', join(dir, 'tiny.jinja'),
-    '--data', `test=${join(dir, 'test.jsonl')}`, '--data', `train=${join(dir, 'test.jsonl')}`,
-    '--data', `prompt-source=${join(dir, 'gsm8k.py')}`, '--max-tokens', '12', '--offline', '--json',
+    'eval',
+    '-m',
+    model,
+    '-b',
+    'gsm8k',
+    '--engine',
+    'hf',
+    '--template',
+    join(dir, 'tiny.jinja'),
+    '--data',
+    `test=${join(dir, 'test.jsonl')}`,
+    '--data',
+    `train=${join(dir, 'test.jsonl')}`,
+    '--data',
+    `prompt-source=${join(dir, 'gsm8k.py')}`,
+    '--max-tokens',
+    '12',
+    '--offline',
+    '--json',
   ];
 }, tinyModelTimeoutMs);
 
@@ -44,12 +72,22 @@ describe('ptb eval (hf engine, tiny model, CPU)', () => {
     expect(metrics.accuracy).toBeGreaterThanOrEqual(0);
     expect(metrics.accuracy).toBeLessThanOrEqual(1);
     expect(metrics).toHaveProperty('stderr');
-    const samples = readFileSync(join(out.out_dir, 'samples.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    const samples = readFileSync(join(out.out_dir, 'samples.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(samples.map((s) => s.id)).toEqual(['0', '1', '2', '3', '4', '5']);
-    expect(samples.every((s) => typeof s.response === 'string' && s.completion_tokens > 0 && s.completion_tokens <= 12)).toBe(true);
+    expect(
+      samples.every(
+        (s) => typeof s.response === 'string' && s.completion_tokens > 0 && s.completion_tokens <= 12,
+      ),
+    ).toBe(true);
     const evalJson = JSON.parse(readFileSync(join(out.out_dir, 'eval.json'), 'utf8'));
     expect(evalJson.template).toMatchObject({ source: 'override', reason: 'flag' });
-    expect(evalJson.data.map((d: { part: string; source: string }) => [d.part, d.source])).toContainEqual(['test', 'local']);
+    expect(evalJson.data.map((d: { part: string; source: string }) => [d.part, d.source])).toContainEqual([
+      'test',
+      'local',
+    ]);
     expect(readFileSync(join(out.out_dir, 'final_eval_1.txt'), 'utf8').length).toBeGreaterThan(0);
     const listed = await runCli(['evals', '--json'], { PTB_HOME: home });
     expect(JSON.parse(listed.stdout)[0]).toMatchObject({ id: out.run_id, status: 'completed' });
@@ -77,6 +115,13 @@ describe('ptb eval (hf engine, tiny model, CPU)', () => {
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     const before = recorded();
+    // The engine server of the killed ptb is still running until the resumed evaluation reaps it.
+    const enginePid = (
+      JSON.parse(
+        readFileSync(join(home, 'evals', readdirSync(join(home, 'evals'))[0]!, 'engine_1.json'), 'utf8'),
+      ) as { pid: number }
+    ).pid;
+    expect(groupAlive(enginePid)).toBe(true);
     expect(before).toBeGreaterThanOrEqual(3);
     expect(before).toBeLessThan(10);
     const db = openDb(dbPath);
@@ -88,25 +133,34 @@ describe('ptb eval (hf engine, tiny model, CPU)', () => {
     const out = JSON.parse(run.stdout);
     expect(out.resumed).toBe(true);
     const db2 = openDb(dbPath);
-    const rows = db2.prepare('SELECT sample_id, reply_text FROM eval_samples ORDER BY position').all() as Array<{ sample_id: string }>;
-    const attempts = db2.prepare("SELECT status FROM eval_attempts ORDER BY n").all();
+    const rows = db2
+      .prepare('SELECT sample_id, reply_text FROM eval_samples ORDER BY position')
+      .all() as Array<{ sample_id: string }>;
+    const attempts = db2.prepare('SELECT status FROM eval_attempts ORDER BY n').all();
     db2.close();
     expect(rows).toHaveLength(10);
     // The samples recorded before the kill are unchanged.
     expect(rows.slice(0, before)).toEqual(kept);
     expect(attempts).toEqual([{ status: 'interrupted' }, { status: 'completed' }]);
+    expect(groupAlive(enginePid)).toBe(false);
   }, 300_000);
 
   it('reports a missing or corrupt model directory clearly and records nothing', async () => {
     const home = tempHome();
-    const missing = await runCli([...args.slice(0, 2), join(dir, 'nope'), ...args.slice(3)], { PTB_HOME: home, PTB_PYTHON: python });
+    const missing = await runCli([...args.slice(0, 2), join(dir, 'nope'), ...args.slice(3)], {
+      PTB_HOME: home,
+      PTB_PYTHON: python,
+    });
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/neither a local directory nor a Hugging Face id/);
     const broken = join(dir, 'broken-model');
     const { mkdirSync } = await import('node:fs');
     mkdirSync(broken, { recursive: true });
     writeFileSync(join(broken, 'config.json'), '{not json');
-    const corrupt = await runCli([...args.slice(0, 2), broken, ...args.slice(3)], { PTB_HOME: home, PTB_PYTHON: python });
+    const corrupt = await runCli([...args.slice(0, 2), broken, ...args.slice(3)], {
+      PTB_HOME: home,
+      PTB_PYTHON: python,
+    });
     expect(corrupt.code).toBe(1);
     expect(corrupt.stderr).toMatch(/config\.json/);
   });

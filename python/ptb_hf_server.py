@@ -17,6 +17,9 @@ default dynamic cache.
       [--enable-auto-tool-choice --tool-call-parser hermes] [--max-batch-size 64]
 
 Endpoints: GET /health, GET /v1/models, POST /v1/chat/completions, GET /stats (batching counters).
+Requests may also carry vLLM's `ignore_eos` and `chat_template_kwargs`. Knobs beyond vLLM's flags
+(--kv-cache, --compile, --sampler, --attention, --threads, --batch-wait-ms) are for measurements;
+docs/performance.md has the numbers.
 """
 
 from __future__ import annotations
@@ -319,6 +322,12 @@ class Model:
             args.model, trust_remote_code=args.trust_remote_code, **{dtype_arg: dtype}, **extra
         ).to(self.device)
         self.model.eval()
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        elif self.device.type == "cpu" and sum(p.numel() for p in self.model.parameters()) < 100_000_000:
+            # Small models gain nothing from intra-op threads, and on a busy machine the threads spin
+            # against each other (tiny-model training ran 19x slower with 2 threads than with 1).
+            torch.set_num_threads(1)
         config = read_checkpoint_json(args.model, "config.json") or {}
         self.max_model_len = args.max_model_len or max_context_length(config)
         gen = read_checkpoint_json(args.model, "generation_config.json") if args.generation_config == "auto" else None
@@ -703,7 +712,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     ap.add_argument("--sampler", default="fast", choices=["fast", "hf"], help="hf: transformers' own top-k/top-p warpers")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: 1 for models under 100M parameters on CPU, else torch's default)")
     ap.add_argument("--trust-remote-code", action="store_true")
     return ap.parse_args(argv)
 
@@ -716,8 +725,6 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.manual_seed(args.seed)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     try:
         server = Server(args)
     except Exception as err:  # one readable line for the engine's log tail, then the traceback

@@ -6,7 +6,6 @@ import { ptbHome, repoRoot } from '../core/paths.ts';
 import { ensurePythonEnv } from '../runtime/pythonEnv.ts';
 import {
   freePort,
-  type GroupProcess,
   groupEngineHandle,
   killGroup,
   ServerStartError,

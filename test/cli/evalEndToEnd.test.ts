@@ -131,7 +131,10 @@ describe('ptb eval (hf engine, tiny model, CPU)', () => {
     const run = await runCli(args, { PTB_HOME: home, PTB_PYTHON: python });
     expect(run.code).toBe(0);
     const out = JSON.parse(run.stdout);
-    expect(out.resumed).toBe(true);
+    const dbDiag = openDb(dbPath);
+    const diag = JSON.stringify(dbDiag.prepare('SELECT id, status, config_key, config_json FROM eval_runs').all());
+    dbDiag.close();
+    expect(out.resumed, `${run.stderr}\n${diag}`).toBe(true);
     const db2 = openDb(dbPath);
     const rows = db2
       .prepare('SELECT sample_id, reply_text FROM eval_samples ORDER BY position')

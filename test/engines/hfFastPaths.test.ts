@@ -100,7 +100,9 @@ for cache in (None, "static"):
     })
 print(json.dumps({"runs": report, "grouped_decode_calls": calls["decode"], "kv_groups": ours.config.num_attention_heads // ours.config.num_key_value_heads}))
 `;
-    const out = JSON.parse(execFileSync(python, ['-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] })) as {
+    const out = JSON.parse(
+      execFileSync(python, ['-c', script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }),
+    ) as {
       runs: { cache: string; same_tokens: boolean; max_logit_diff: number }[];
       grouped_decode_calls: number;
       kv_groups: number;

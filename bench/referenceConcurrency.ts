@@ -19,7 +19,10 @@ const maxTokens = Number(process.argv[3] ?? 48);
 const model = process.argv[4] ?? (await ensureTinyModel());
 const python = process.env.PTB_PYTHON ?? (await testPython());
 const dir = mkdtempSync(join(tmpdir(), 'ptb-bench-conc-'));
-const rows = Array.from({ length: items }, (_, i) => ({ question: `Kim has ${i + 3} cards and ${i + 5} pens. How many pens?`, answer: `${i + 5} pens.\n#### ${i + 5}` }));
+const rows = Array.from({ length: items }, (_, i) => ({
+  question: `Kim has ${i + 3} cards and ${i + 5} pens. How many pens?`,
+  answer: `${i + 5} pens.\n#### ${i + 5}`,
+}));
 writeFileSync(join(dir, 'test.jsonl'), rows.map((r) => JSON.stringify(r)).join('\n'));
 writeFileSync(join(dir, 'gsm8k.py'), 'MATH_PROMPT_TEMPLATE = """\n{prompt}\n\nReasoning:\n""".strip()\n');
 writeFileSync(join(dir, 'tiny.jinja'), tinyChatTemplate);
@@ -36,7 +39,11 @@ async function timed(concurrency: number): Promise<number> {
     concurrency,
     maxTokens,
     template: join(dir, 'tiny.jinja'),
-    data: { test: join(dir, 'test.jsonl'), train: join(dir, 'test.jsonl'), 'prompt-source': join(dir, 'gsm8k.py') },
+    data: {
+      test: join(dir, 'test.jsonl'),
+      train: join(dir, 'test.jsonl'),
+      'prompt-source': join(dir, 'gsm8k.py'),
+    },
     seed: 0,
     resume: 'fresh',
     offline: true,
@@ -58,5 +65,7 @@ for (const [label, c] of [
 const ptb = results.at(-1)![2];
 console.log(`items=${items} max_tokens=${maxTokens} model=${model}`);
 for (const [label, c, s] of results) {
-  console.log(`${label.padEnd(26)} concurrency ${String(c).padStart(2)}  ${s.toFixed(1)} s  (${(s / ptb).toFixed(2)}× ptb's default)`);
+  console.log(
+    `${label.padEnd(26)} concurrency ${String(c).padStart(2)}  ${s.toFixed(1)} s  (${(s / ptb).toFixed(2)}× ptb's default)`,
+  );
 }

@@ -80,13 +80,16 @@ function configOf(s: EvalSettings, sampleIds: string[]) {
       source: s.template.source,
       reason: s.template.reason,
     },
-    data: s.provenance.map((p) => ({
-      part: p.part,
-      sha256: p.sha256,
-      source: p.source,
-      origin: p.origin,
-      verified: p.verified,
-    })),
+    // Sorted: parts load concurrently, and the key must not depend on which finished first.
+    data: [...s.provenance]
+      .sort((a, b) => a.part.localeCompare(b.part))
+      .map((p) => ({
+        part: p.part,
+        sha256: p.sha256,
+        source: p.source,
+        origin: p.origin,
+        verified: p.verified,
+      })),
     grader: s.grader ? { model: s.grader.model, baseUrl: s.grader.baseUrl } : null,
     samples: createHash('sha256').update(sampleIds.join('\n')).digest('hex'),
   };

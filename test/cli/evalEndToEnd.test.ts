@@ -132,7 +132,9 @@ describe('ptb eval (hf engine, tiny model, CPU)', () => {
     expect(run.code).toBe(0);
     const out = JSON.parse(run.stdout);
     const dbDiag = openDb(dbPath);
-    const diag = JSON.stringify(dbDiag.prepare('SELECT id, status, config_key, config_json FROM eval_runs').all());
+    const diag = JSON.stringify(
+      dbDiag.prepare('SELECT id, status, config_key, config_json FROM eval_runs').all(),
+    );
     dbDiag.close();
     expect(out.resumed, `${run.stderr}\n${diag}`).toBe(true);
     const db2 = openDb(dbPath);

@@ -155,3 +155,40 @@ describe('limitGrader', () => {
     expect(peak).toBe(3);
   });
 });
+
+describe('resume key', () => {
+  it('does not depend on the order in which data parts finished loading', async () => {
+    const { repo, settings } = await setup(6, { latencyMs: 20 });
+    const a = {
+      part: 'test',
+      source: 'local' as const,
+      path: '/t',
+      sha256: 'a',
+      origin: '/t',
+      verified: false,
+    };
+    const b = {
+      part: 'train',
+      source: 'local' as const,
+      path: '/u',
+      sha256: 'b',
+      origin: '/u',
+      verified: false,
+    };
+    const controller = new AbortController();
+    await expect(
+      runEval(
+        repo,
+        { ...settings, provenance: [a, b], concurrency: 1 },
+        (e) => {
+          if (e.type === 'sample') controller.abort();
+        },
+        controller.signal,
+      ),
+    ).rejects.toThrow(/interrupted/);
+    const first = repo.listRuns()[0]!;
+    const again = await runEval(repo, { ...settings, provenance: [b, a] });
+    expect(again.resumed).toBe(true);
+    expect(again.runId).toBe(first.id);
+  });
+});

@@ -4,14 +4,7 @@ import { join } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { ptbHome, repoRoot } from '../core/paths.ts';
 import { ensurePythonEnv } from '../runtime/pythonEnv.ts';
-import {
-  freePort,
-  groupEngineHandle,
-  killGroup,
-  ServerStartError,
-  spawnInGroup,
-  waitForHealth,
-} from './processes.ts';
+import { launchServerOnFreePort } from './processes.ts';
 import type { Engine, EngineHandle, EngineStartOptions } from './types.ts';
 
 /**
@@ -62,43 +55,31 @@ export function createHfEngine(engineOpts: HfEngineOptions = {}): Engine {
         engineOpts.python ??
         (await ensurePythonEnv({ home: engineOpts.home ?? ptbHome(env), env, signal: opts.signal }));
       const apiKey = randomBytes(24).toString('hex');
-      for (let attempt = 1; ; attempt++) {
-        const port = await freePort('127.0.0.1');
-        const args = [hfServerScript, opts.model, '--host', '127.0.0.1', '--port', String(port)];
-        if (opts.chatTemplatePath !== undefined) args.push('--chat-template', opts.chatTemplatePath);
+      const args = (port: number) => {
+        const a = [hfServerScript, opts.model, '--host', '127.0.0.1', '--port', String(port)];
+        if (opts.chatTemplatePath !== undefined) a.push('--chat-template', opts.chatTemplatePath);
         if (opts.toolCallParser)
-          args.push('--enable-auto-tool-choice', '--tool-call-parser', opts.toolCallParser);
-        if (opts.trustRemoteCode) args.push('--trust-remote-code');
-        if (opts.maxBatchSize !== undefined) args.push('--max-batch-size', String(opts.maxBatchSize));
-        if (opts.gpuMemoryUtilization !== undefined) {
-          args.push('--gpu-memory-utilization', String(opts.gpuMemoryUtilization));
-        }
-        args.push(...(engineOpts.extraArgs ?? []));
+          a.push('--enable-auto-tool-choice', '--tool-call-parser', opts.toolCallParser);
+        if (opts.trustRemoteCode) a.push('--trust-remote-code');
+        if (opts.maxBatchSize !== undefined) a.push('--max-batch-size', String(opts.maxBatchSize));
+        if (opts.gpuMemoryUtilization !== undefined)
+          a.push('--gpu-memory-utilization', String(opts.gpuMemoryUtilization));
+        return [...a, ...(engineOpts.extraArgs ?? [])];
+      };
+      return launchServerOnFreePort({
+        what: 'the hf engine server',
+        command: python,
+        argsFor: args,
         // The key goes through the environment (the server reads VLLM_API_KEY), not the visible argv.
-        const serverEnv = {
-          ...env,
-          VLLM_API_KEY: apiKey,
-          PYTHONUNBUFFERED: '1',
-          TOKENIZERS_PARALLELISM: 'false',
-        };
-        const proc = await spawnInGroup(python, args, { logFile: opts.logFile, env: serverEnv });
-        try {
-          await waitForHealth({
-            url: `http://127.0.0.1:${port}/health`,
-            what: 'the hf engine server',
-            timeoutMs: opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS,
-            intervalMs: 250,
-            proc,
-            signal: opts.signal,
-          });
-        } catch (err) {
-          await killGroup(proc, { graceMs: 5_000 });
-          const portClash = err instanceof ServerStartError && /address already in use/i.test(err.logTail);
-          if (portClash && attempt < 2) continue;
-          throw err;
-        }
-        return groupEngineHandle(proc, port, apiKey, opts.model, engineOpts.stopGraceMs ?? 10_000);
-      }
+        env: { ...env, VLLM_API_KEY: apiKey, PYTHONUNBUFFERED: '1', TOKENIZERS_PARALLELISM: 'false' },
+        logFile: opts.logFile,
+        apiKey,
+        modelName: opts.model,
+        healthTimeoutMs: opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS,
+        healthIntervalMs: 250,
+        stopGraceMs: engineOpts.stopGraceMs ?? 10_000,
+        signal: opts.signal,
+      });
     },
   };
 }

@@ -335,3 +335,47 @@ export function killStaleGroup(pgid: number, startTicks: number): boolean {
     return false;
   }
 }
+
+export interface LaunchOptions {
+  /** For messages: "the vLLM server". */
+  what: string;
+  command: string;
+  /** Arguments for a given port. */
+  argsFor(port: number): string[];
+  env: NodeJS.ProcessEnv;
+  logFile: string;
+  apiKey: string;
+  modelName: string;
+  healthTimeoutMs: number;
+  healthIntervalMs: number;
+  stopGraceMs: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Start an OpenAI-compatible server in its own process group on a free loopback port and wait
+ * until it is healthy. A port found free can be taken before the server binds it; one more try on a
+ * fresh port covers that. Anything else that stops the start kills what was started.
+ */
+export async function launchServerOnFreePort(o: LaunchOptions): Promise<EngineHandle> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort('127.0.0.1');
+    const proc = await spawnInGroup(o.command, o.argsFor(port), { logFile: o.logFile, env: o.env });
+    try {
+      await waitForHealth({
+        url: `http://127.0.0.1:${port}/health`,
+        what: o.what,
+        timeoutMs: o.healthTimeoutMs,
+        intervalMs: o.healthIntervalMs,
+        proc,
+        signal: o.signal,
+      });
+    } catch (err) {
+      await killGroup(proc, { graceMs: 5_000 });
+      const portClash = err instanceof ServerStartError && /address already in use/i.test(err.logTail);
+      if (portClash && attempt < 2) continue;
+      throw err;
+    }
+    return groupEngineHandle(proc, port, o.apiKey, o.modelName, o.stopGraceMs);
+  }
+}

@@ -3,15 +3,7 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import { delimiter, isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import type { BenchmarkId } from '../core/schemas.ts';
-import {
-  freePort,
-  type GroupProcess,
-  groupEngineHandle,
-  killGroup,
-  ServerStartError,
-  spawnInGroup,
-  waitForHealth,
-} from './processes.ts';
+import { launchServerOnFreePort } from './processes.ts';
 import type { Engine, EngineHandle, EngineStartOptions } from './types.ts';
 
 /**
@@ -150,36 +142,28 @@ export function createVllmEngine(engineOpts: VllmEngineOptions = {}): Engine {
         );
       }
       const apiKey = randomBytes(24).toString('hex');
-      // A port found free can be taken before vLLM binds it; one more try with a fresh port covers that.
-      for (let attempt = 1; ; attempt++) {
-        const port = await freePort('127.0.0.1');
-        const args = vllmServeArgs({
-          model: opts.model,
-          port,
-          apiKey,
-          chatTemplatePath: opts.chatTemplatePath,
-          gpuMemoryUtilization: opts.gpuMemoryUtilization,
-          toolCallParser: opts.toolCallParser,
-          trustRemoteCode: opts.trustRemoteCode,
-        });
-        const proc = await spawnInGroup(executable, args, { logFile: opts.logFile, env });
-        try {
-          await waitForHealth({
-            url: `http://127.0.0.1:${port}/health`,
-            what: 'the vLLM server',
-            timeoutMs: opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS,
-            intervalMs: engineOpts.healthIntervalMs ?? 1_000,
-            proc,
-            signal: opts.signal,
-          });
-        } catch (err) {
-          await killGroup(proc, { graceMs: 5_000 });
-          const portClash = err instanceof ServerStartError && /address already in use/i.test(err.logTail);
-          if (portClash && attempt < 2) continue;
-          throw err;
-        }
-        return groupEngineHandle(proc, port, apiKey, opts.model, engineOpts.stopGraceMs ?? 30_000);
-      }
+      return launchServerOnFreePort({
+        what: 'the vLLM server',
+        command: executable,
+        argsFor: (port) =>
+          vllmServeArgs({
+            model: opts.model,
+            port,
+            apiKey,
+            chatTemplatePath: opts.chatTemplatePath,
+            gpuMemoryUtilization: opts.gpuMemoryUtilization,
+            toolCallParser: opts.toolCallParser,
+            trustRemoteCode: opts.trustRemoteCode,
+          }),
+        env,
+        logFile: opts.logFile,
+        apiKey,
+        modelName: opts.model, // vLLM serves the model under the path it was started with
+        healthTimeoutMs: opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS,
+        healthIntervalMs: engineOpts.healthIntervalMs ?? 1_000,
+        stopGraceMs: engineOpts.stopGraceMs ?? 30_000,
+        signal: opts.signal,
+      });
     },
   };
 }

@@ -1,37 +1,11 @@
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { aime2025Benchmark, prepareAime2025, scoreAime } from '../../src/benchmarks/aime2025/index.ts';
-import type { LoadContext } from '../../src/benchmarks/types.ts';
 import { repoRoot } from '../../src/core/paths.ts';
-import type { ModelReply } from '../../src/core/schemas.ts';
+import { jsonLines, localAssets, textReply, writeAssetFiles } from '../helpers/benchmarkFixtures.ts';
 
 const sharedData = resolve(repoRoot, '../shared/data');
-
-function reply(text: string): ModelReply {
-  return {
-    text,
-    toolCalls: [],
-    finishReason: 'stop',
-    promptTokens: null,
-    completionTokens: null,
-    latencyMs: 1,
-  };
-}
-
-function contextFor(files: Record<string, string>): LoadContext {
-  return {
-    async asset(part) {
-      const path = files[part];
-      if (!path) throw new Error(`no asset ${part}`);
-      return {
-        path,
-        provenance: { part, source: 'local', path, sha256: 'x', origin: path, verified: false },
-      };
-    },
-  };
-}
 
 // Shaped like inspect_evals aime2024.py (own wording).
 const PROMPT_SOURCE = `import re
@@ -47,24 +21,21 @@ Again, "ANSWER: $ANSWER" on its own line; no \\\\boxed needed.
 `;
 
 function writeSynthetic(testPath?: string): Record<string, string> {
-  const dir = mkdtempSync(join(tmpdir(), 'ptb-aime-'));
-  const files: Record<string, string> = {
-    test: join(dir, 'test.jsonl'),
-    'prompt-source': join(dir, 'aime2024.py'),
-  };
   const rows = [
     { problem: 'Find $x$ with $x^2 = 4900$.', answer: 70, id: '0' },
     { problem: 'Compute the remainder.', answer: '16', id: '1' },
   ];
-  writeFileSync(files.test!, rows.map((r) => JSON.stringify(r)).join('\n'));
-  writeFileSync(files['prompt-source']!, PROMPT_SOURCE);
+  const files = writeAssetFiles('aime', {
+    test: ['test.jsonl', jsonLines(rows)],
+    'prompt-source': ['aime2024.py', PROMPT_SOURCE],
+  });
   if (testPath) files.test = testPath;
   return files;
 }
 
 describe('aime2025', () => {
   it('loads ids and string targets, and fills the template', async () => {
-    const prepared = await prepareAime2025(contextFor(writeSynthetic()));
+    const prepared = await prepareAime2025(localAssets(writeSynthetic()));
     expect(prepared.samples.map((s) => [s.id, s.target])).toEqual([
       ['0', '70'],
       ['1', '16'],
@@ -107,7 +78,7 @@ describe('aime2025', () => {
   it.skipIf(!existsSync(realTest))(
     'scores the answer field of every real problem as correct (30/30)',
     async () => {
-      const prepared = await prepareAime2025(contextFor(writeSynthetic(realTest)));
+      const prepared = await prepareAime2025(localAssets(writeSynthetic(realTest)));
       expect(prepared.samples.map((s) => s.id)).toEqual(Array.from({ length: 30 }, (_, i) => String(i)));
       const answers = readFileSync(realTest, 'utf8')
         .split('\n')
@@ -115,7 +86,8 @@ describe('aime2025', () => {
         .map((l) => String((JSON.parse(l) as { answer: unknown }).answer));
       let correct = 0;
       for (const [i, sample] of prepared.samples.entries()) {
-        correct += (await prepared.score(sample, reply(answers[i]!), { request: { messages: [] } })).value;
+        correct += (await prepared.score(sample, textReply(answers[i]!), { request: { messages: [] } }))
+          .value;
       }
       expect(correct).toBe(30);
     },

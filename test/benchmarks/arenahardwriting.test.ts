@@ -1,6 +1,4 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -23,7 +21,7 @@ import {
   extractVerdict,
   verdictScoresForA,
 } from '../../src/benchmarks/arenahardwriting/verdict.ts';
-import { createOpenAiGrader, type Sleep } from '../../src/benchmarks/shared/openaiGrader.ts';
+import { createOpenAiGrader } from '../../src/benchmarks/shared/openaiGrader.ts';
 import {
   PythonSourceError,
   pythonAssignedString,
@@ -32,7 +30,16 @@ import {
 import type { LoadContext } from '../../src/benchmarks/types.ts';
 import { UserError } from '../../src/core/errors.ts';
 import { repoRoot } from '../../src/core/paths.ts';
-import type { ModelReply, Sample, Score } from '../../src/core/schemas.ts';
+import type { Sample, Score } from '../../src/core/schemas.ts';
+import {
+  fixtureDir,
+  jsonLines,
+  localAssets,
+  recordingSleep,
+  textReply,
+  writeFixture,
+} from '../helpers/benchmarkFixtures.ts';
+import { hasPython, runPythonJson } from '../helpers/python.ts';
 import {
   arenaJudgeResponder,
   type StandInGrader,
@@ -41,37 +48,14 @@ import {
   startStandInGrader,
 } from '../helpers/standInGrader.ts';
 
-const hasPython = spawnSync('python3', ['--version']).status === 0;
 const MARKER = 'lighthouse';
-
-function reply(text: string): ModelReply {
-  return {
-    text,
-    toolCalls: [],
-    finishReason: 'stop',
-    promptTokens: null,
-    completionTokens: null,
-    latencyMs: 1,
-  };
-}
-
-function recordingSleep(): { sleep: Sleep; pauses: number[] } {
-  const pauses: number[] = [];
-  return { pauses, sleep: async (ms) => void pauses.push(ms) };
-}
 
 /** Python's shuffle of the same list, by the real CPython. */
 function pythonShuffle(ids: string[]): string[] {
-  const out = spawnSync(
-    'python3',
-    [
-      '-c',
-      'import json,random,sys\nx=json.load(sys.stdin)\nrandom.Random(42).shuffle(x)\nprint(json.dumps(x))',
-    ],
-    { input: JSON.stringify(ids), encoding: 'utf8' },
-  );
-  if (out.status !== 0) throw new Error(out.stderr);
-  return JSON.parse(out.stdout) as string[];
+  return runPythonJson(
+    'import json,random,sys\nx=json.load(sys.stdin)\nrandom.Random(42).shuffle(x)\nprint(json.dumps(x))',
+    ids,
+  ) as string[];
 }
 
 describe('verdict parsing', () => {
@@ -340,7 +324,7 @@ describe('selection', () => {
 describe('the benchmark end to end on synthetic files', () => {
   let server: StandInGrader;
   let ctx: LoadContext;
-  const dir = mkdtempSync(join(tmpdir(), 'ptb-arena-'));
+  const dir = fixtureDir('arena');
   const questions = [
     {
       uid: 'q-one',
@@ -369,27 +353,11 @@ describe('the benchmark end to end on synthetic files', () => {
 
   beforeAll(async () => {
     server = await startStandInGrader({ responder: arenaJudgeResponder(MARKER) });
-    const files: Record<string, string> = {
-      questions: join(dir, 'question.jsonl'),
-      baseline: join(dir, 'Qwen3-1.7B.jsonl'),
-      'judge-prompt': join(dir, 'judge_utils.py'),
-    };
-    writeFileSync(files.questions!, questions.map((q) => JSON.stringify(q)).join('\n') + '\n');
-    writeFileSync(files.baseline!, baseline.map((b) => JSON.stringify(b)).join('\n') + '\n');
-    writeFileSync(files['judge-prompt']!, SYNTHETIC_JUDGE_UTILS_PY);
-    ctx = {
-      asset: async (part) => ({
-        path: files[part]!,
-        provenance: {
-          part,
-          source: 'local',
-          path: files[part]!,
-          sha256: '',
-          origin: files[part]!,
-          verified: false,
-        },
-      }),
-    };
+    ctx = localAssets({
+      questions: writeFixture(dir, 'question.jsonl', jsonLines(questions)),
+      baseline: writeFixture(dir, 'Qwen3-1.7B.jsonl', jsonLines(baseline)),
+      'judge-prompt': writeFixture(dir, 'judge_utils.py', SYNTHETIC_JUDGE_UTILS_PY),
+    });
   });
   afterAll(async () => {
     await server.close();
@@ -426,10 +394,14 @@ describe('the benchmark end to end on synthetic files', () => {
       model: 'gpt-5-mini',
     });
     // Candidate 1 mentions the marker three times (after its think block): strong wins both ways.
-    const win = await prepared.score(one, reply(`<think>${MARKER}</think>${MARKER} ${MARKER} ${MARKER}`), {
-      grader,
-      request,
-    });
+    const win = await prepared.score(
+      one,
+      textReply(`<think>${MARKER}</think>${MARKER} ${MARKER} ${MARKER}`),
+      {
+        grader,
+        request,
+      },
+    );
     expect(win.dropped).toBeFalsy();
     expect(win.values).toEqual([1, 1, 1, 1, 1, 1]);
     expect(win.answer).toBe('B>>A | A>>B');
@@ -440,12 +412,15 @@ describe('the benchmark end to end on synthetic files', () => {
     expect(sent[1]!.content).toContain('<|User Prompt|>\nWrite about a coast.\n\n');
 
     // Candidate 2 has no marker while the baseline has one: slight losses both ways.
-    const loss = await prepared.score(two, reply('A limerick with nothing special.'), { grader, request });
+    const loss = await prepared.score(two, textReply('A limerick with nothing special.'), {
+      grader,
+      request,
+    });
     expect(loss.values).toEqual([0, 0]);
 
     // A judge that answers garbage for one game drops the question.
     server.garbageNext(1);
-    const dropped = await prepared.score(two, reply('Another try.'), { grader, request });
+    const dropped = await prepared.score(two, textReply('Another try.'), { grader, request });
     expect(dropped.dropped).toBe(true);
     expect(dropped.explanation).toMatch(/no verdict label/);
 
@@ -461,13 +436,16 @@ describe('the benchmark end to end on synthetic files', () => {
     const prepared = await arenahardwritingBenchmark.prepare(ctx);
     const sample = prepared.samples[0]!;
     await expect(
-      prepared.score(sample, reply('x'), { request: prepared.request(sample, { seed: null }) }),
+      prepared.score(sample, textReply('x'), { request: prepared.request(sample, { seed: null }) }),
     ).rejects.toThrow(UserError);
   });
 
   it('refuses a question of another category', async () => {
-    const path = join(dir, 'other.jsonl');
-    writeFileSync(path, JSON.stringify({ uid: 'z', category: 'coding', prompt: 'p' }));
+    const path = writeFixture(
+      dir,
+      'other.jsonl',
+      JSON.stringify({ uid: 'z', category: 'coding', prompt: 'p' }),
+    );
     await expect(loadArenaQuestions(path)).rejects.toThrow(/only creative_writing/);
   });
 });

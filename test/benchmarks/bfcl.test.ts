@@ -1,6 +1,3 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   bfclBenchmark,
@@ -15,22 +12,11 @@ import {
   toolParamSchema,
 } from '../../src/benchmarks/bfcl/index.ts';
 import { applyKeyOrder, arrowKeyOrder } from '../../src/benchmarks/bfcl/tools.ts';
-import type { LoadContext } from '../../src/benchmarks/types.ts';
-import type { ModelReply, ToolCall, ToolSpec } from '../../src/core/schemas.ts';
+import type { ToolCall, ToolSpec } from '../../src/core/schemas.ts';
+import { jsonLines, localAssets, toolCallReply, writeAssetFiles } from '../helpers/benchmarkFixtures.ts';
 
 function call(name: string, args: string): ToolCall {
   return { id: 'call_0', type: 'function', function: { name, arguments: args } };
-}
-
-function toolReply(toolCalls: ToolCall[]): ModelReply {
-  return {
-    text: '',
-    toolCalls,
-    finishReason: 'tool_calls',
-    promptTokens: null,
-    completionTokens: null,
-    latencyMs: 1,
-  };
 }
 
 // Synthetic records in the BFCL exec_simple schema (made up for the test).
@@ -301,22 +287,10 @@ describe('scoreToolCalls (inspect_evals bfcl_scorer)', () => {
   });
 });
 
-function loadContext(path: string): LoadContext {
-  return {
-    async asset(part) {
-      if (part !== 'train') throw new Error(`no asset ${part}`);
-      return {
-        path,
-        provenance: { part, source: 'local', path, sha256: 'x', origin: path, verified: false },
-      };
-    },
-  };
-}
-
 describe('bfclBenchmark', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ptb-bfcl-'));
-  const file = join(dir, 'BFCL_v3_exec_simple.jsonl');
-  writeFileSync(file, `${JSON.stringify(ROUTE)}\n${JSON.stringify(RECTANGLE)}\n`);
+  const ctx = localAssets(
+    writeAssetFiles('bfcl', { train: ['BFCL_v3_exec_simple.jsonl', jsonLines([ROUTE, RECTANGLE])] }),
+  );
 
   it('has the reference defaults and pins the PR revision', () => {
     expect(bfclBenchmark.usesTools).toBe(true);
@@ -333,7 +307,7 @@ describe('bfclBenchmark', () => {
   });
 
   it('builds the request from the question turn, Arrow-ordered tools and tool_choice auto', async () => {
-    const prepared = await bfclBenchmark.prepare(loadContext(file));
+    const prepared = await bfclBenchmark.prepare(ctx);
     expect(prepared.samples.map((s) => s.id)).toEqual(['exec_simple_901', 'exec_simple_900']);
     const request = prepared.request(prepared.samples[1]!, { seed: null });
     expect(request.messages).toEqual([
@@ -348,13 +322,13 @@ describe('bfclBenchmark', () => {
   });
 
   it('scores replies by their tool calls and aggregates accuracy only', async () => {
-    const prepared = await bfclBenchmark.prepare(loadContext(file));
+    const prepared = await bfclBenchmark.prepare(ctx);
     const [route, rectangle] = prepared.samples as [
       (typeof prepared.samples)[0],
       (typeof prepared.samples)[0],
     ];
     const scoreOf = (sample: typeof route, calls: ToolCall[]) =>
-      prepared.score(sample, toolReply(calls), { request: prepared.request(sample, { seed: null }) });
+      prepared.score(sample, toolCallReply(calls), { request: prepared.request(sample, { seed: null }) });
     const right = await scoreOf(rectangle, [call('rectangle_area', '{"width": 3, "height": 4.5}')]);
     const wrong = await scoreOf(route, [call('plan_route', '{"points": [[0, 0]]}')]);
     const none = await scoreOf(route, []);
@@ -369,7 +343,7 @@ describe('bfclBenchmark', () => {
   });
 
   it('selects the first N', async () => {
-    const prepared = await bfclBenchmark.prepare(loadContext(file));
+    const prepared = await bfclBenchmark.prepare(ctx);
     expect(bfclBenchmark.select(prepared.samples, { limit: 1 }).map((s) => s.id)).toEqual([
       'exec_simple_901',
     ]);

@@ -9,8 +9,7 @@ import {
   pythonFloatRepr,
   pythonLiteralEval,
 } from '../../src/benchmarks/bfcl/pythonLiteral.ts';
-
-const hasPython = spawnSync('python3', ['--version']).status === 0;
+import { hasPython } from '../helpers/python.ts';
 
 const evalJson = (src: string) => jsonRoundTrip(pythonLiteralEval(src));
 

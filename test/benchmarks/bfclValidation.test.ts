@@ -1,13 +1,20 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { bfclBenchmark, bfclTarget, type JsonValue } from '../../src/benchmarks/bfcl/index.ts';
-import type { LoadContext, PreparedBenchmark } from '../../src/benchmarks/types.ts';
+import type { PreparedBenchmark } from '../../src/benchmarks/types.ts';
 import { repoRoot } from '../../src/core/paths.ts';
 import type { ModelReply, Sample } from '../../src/core/schemas.ts';
 import { parseJsonLines } from '../../src/hub/records.ts';
+import {
+  fixtureDir,
+  jsonLines,
+  localAssets,
+  toolCallReply,
+  writeFixture,
+} from '../helpers/benchmarkFixtures.ts';
+import { hasPython } from '../helpers/python.ts';
 
 // Real BFCL files (read-only, outside the repo); the suite skips where they are absent.
 const dataDir = resolve(repoRoot, '../shared/data/bfcl');
@@ -15,28 +22,11 @@ const v3File = join(dataDir, 'BFCL_v3_exec_simple.json');
 const v4Question = join(dataDir, 'BFCL_v4_exec_simple.question.json');
 const v4Answer = join(dataDir, 'BFCL_v4_exec_simple.possible_answer.json');
 const haveData = existsSync(v3File) && existsSync(v4Question) && existsSync(v4Answer);
-const hasPython = spawnSync('python3', ['--version']).status === 0;
-
-function loadContext(path: string): LoadContext {
-  return {
-    async asset() {
-      return {
-        path,
-        provenance: { part: 'train', source: 'local', path, sha256: 'x', origin: path, verified: false },
-      };
-    },
-  };
-}
 
 function reply(name: string, args: JsonValue): ModelReply {
-  return {
-    text: '',
-    toolCalls: [{ id: 'call_0', type: 'function', function: { name, arguments: JSON.stringify(args) } }],
-    finishReason: 'tool_calls',
-    promptTokens: null,
-    completionTokens: null,
-    latencyMs: 1,
-  };
+  return toolCallReply([
+    { id: 'call_0', type: 'function', function: { name, arguments: JSON.stringify(args) } },
+  ]);
 }
 
 async function scoreAll(prepared: PreparedBenchmark, answer: (s: Sample) => ModelReply): Promise<number> {
@@ -52,7 +42,7 @@ type Target = { function: string; arguments: { [k: string]: JsonValue } };
 
 describe.skipIf(!haveData)('BFCL exec_simple validation on the real files', () => {
   it('scores every ground-truth call, sent back as a tool call, 100/100', async () => {
-    const prepared = await bfclBenchmark.prepare(loadContext(v3File));
+    const prepared = await bfclBenchmark.prepare(localAssets({ train: v3File }));
     expect(prepared.samples).toHaveLength(100);
     const total = await scoreAll(prepared, (s) => {
       const t = s.target as Target;
@@ -67,7 +57,7 @@ describe.skipIf(!haveData)('BFCL exec_simple validation on the real files', () =
   });
 
   it('scores 0/100 when each call carries one wrong argument or the wrong name', async () => {
-    const prepared = await bfclBenchmark.prepare(loadContext(v3File));
+    const prepared = await bfclBenchmark.prepare(localAssets({ train: v3File }));
     const wrongArg = await scoreAll(prepared, (s) => {
       const t = s.target as Target;
       const [first] = Object.keys(t.arguments);
@@ -81,7 +71,7 @@ describe.skipIf(!haveData)('BFCL exec_simple validation on the real files', () =
   });
 
   it('gives every sample one user message and one tool matching the ground-truth function', async () => {
-    const prepared = await bfclBenchmark.prepare(loadContext(v3File));
+    const prepared = await bfclBenchmark.prepare(localAssets({ train: v3File }));
     let reordered = 0;
     for (const sample of prepared.samples) {
       const request = prepared.request(sample, { seed: null });
@@ -109,11 +99,9 @@ describe.skipIf(!haveData)('BFCL exec_simple validation on the real files', () =
       ...q,
       ground_truth: answers.get(q.id as string),
     }));
-    const dir = mkdtempSync(join(tmpdir(), 'ptb-bfcl-v4-'));
-    const v4Joined = join(dir, 'v4.jsonl');
-    writeFileSync(v4Joined, joined.map((r) => JSON.stringify(r)).join('\n'));
-    const v3 = await bfclBenchmark.prepare(loadContext(v3File));
-    const v4 = await bfclBenchmark.prepare(loadContext(v4Joined));
+    const v4Joined = writeFixture(fixtureDir('bfcl-v4'), 'v4.jsonl', jsonLines(joined));
+    const v3 = await bfclBenchmark.prepare(localAssets({ train: v3File }));
+    const v4 = await bfclBenchmark.prepare(localAssets({ train: v4Joined }));
     expect(v4.samples.map((s) => s.id)).toEqual(v3.samples.map((s) => s.id));
     v3.samples.forEach((sample, i) => {
       const other = v4.samples[i]!;

@@ -1,7 +1,4 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseChoiceAnswer } from '../../src/benchmarks/gpqamain/answerParsing.ts';
 import {
@@ -11,34 +8,10 @@ import {
   prepareGpqaMain,
   seededChoiceOrders,
 } from '../../src/benchmarks/gpqamain/index.ts';
-import type { LoadContext, PreparedBenchmark } from '../../src/benchmarks/types.ts';
-import type { ModelReply, Sample } from '../../src/core/schemas.ts';
-
-const hasPython = spawnSync('python3', ['--version']).status === 0;
-
-function reply(text: string): ModelReply {
-  return {
-    text,
-    toolCalls: [],
-    finishReason: 'stop',
-    promptTokens: null,
-    completionTokens: null,
-    latencyMs: 1,
-  };
-}
-
-function contextFor(files: Record<string, string>): LoadContext {
-  return {
-    async asset(part) {
-      const path = files[part];
-      if (!path) throw new Error(`no asset ${part}`);
-      return {
-        path,
-        provenance: { part, source: 'local', path, sha256: 'x', origin: path, verified: false },
-      };
-    },
-  };
-}
+import type { PreparedBenchmark } from '../../src/benchmarks/types.ts';
+import type { Sample } from '../../src/core/schemas.ts';
+import { localAssets, textReply, writeAssetFiles } from '../helpers/benchmarkFixtures.ts';
+import { hasPython } from '../helpers/python.ts';
 
 // Shaped like inspect_ai's _multiple_choice.py (own wording): raw triple-quoted constants + .strip().
 const PROMPT_SOURCE = `import re
@@ -69,11 +42,11 @@ const CSV = [
 ].join('\r\n');
 
 async function prepare(): Promise<PreparedBenchmark> {
-  const dir = mkdtempSync(join(tmpdir(), 'ptb-gpqa-'));
-  const files = { test: join(dir, 'gpqa_main.csv'), 'prompt-source': join(dir, '_multiple_choice.py') };
-  writeFileSync(files.test, CSV);
-  writeFileSync(files['prompt-source'], PROMPT_SOURCE);
-  return prepareGpqaMain(contextFor(files));
+  const files = writeAssetFiles('gpqa', {
+    test: ['gpqa_main.csv', CSV],
+    'prompt-source': ['_multiple_choice.py', PROMPT_SOURCE],
+  });
+  return prepareGpqaMain(localAssets(files));
 }
 
 describe('gpqa answer parsing', () => {
@@ -142,10 +115,12 @@ describe('gpqamain benchmark', () => {
       const meta = request.meta as unknown as GpqaRequestMeta;
       const shown = request.messages[0]!.content!;
       expect(shown).toContain(`${meta.target}) Force`);
-      const right = await prepared.score(sample, reply(`Reasoning.\nANSWER: ${meta.target}`), { request });
+      const right = await prepared.score(sample, textReply(`Reasoning.\nANSWER: ${meta.target}`), {
+        request,
+      });
       expect(right).toMatchObject({ value: 1, answer: meta.target });
       const wrongLetter = meta.target === 'A' ? 'B' : 'A';
-      const wrong = await prepared.score(sample, reply(`ANSWER: ${wrongLetter}`), { request });
+      const wrong = await prepared.score(sample, textReply(`ANSWER: ${wrongLetter}`), { request });
       expect(wrong).toMatchObject({ value: 0, answer: wrongLetter });
     }
   });
@@ -166,18 +141,18 @@ describe('gpqamain benchmark', () => {
     const sample = prepared.samples[0]!;
     const request = prepared.request(sample, { seed: 42 });
     expect(
-      await prepared.score(sample, reply('<think>ANSWER: A</think>\nANSWER: D'), { request }),
+      await prepared.score(sample, textReply('<think>ANSWER: A</think>\nANSWER: D'), { request }),
     ).toMatchObject({
       value: 1,
       answer: 'D',
     });
-    expect(await prepared.score(sample, reply('no letter here'), { request })).toMatchObject({
+    expect(await prepared.score(sample, textReply('no letter here'), { request })).toMatchObject({
       value: 0,
       answer: null,
     });
-    await expect(prepared.score(sample, reply('ANSWER: D'), { request: { messages: [] } })).rejects.toThrow(
-      /choice order/,
-    );
+    await expect(
+      prepared.score(sample, textReply('ANSWER: D'), { request: { messages: [] } }),
+    ).rejects.toThrow(/choice order/);
   });
 
   it('carries the reference defaults', () => {

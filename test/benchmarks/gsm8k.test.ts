@@ -1,6 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -12,36 +11,12 @@ import {
 } from '../../src/benchmarks/gsm8k/index.ts';
 import { numpyPermutation } from '../../src/benchmarks/gsm8k/numpyPermutation.ts';
 import { pythonFormat } from '../../src/benchmarks/shared/inspectTask.ts';
-import type { LoadContext } from '../../src/benchmarks/types.ts';
 import { repoRoot } from '../../src/core/paths.ts';
-import type { ModelReply, Sample } from '../../src/core/schemas.ts';
+import type { Sample } from '../../src/core/schemas.ts';
+import { jsonLines, localAssets, textReply, writeAssetFiles } from '../helpers/benchmarkFixtures.ts';
 
 const sharedData = resolve(repoRoot, '../shared/data');
 const hasNumpy = spawnSync('python3', ['-c', 'import numpy']).status === 0;
-
-function reply(text: string): ModelReply {
-  return {
-    text,
-    toolCalls: [],
-    finishReason: 'stop',
-    promptTokens: null,
-    completionTokens: null,
-    latencyMs: 1,
-  };
-}
-
-function contextFor(files: Record<string, string>): LoadContext {
-  return {
-    async asset(part) {
-      const path = files[part];
-      if (!path) throw new Error(`no asset ${part}`);
-      return {
-        path,
-        provenance: { part, source: 'local', path, sha256: 'x', origin: path, verified: false },
-      };
-    },
-  };
-}
 
 // A prompt source shaped like inspect_evals gsm8k.py (own wording, same constant and layout).
 const PROMPT_SOURCE = `from inspect_ai import Task, task
@@ -73,16 +48,11 @@ const testRows = [
 ];
 
 function writeSynthetic(): Record<string, string> {
-  const dir = mkdtempSync(join(tmpdir(), 'ptb-gsm8k-'));
-  const files = {
-    test: join(dir, 'test.jsonl'),
-    train: join(dir, 'train.jsonl'),
-    'prompt-source': join(dir, 'gsm8k.py'),
-  };
-  writeFileSync(files.test, testRows.map((r) => JSON.stringify(r)).join('\n'));
-  writeFileSync(files.train, trainRows.map((r) => JSON.stringify(r)).join('\n'));
-  writeFileSync(files['prompt-source'], PROMPT_SOURCE);
-  return files;
+  return writeAssetFiles('gsm8k', {
+    test: ['test.jsonl', jsonLines(testRows)],
+    train: ['train.jsonl', jsonLines(trainRows)],
+    'prompt-source': ['gsm8k.py', PROMPT_SOURCE],
+  });
 }
 
 describe('gsm8k few-shot draw', () => {
@@ -121,7 +91,7 @@ describe('gsm8k benchmark', () => {
   });
 
   it('builds the 10-shot system message and the templated user turn', async () => {
-    const prepared = await prepareGsm8k(contextFor(writeSynthetic()));
+    const prepared = await prepareGsm8k(localAssets(writeSynthetic()));
     expect(prepared.samples.map((s) => [s.id, s.target])).toEqual([
       ['0', '18'],
       ['1', '1,000'],
@@ -142,10 +112,10 @@ describe('gsm8k benchmark', () => {
   });
 
   it('scores the last number after dropping the think block', async () => {
-    const prepared = await prepareGsm8k(contextFor(writeSynthetic()));
+    const prepared = await prepareGsm8k(localAssets(writeSynthetic()));
     const [eggs, price, change] = prepared.samples as [Sample, Sample, Sample];
     const score = (s: Sample, text: string) =>
-      prepared.score(s, reply(text), { request: prepared.request(s, { seed: null }) });
+      prepared.score(s, textReply(text), { request: prepared.request(s, { seed: null }) });
     expect(await score(eggs, '<think>maybe 17</think>\nShe sells 18 eggs.\nANSWER: 18')).toMatchObject({
       value: 1,
       answer: '18',
@@ -159,7 +129,7 @@ describe('gsm8k benchmark', () => {
   });
 
   it('selects the first N and aggregates accuracy with stderr', async () => {
-    const prepared = await prepareGsm8k(contextFor(writeSynthetic()));
+    const prepared = await prepareGsm8k(localAssets(writeSynthetic()));
     expect(gsm8kBenchmark.select(prepared.samples, { limit: 2 }).map((s) => s.id)).toEqual(['0', '1']);
     expect(gsm8kBenchmark.select(prepared.samples, { limit: -1 })).toHaveLength(3);
     expect(gsm8kBenchmark.select(prepared.samples, { limit: null })).toHaveLength(3);
@@ -192,7 +162,7 @@ describe('gsm8k benchmark', () => {
 describe.skipIf(!existsSync(join(sharedData, 'gsm8k/test.jsonl')))('gsm8k validation on real data', () => {
   async function preparedOnRealTest() {
     const files = { ...writeSynthetic(), test: join(sharedData, 'gsm8k/test.jsonl') };
-    return prepareGsm8k(contextFor(files));
+    return prepareGsm8k(localAssets(files));
   }
 
   it('scores every reference solution as correct', async () => {
@@ -201,7 +171,7 @@ describe.skipIf(!existsSync(join(sharedData, 'gsm8k/test.jsonl')))('gsm8k valida
     let correct = 0;
     for (const sample of prepared.samples) {
       const text = (sample.record as { answer: string }).answer;
-      const score = await prepared.score(sample, reply(text), { request: { messages: [] } });
+      const score = await prepared.score(sample, textReply(text), { request: { messages: [] } });
       correct += score.value;
     }
     expect(correct).toBe(1319);
@@ -225,7 +195,7 @@ describe.skipIf(!existsSync(join(sharedData, 'gsm8k/test.jsonl')))('gsm8k valida
         const entry = rows[i]![model] as { solution: string; is_correct: boolean };
         const sample = prepared.samples[i]!;
         const target = String(sample.target);
-        const score = await prepared.score(sample, reply(entry.solution), { request: { messages: [] } });
+        const score = await prepared.score(sample, textReply(entry.solution), { request: { messages: [] } });
         if ((score.value === 1) === entry.is_correct) {
           agree++;
           continue;

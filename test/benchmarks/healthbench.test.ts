@@ -1,6 +1,4 @@
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -25,41 +23,25 @@ import {
   parseGraderReply,
   type RubricItem,
 } from '../../src/benchmarks/healthbench/rubricGrading.ts';
-import { createOpenAiGrader, type Sleep } from '../../src/benchmarks/shared/openaiGrader.ts';
+import { createOpenAiGrader } from '../../src/benchmarks/shared/openaiGrader.ts';
 import type { LoadContext } from '../../src/benchmarks/types.ts';
 import { UserError } from '../../src/core/errors.ts';
 import { repoRoot } from '../../src/core/paths.ts';
-import type { ModelReply, Sample } from '../../src/core/schemas.ts';
+import type { Sample } from '../../src/core/schemas.ts';
+import {
+  jsonLines,
+  localAssets,
+  recordingSleep,
+  textReply,
+  writeAssetFiles,
+} from '../helpers/benchmarkFixtures.ts';
+import { hasPython, runPythonJson } from '../helpers/python.ts';
 import {
   healthBenchResponder,
   type StandInGrader,
   SYNTHETIC_GRADER_PY,
   startStandInGrader,
 } from '../helpers/standInGrader.ts';
-
-const hasPython = spawnSync('python3', ['--version']).status === 0;
-
-function python(code: string, input: unknown): unknown {
-  const out = spawnSync('python3', ['-c', code], { input: JSON.stringify(input), encoding: 'utf8' });
-  if (out.status !== 0) throw new Error(out.stderr);
-  return JSON.parse(out.stdout);
-}
-
-function reply(text: string): ModelReply {
-  return {
-    text,
-    toolCalls: [],
-    finishReason: 'stop',
-    promptTokens: null,
-    completionTokens: null,
-    latencyMs: 1,
-  };
-}
-
-function recordingSleep(): { sleep: Sleep; pauses: number[] } {
-  const pauses: number[] = [];
-  return { pauses, sleep: async (ms) => void pauses.push(ms) };
-}
 
 const TEMPLATE = extractGraderTemplate(SYNTHETIC_GRADER_PY, 'grader.py');
 
@@ -295,7 +277,7 @@ describe('bootstrap stderr', () => {
         'mu = sum(means) / len(means)',
         'print(json.dumps(math.sqrt(sum((m - mu) ** 2 for m in means) / len(means))))',
       ].join('\n');
-      expect(bootstrapStderr(scores)).toBeCloseTo(python(code, scores) as number, 14);
+      expect(bootstrapStderr(scores)).toBeCloseTo(runPythonJson(code, scores) as number, 14);
     },
   );
 });
@@ -303,7 +285,7 @@ describe('bootstrap stderr', () => {
 describe('selection', () => {
   const samples: Sample[] = Array.from({ length: 245 }, (_, i) => ({ id: `p-${i}`, record: {} }));
   it.skipIf(!hasPython)('always shuffles with random.Random(42), then keeps the first limit', () => {
-    const expected = python(
+    const expected = runPythonJson(
       'import json,random,sys\nx=json.load(sys.stdin)\nrandom.Random(42).shuffle(x)\nprint(json.dumps(x))',
       samples.map((s) => s.id),
     ) as string[];
@@ -316,7 +298,6 @@ describe('selection', () => {
 describe('the benchmark end to end on synthetic files', () => {
   let server: StandInGrader;
   let ctx: LoadContext;
-  const dir = mkdtempSync(join(tmpdir(), 'ptb-healthbench-'));
   const examples = [
     {
       prompt: [
@@ -347,25 +328,12 @@ describe('the benchmark end to end on synthetic files', () => {
 
   beforeAll(async () => {
     server = await startStandInGrader({ responder: healthBenchResponder() });
-    const files: Record<string, string> = {
-      data: join(dir, 'healthbench.jsonl'),
-      'grader-prompt': join(dir, 'grader.py'),
-    };
-    writeFileSync(files.data!, examples.map((e) => JSON.stringify(e)).join('\n') + '\n');
-    writeFileSync(files['grader-prompt']!, SYNTHETIC_GRADER_PY);
-    ctx = {
-      asset: async (part) => ({
-        path: files[part]!,
-        provenance: {
-          part,
-          source: 'local',
-          path: files[part]!,
-          sha256: '',
-          origin: files[part]!,
-          verified: false,
-        },
+    ctx = localAssets(
+      writeAssetFiles('healthbench', {
+        data: ['healthbench.jsonl', jsonLines(examples)],
+        'grader-prompt': ['grader.py', SYNTHETIC_GRADER_PY],
       }),
-    };
+    );
   });
   afterAll(async () => {
     await server.close();
@@ -403,7 +371,7 @@ describe('the benchmark end to end on synthetic files', () => {
     });
     const feverScore = await prepared.score(
       fever,
-      reply(
+      textReply(
         '<think>fluids?</think>Offer plenty of fluids, and if it lasts, call a doctor. Aspirin is fine too.',
       ),
       { grader, request },
@@ -421,7 +389,7 @@ describe('the benchmark end to end on synthetic files', () => {
 
     // Ten failures use up both items' five attempts: neither is met, the example scores 0.
     server.failNext(10, 500);
-    const breakfastScore = await prepared.score(breakfast, reply('It depends on the person.'), {
+    const breakfastScore = await prepared.score(breakfast, textReply('It depends on the person.'), {
       grader,
       request: prepared.request(breakfast, { seed: null }),
     });
@@ -464,7 +432,7 @@ describe('validation on the real reference file', () => {
       const examples = await loadHealthBench(dataFile);
       const samples = examples.map((e) => ({ id: e.prompt_id, record: e }));
       const selected = selectHealthBenchSamples(samples, { limit: 32 }).map((s) => s.id);
-      const expected = python(
+      const expected = runPythonJson(
         'import json,random,sys\nx=[json.loads(l)["prompt_id"] for l in open(json.load(sys.stdin))]\nrandom.Random(42).shuffle(x)\nprint(json.dumps(x[:32]))',
         dataFile,
       ) as string[];

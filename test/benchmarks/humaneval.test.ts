@@ -1,7 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -15,24 +14,19 @@ import {
   scoreHumanEvalReply,
   VERIFY_TIMEOUT_MS,
 } from '../../src/benchmarks/humaneval/index.ts';
-import type { CodeRunner, CodeRunResult, LoadContext } from '../../src/benchmarks/types.ts';
+import type { CodeRunner, CodeRunResult } from '../../src/benchmarks/types.ts';
 import { UserError } from '../../src/core/errors.ts';
 import { repoRoot } from '../../src/core/paths.ts';
-import type { ModelReply } from '../../src/core/schemas.ts';
 import { parseJsonLines } from '../../src/hub/records.ts';
-
-const hasPython = spawnSync('python3', ['--version']).status === 0;
-
-function reply(text: string): ModelReply {
-  return {
-    text,
-    toolCalls: [],
-    finishReason: 'stop',
-    promptTokens: null,
-    completionTokens: null,
-    latencyMs: 1,
-  };
-}
+import {
+  fixtureDir,
+  jsonLines,
+  localAssets,
+  textReply,
+  writeAssetFiles,
+  writeFixture,
+} from '../helpers/benchmarkFixtures.ts';
+import { hasPython } from '../helpers/python.ts';
 
 // Synthetic problems in the openai_humaneval schema (not taken from the dataset).
 const DOUBLE = {
@@ -160,26 +154,13 @@ function localRunner(log: Array<{ program: string; timeoutMs: number }>): CodeRu
   };
 }
 
-function loadContext(files: Record<string, string>): LoadContext {
-  return {
-    async asset(part) {
-      const path = files[part];
-      if (!path) throw new Error(`no asset ${part}`);
-      return {
-        path,
-        provenance: { part, source: 'local', path, sha256: 'x', origin: path, verified: false },
-      };
-    },
-  };
-}
-
 describe('humanevalBenchmark', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'ptb-humaneval-'));
-  const testFile = join(dir, 'humaneval.jsonl');
-  writeFileSync(testFile, `${JSON.stringify(DOUBLE)}\n${JSON.stringify(SHOUT)}\n`);
-  const sourceFile = join(dir, 'humaneval.py');
-  writeFileSync(sourceFile, SYNTHETIC_SOURCE);
-  const ctx = loadContext({ test: testFile, 'prompt-source': sourceFile });
+  const ctx = localAssets(
+    writeAssetFiles('humaneval', {
+      test: ['humaneval.jsonl', jsonLines([DOUBLE, SHOUT])],
+      'prompt-source': ['humaneval.py', SYNTHETIC_SOURCE],
+    }),
+  );
 
   it('has the reference defaults', () => {
     expect(humanevalBenchmark.defaults).toMatchObject({
@@ -214,7 +195,7 @@ describe('humanevalBenchmark', () => {
     const prepared = await humanevalBenchmark.prepare(ctx);
     const sample = prepared.samples[0]!;
     const request = prepared.request(sample, { seed: null });
-    await expect(prepared.score(sample, reply('x'), { request })).rejects.toBeInstanceOf(UserError);
+    await expect(prepared.score(sample, textReply('x'), { request })).rejects.toBeInstanceOf(UserError);
   });
 
   it('sends the assembled program with the 30 s timeout, after stripping the think block', async () => {
@@ -259,18 +240,18 @@ describe('humanevalBenchmark', () => {
       });
       const good = await prepared.score(
         double,
-        reply('```python\ndef double(x):\n    return 2 * x\n```'),
+        textReply('```python\ndef double(x):\n    return 2 * x\n```'),
         scoreCtx(double),
       );
-      const bare = await prepared.score(shout, reply('    return s.upper() + "!"\n'), scoreCtx(shout));
+      const bare = await prepared.score(shout, textReply('    return s.upper() + "!"\n'), scoreCtx(shout));
       const wrong = await prepared.score(
         double,
-        reply('```python\ndef double(x):\n    return x\n```'),
+        textReply('```python\ndef double(x):\n    return x\n```'),
         scoreCtx(double),
       );
       const exits = await prepared.score(
         double,
-        reply('```python\ndef double(x):\n    import sys; sys.exit(0)\n```'),
+        textReply('```python\ndef double(x):\n    import sys; sys.exit(0)\n```'),
         scoreCtx(double),
       );
       expect([good.value, bare.value, wrong.value, exits.value]).toEqual([1, 1, 0, 0]);
@@ -302,11 +283,9 @@ describe.skipIf(!existsSync(humanevalGz) || !existsSync(gpt4Outputs))(
   'HumanEval validation on the real files',
   () => {
     it('loads the 164 problems from a local HumanEval.jsonl.gz in dataset order', async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'ptb-humaneval-real-'));
-      const source = join(dir, 'humaneval.py');
-      writeFileSync(source, SYNTHETIC_SOURCE);
+      const source = writeFixture(fixtureDir('humaneval-real'), 'humaneval.py', SYNTHETIC_SOURCE);
       const prepared = await humanevalBenchmark.prepare(
-        loadContext({ test: humanevalGz, 'prompt-source': source }),
+        localAssets({ test: humanevalGz, 'prompt-source': source }),
       );
       expect(prepared.samples).toHaveLength(164);
       expect(prepared.samples.slice(0, 3).map((s) => s.id)).toEqual([

@@ -3,8 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { limitRepetitions } from '../../src/benchmarks/shared/limitRepetitions.ts';
 import { PythonRandom } from '../../src/benchmarks/shared/pythonRandom.ts';
 import { pythonStrip } from '../../src/benchmarks/shared/pythonText.ts';
-
-const hasPython = spawnSync('python3', ['--version']).status === 0;
+import { hasPython } from '../helpers/python.ts';
 
 describe('limitRepetitions', () => {
   it('leaves ordinary text alone', () => {

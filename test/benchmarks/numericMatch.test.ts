@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import {
   casefold,
@@ -14,18 +13,7 @@ import {
   stripPunctuation,
 } from '../../src/benchmarks/shared/numericMatch.ts';
 import { PythonRandom } from '../../src/benchmarks/shared/pythonRandom.ts';
-
-const hasPython = spawnSync('python3', ['--version']).status === 0;
-
-function python(code: string, input: unknown): unknown {
-  const out = spawnSync('python3', ['-c', code], {
-    input: JSON.stringify(input),
-    encoding: 'utf8',
-    maxBuffer: 1e8,
-  });
-  if (out.status !== 0) throw new Error(out.stderr);
-  return JSON.parse(out.stdout);
-}
+import { hasPython, runPythonJson } from '../helpers/python.ts';
 
 describe('match(numeric=True, location="end")', () => {
   it.each([
@@ -118,7 +106,7 @@ describe('number helpers', () => {
       const scale = 10 ** Math.floor(rng.random() * 24 - 12);
       return i % 3 === 0 ? Math.round(rng.random() * 1e7) * 5 : rng.random() * scale;
     });
-    const expected = python(
+    const expected = runPythonJson(
       'import json,sys; print(json.dumps([format(x, ".5g") for x in json.load(sys.stdin)]))',
       xs,
     );
@@ -143,7 +131,7 @@ describe('number helpers', () => {
       'Straße',
       'ſ',
     ];
-    const expected = python(
+    const expected = runPythonJson(
       'import json,sys; print(json.dumps([[s.isnumeric(), s.casefold()] for s in json.load(sys.stdin)]))',
       samples,
     ) as [boolean, string][];

@@ -1,22 +1,13 @@
-import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { PythonRandom, pythonShuffled } from '../../src/benchmarks/shared/pythonRandom.ts';
-
-const hasPython = spawnSync('python3', ['--version']).status === 0;
-
-/** Runs a snippet in the real CPython and parses its JSON output. */
-function python(code: string): unknown {
-  const out = spawnSync('python3', ['-c', code], { encoding: 'utf8' });
-  if (out.status !== 0) throw new Error(out.stderr);
-  return JSON.parse(out.stdout);
-}
+import { hasPython, runPythonJson } from '../helpers/python.ts';
 
 const seeds = [0, 1, 42, 1234, -7, 2 ** 32 + 5, 2 ** 40 + 123456789];
 const sizes = [0, 1, 2, 3, 10, 100, 1000];
 
 describe('PythonRandom against CPython', () => {
   it.skipIf(!hasPython)('random() matches for several seeds', () => {
-    const expected = python(
+    const expected = runPythonJson(
       `import json,random\nprint(json.dumps({str(s): [repr(x) for x in (lambda r: [r.random() for _ in range(700)])(random.Random(s))] for s in ${JSON.stringify(seeds)}}))`,
     ) as Record<string, string[]>;
     for (const seed of seeds) {
@@ -28,7 +19,7 @@ describe('PythonRandom against CPython', () => {
 
   it.skipIf(!hasPython)('getrandbits matches for small and large k', () => {
     const ks = [0, 1, 7, 31, 32, 33, 52, 53, 64, 65, 100, 200];
-    const expected = python(
+    const expected = runPythonJson(
       `import json,random\nr=random.Random(42)\nprint(json.dumps([str(r.getrandbits(k)) for k in ${JSON.stringify(ks)} for _ in range(3)]))`,
     ) as string[];
     const rng = new PythonRandom(42);
@@ -38,7 +29,7 @@ describe('PythonRandom against CPython', () => {
 
   it.skipIf(!hasPython)('randbelow matches _randbelow', () => {
     const ns = [1, 2, 3, 5, 10, 1000, 2 ** 31, 2 ** 32 + 1, 2 ** 45 - 3];
-    const expected = python(
+    const expected = runPythonJson(
       `import json,random\nr=random.Random(7)\nprint(json.dumps([r._randbelow(n) for n in ${JSON.stringify(ns)} for _ in range(4)]))`,
     ) as number[];
     const rng = new PythonRandom(7);
@@ -46,7 +37,7 @@ describe('PythonRandom against CPython', () => {
   });
 
   it.skipIf(!hasPython)('shuffle matches for several seeds and list sizes, including seed 42', () => {
-    const expected = python(
+    const expected = runPythonJson(
       `import json,random\nout={}\nfor s in ${JSON.stringify(seeds)}:\n  for n in ${JSON.stringify(sizes)}:\n    x=list(range(n)); random.Random(s).shuffle(x); out[f"{s}/{n}"]=x\nprint(json.dumps(out))`,
     ) as Record<string, number[]>;
     for (const seed of seeds) {
@@ -58,7 +49,7 @@ describe('PythonRandom against CPython', () => {
   });
 
   it.skipIf(!hasPython)('successive shuffles on one generator match', () => {
-    const expected = python(
+    const expected = runPythonJson(
       'import json,random\nr=random.Random(42)\nout=[]\nfor n in (5,50,7):\n  x=list(range(n)); r.shuffle(x); out.append(x)\nprint(json.dumps(out))',
     ) as number[][];
     const rng = new PythonRandom(42);

@@ -9,6 +9,7 @@ import {
   openAIChatClient,
 } from '../../src/engines/openaiClient.ts';
 import { freePort } from '../../src/engines/processes.ts';
+import { rejection } from '../helpers/processes.ts';
 import { type StandInEngine, startStandInEngine } from '../helpers/standInEngine.ts';
 
 const question: ChatRequest = {
@@ -33,15 +34,6 @@ const weatherTool: ToolSpec = {
     },
   },
 };
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 let engine: StandInEngine;
 beforeEach(async () => {

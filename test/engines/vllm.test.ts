@@ -16,26 +16,9 @@ import {
   vllmEngine,
   vllmServeArgs,
 } from '../../src/engines/vllm.ts';
+import { pidIsRunning, rejection } from '../helpers/processes.ts';
 
 const FAKE_VLLM = resolve(import.meta.dirname, '../fixtures/fake-vllm/vllm.mjs');
-
-function pidIsRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 interface RecordedArgs {
   argv: string[];

@@ -15,26 +15,8 @@ import {
   tailFile,
   waitForHealth,
 } from '../../src/engines/processes.ts';
+import { pidIsRunning, rejection } from '../helpers/processes.ts';
 import { startStandInEngine } from '../helpers/standInEngine.ts';
-
-/** Running and not a zombie (an orphan whose reaper has not run yet is as good as gone). */
-function pidIsRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-async function rejection(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (err) {
-    return err;
-  }
-  throw new Error('expected the promise to reject');
-}
 
 // A parent that starts a worker in its own group and writes the worker's pid, then idles.
 const PARENT_WITH_WORKER = `

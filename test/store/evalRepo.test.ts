@@ -10,6 +10,19 @@ function repo() {
   return { path, repo: new EvalRepo(openDb(path)) };
 }
 
+/** A gsm8k run on the hf engine with configuration key 'k'. */
+function createRun(r: EvalRepo, id: string): void {
+  r.createRun({
+    id,
+    benchmark: 'gsm8k',
+    model: '/m',
+    engine: 'hf',
+    configKey: 'k',
+    config: {},
+    outDir: '/o',
+  });
+}
+
 const sample = (sampleId: string, value: number, maxTokens = 100) => ({
   runId: 'r1',
   sampleId,
@@ -28,15 +41,7 @@ const sample = (sampleId: string, value: number, maxTokens = 100) => ({
 describe('EvalRepo', () => {
   it('uses WAL and survives reopening', () => {
     const { path, repo: r } = repo();
-    r.createRun({
-      id: 'r1',
-      benchmark: 'gsm8k',
-      model: '/m',
-      engine: 'hf',
-      configKey: 'k',
-      config: {},
-      outDir: '/o',
-    });
+    createRun(r, 'r1');
     const db = openDb(path);
     expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
     expect(new EvalRepo(db).getRun('r1')?.status).toBe('running');
@@ -44,15 +49,7 @@ describe('EvalRepo', () => {
 
   it('never overwrites a recorded sample and keeps rungs apart', () => {
     const { repo: r } = repo();
-    r.createRun({
-      id: 'r1',
-      benchmark: 'gsm8k',
-      model: '/m',
-      engine: 'hf',
-      configKey: 'k',
-      config: {},
-      outDir: '/o',
-    });
+    createRun(r, 'r1');
     r.recordSample(sample('0', 1));
     r.recordSample({ ...sample('0', 0), replyText: 'other' });
     r.recordSample(sample('1', 0));
@@ -67,26 +64,10 @@ describe('EvalRepo', () => {
 
   it('finds the newest unfinished run with the same configuration to resume', () => {
     const { repo: r } = repo();
-    r.createRun({
-      id: 'a',
-      benchmark: 'gsm8k',
-      model: '/m',
-      engine: 'hf',
-      configKey: 'k',
-      config: {},
-      outDir: '/o',
-    });
+    createRun(r, 'a');
     r.setStatus('a', 'completed', { metrics: { accuracy: 1 } });
     expect(r.findResumable('k')).toBeUndefined();
-    r.createRun({
-      id: 'b',
-      benchmark: 'gsm8k',
-      model: '/m',
-      engine: 'hf',
-      configKey: 'k',
-      config: {},
-      outDir: '/o',
-    });
+    createRun(r, 'b');
     r.setStatus('b', 'interrupted');
     expect(r.findResumable('k')?.id).toBe('b');
     expect(r.findResumable('other')).toBeUndefined();
@@ -94,15 +75,7 @@ describe('EvalRepo', () => {
 
   it('numbers attempts across resumes and closes the ones a crash left open', () => {
     const { repo: r } = repo();
-    r.createRun({
-      id: 'r1',
-      benchmark: 'gsm8k',
-      model: '/m',
-      engine: 'hf',
-      configKey: 'k',
-      config: {},
-      outDir: '/o',
-    });
+    createRun(r, 'r1');
     expect(r.startAttempt('r1', 0, 100, (n) => `/o/final_eval_${n}.txt`)).toBe(1);
     r.closeDanglingAttempts('r1');
     expect(r.startAttempt('r1', 0, 100, (n) => `/o/final_eval_${n}.txt`)).toBe(2);

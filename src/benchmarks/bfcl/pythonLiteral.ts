@@ -11,6 +11,8 @@
  *     reference prints the error and leaves that argument out, so the argument is skipped.
  */
 
+import { decodePythonQuoted } from '../shared/pythonText.ts';
+
 /** A Python value `ast.literal_eval` can produce. Ints are exact (bigint), as in Python. */
 export type PyValue =
   | { type: 'int'; value: bigint }
@@ -110,19 +112,6 @@ const OPERATORS = [
   '=',
 ];
 
-const SIMPLE_ESCAPES: Record<string, string> = {
-  '\\': '\\',
-  "'": "'",
-  '"': '"',
-  a: '\u0007',
-  b: '\b',
-  f: '\f',
-  n: '\n',
-  r: '\r',
-  t: '\t',
-  v: '\v',
-};
-
 // Python's number grammar (underscores allowed between digits).
 const DIGITS = '[0-9](?:_?[0-9])*';
 const EXPONENT = `[eE][+-]?${DIGITS}`;
@@ -211,73 +200,14 @@ function isStringPrefix(prefix: string): boolean {
 }
 
 function readString(src: string, start: number, prefix: string): { token: Token; end: number } {
-  const raw = prefix.includes('r');
   const bytes = prefix.includes('b');
   const fstring = prefix.includes('f');
-  let i = start + prefix.length;
-  const quote = src[i]!;
-  const triple = src.startsWith(quote.repeat(3), i);
-  const closing = triple ? quote.repeat(3) : quote;
-  i += closing.length;
-  let value = '';
-  for (;;) {
-    if (i >= src.length) throw new PythonSyntaxError(`unterminated string literal at offset ${start}`);
-    if (src.startsWith(closing, i)) {
-      return { token: { kind: 'string', value, bytes, fstring, pos: start }, end: i + closing.length };
-    }
-    const c = src[i]!;
-    if ((c === '\n' || c === '\r') && !triple) {
-      throw new PythonSyntaxError(`unterminated string literal at offset ${start}`);
-    }
-    if (bytes && c.charCodeAt(0) > 127) {
-      throw new PythonSyntaxError(`bytes can only contain ASCII literal characters (offset ${i})`);
-    }
-    if (c !== '\\') {
-      value += c;
-      i++;
-      continue;
-    }
-    const next = src[i + 1];
-    if (next === undefined) throw new PythonSyntaxError(`unterminated string literal at offset ${start}`);
-    if (raw) {
-      // A raw literal keeps the backslash; it only stops the next character from closing it.
-      value += c + next;
-      i += 2;
-      continue;
-    }
-    const escaped = decodeEscape(src, i, bytes);
-    value += escaped.value;
-    i = escaped.end;
-  }
-}
-
-function decodeEscape(src: string, at: number, bytes: boolean): { value: string; end: number } {
-  const next = src[at + 1]!;
-  if (next === '\n') return { value: '', end: at + 2 };
-  if (next === '\r') return { value: '', end: src[at + 2] === '\n' ? at + 3 : at + 2 };
-  const simple = SIMPLE_ESCAPES[next];
-  if (simple !== undefined) return { value: simple, end: at + 2 };
-  if (/[0-7]/.test(next)) {
-    const digits = /^[0-7]{1,3}/.exec(src.slice(at + 1, at + 4))![0];
-    const code = Number.parseInt(digits, 8);
-    return { value: String.fromCodePoint(bytes ? code & 0xff : code), end: at + 1 + digits.length };
-  }
-  const hexLength = next === 'x' ? 2 : !bytes && next === 'u' ? 4 : !bytes && next === 'U' ? 8 : 0;
-  if (hexLength > 0) {
-    const digits = src.slice(at + 2, at + 2 + hexLength);
-    if (!new RegExp(`^[0-9a-fA-F]{${hexLength}}$`).test(digits)) {
-      throw new PythonSyntaxError(`truncated \\${next} escape at offset ${at}`);
-    }
-    const code = Number.parseInt(digits, 16);
-    if (code > 0x10ffff) throw new PythonSyntaxError(`illegal Unicode character at offset ${at}`);
-    return { value: String.fromCodePoint(code), end: at + 2 + hexLength };
-  }
-  if (next === 'N' && !bytes) {
-    // Named escapes need the Unicode name table; none occurs in BFCL, so refuse loudly.
-    throw new PythonSyntaxError(`\\N{...} escapes are not supported (offset ${at})`);
-  }
-  // Python keeps an unknown escape as it is (with a warning).
-  return { value: `\\${next}`, end: at + 2 };
+  const { value, end } = decodePythonQuoted(src, start, start + prefix.length, {
+    raw: prefix.includes('r'),
+    bytes,
+    error: (message) => new PythonSyntaxError(message),
+  });
+  return { token: { kind: 'string', value, bytes, fstring, pos: start }, end };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -56,36 +56,67 @@ export function parsePythonStringLiteral(src: string, start: number): Parsed {
   }
   const quote = src[i];
   if (quote !== '"' && quote !== "'") throw new PythonSourceError(`no string literal at offset ${start}`);
-  const triple = src.startsWith(quote.repeat(3), i);
-  const closing = triple ? quote.repeat(3) : quote;
-  i += closing.length;
+  return decodePythonQuoted(src, start, i, {
+    raw,
+    bytes: false,
+    error: (message) => new PythonSourceError(message),
+  });
+}
+
+export interface QuotedLiteralOptions {
+  /** An `r` prefix: backslashes stay, escaping only the closing quote. */
+  raw: boolean;
+  /** A `b` prefix: ASCII characters only, octal escapes wrap at 0xff, no \u, \U or \N escapes. */
+  bytes: boolean;
+  /** The caller's error for a malformed literal (prompt readers and the BFCL parser differ). */
+  error: (message: string) => Error;
+}
+
+/**
+ * Decode the quoted part of a Python string literal: the opening quote (single or triple) is at
+ * `quoteAt`, after any prefix letters the caller has read into `options`; `start`, where the
+ * literal begins, is for messages. Returns the value and the index just past the closing quote.
+ */
+export function decodePythonQuoted(
+  src: string,
+  start: number,
+  quoteAt: number,
+  options: QuotedLiteralOptions,
+): Parsed {
+  const { raw, bytes, error } = options;
+  const quote = src[quoteAt]!;
+  const closing = src.startsWith(quote.repeat(3), quoteAt) ? quote.repeat(3) : quote;
+  const triple = closing.length === 3;
+  let i = quoteAt + closing.length;
   let value = '';
   for (;;) {
-    if (i >= src.length) throw new PythonSourceError(`unterminated string literal at offset ${start}`);
+    if (i >= src.length) throw error(`unterminated string literal at offset ${start}`);
     if (src.startsWith(closing, i)) return { value, end: i + closing.length };
     const c = src[i]!;
-    if (c === '\n' && !triple)
-      throw new PythonSourceError(`newline in single-quoted literal at offset ${start}`);
+    if ((c === '\n' || c === '\r') && !triple) throw error(`unterminated string literal at offset ${start}`);
+    if (bytes && c.charCodeAt(0) > 127) {
+      throw error(`bytes can only contain ASCII literal characters (offset ${i})`);
+    }
     if (c !== '\\') {
       value += c;
       i++;
       continue;
     }
     const next = src[i + 1];
-    if (next === undefined) throw new PythonSourceError(`unterminated string literal at offset ${start}`);
+    if (next === undefined) throw error(`unterminated string literal at offset ${start}`);
     if (raw) {
       // A raw literal keeps the backslash; it only stops the next character from closing it.
       value += c + next;
       i += 2;
       continue;
     }
-    const escaped = decodeEscape(src, i);
+    const escaped = decodeEscape(src, i, bytes, error);
     value += escaped.value;
     i = escaped.end;
   }
 }
 
-function decodeEscape(src: string, at: number): Parsed {
+function decodeEscape(src: string, at: number, bytes: boolean, error: (message: string) => Error): Parsed {
   const next = src[at + 1]!;
   if (next === '\n') return { value: '', end: at + 2 };
   if (next === '\r') return { value: '', end: src[at + 2] === '\n' ? at + 3 : at + 2 };
@@ -93,18 +124,24 @@ function decodeEscape(src: string, at: number): Parsed {
   if (simple !== undefined) return { value: simple, end: at + 2 };
   if (/[0-7]/.test(next)) {
     const digits = /^[0-7]{1,3}/.exec(src.slice(at + 1, at + 4))![0];
-    return { value: String.fromCodePoint(Number.parseInt(digits, 8)), end: at + 1 + digits.length };
+    const code = Number.parseInt(digits, 8);
+    return { value: String.fromCodePoint(bytes ? code & 0xff : code), end: at + 1 + digits.length };
   }
-  const hexLength = next === 'x' ? 2 : next === 'u' ? 4 : next === 'U' ? 8 : 0;
+  const hexLength = next === 'x' ? 2 : !bytes && next === 'u' ? 4 : !bytes && next === 'U' ? 8 : 0;
   if (hexLength > 0) {
     const digits = src.slice(at + 2, at + 2 + hexLength);
     if (!new RegExp(`^[0-9a-fA-F]{${hexLength}}$`).test(digits)) {
-      throw new PythonSourceError(`bad \\${next} escape at offset ${at}`);
+      throw error(`truncated \\${next} escape at offset ${at}`);
     }
-    return { value: String.fromCodePoint(Number.parseInt(digits, 16)), end: at + 2 + hexLength };
+    const code = Number.parseInt(digits, 16);
+    if (code > 0x10ffff) throw error(`illegal Unicode character at offset ${at}`);
+    return { value: String.fromCodePoint(code), end: at + 2 + hexLength };
   }
-  if (next === 'N') throw new PythonSourceError(`\\N{...} escapes are not supported (offset ${at})`);
-  // Python keeps unknown escapes as they are.
+  if (next === 'N' && !bytes) {
+    // Named escapes need the Unicode name table; no prompt or BFCL literal uses one, so refuse loudly.
+    throw error(`\\N{...} escapes are not supported (offset ${at})`);
+  }
+  // Python keeps an unknown escape as it is (with a warning).
   return { value: `\\${next}`, end: at + 2 };
 }
 

@@ -7,7 +7,7 @@ each client sends its next request when the last one returns) measures new token
 prompts of ~256 tokens and 256 new tokens (ignore_eos, the checkpoint's default sampling). Every
 level gets one untimed warm-up round first (it pays for compilation of new shapes).
 
-  python3 bench/hfEngineThroughput.py --out $OUT [--variants compiled,compiled-grouped,compiled-hf-sampler,static-eager,dynamic]
+  python3 bench/hfEngineThroughput.py --out $OUT [--variants compiled-ptbloop,compiled,compiled-grouped,compiled-hf-sampler,static-eager,dynamic]
 
 Writes results.json and one server log per variant under --out; prints a table last.
 """
@@ -34,6 +34,7 @@ KEY = "bench-key"
 # requests (temperature 0) instead of the checkpoint's sampling defaults.
 VARIANTS = {
     "compiled": {"flags": ["--kv-cache", "static", "--compile", "auto"], "levels": "64,6,2,1,64g"},
+    "compiled-ptbloop": {"flags": ["--kv-cache", "static", "--compile", "auto", "--decode-loop", "ptb"], "levels": "64,64g,1,6,2"},
     "compiled-grouped": {"flags": ["--kv-cache", "static", "--compile", "auto", "--attention", "grouped"], "levels": "64,6,2,1"},
     "compiled-hf-sampler": {"flags": ["--kv-cache", "static", "--compile", "auto", "--sampler", "hf"], "levels": "64,1"},
     "static-eager": {"flags": ["--kv-cache", "static", "--compile", "off"], "levels": "64,6,2,1"},
@@ -212,8 +213,12 @@ def main() -> None:
                 print(name, {k: level[k] for k in ("clients", "sampling", "tokens_per_s", "mean_latency_s", "batches", "warmup_seconds")}, flush=True)
                 save()
             # Same seed, same distribution: the fast and the transformers sampler must draw the same tokens.
-            seeded = post(server.base + "/v1/chat/completions", {"messages": messages(7), "max_tokens": 48, "seed": 1234, "ignore_eos": True})
+            # new_tokens (not fewer) so the request reuses a cache shape the C=1 level already compiled.
+            url = server.base + "/v1/chat/completions"
+            sample = {"messages": messages(7), "max_tokens": new_tokens, "ignore_eos": True}
+            seeded = post(url, {**sample, "seed": 1234})
             record["seeded_sample"] = seeded["choices"][0]["message"]["content"]
+            record["greedy_sample"] = post(url, {**sample, "temperature": 0})["choices"][0]["message"]["content"]
             if torch.cuda.is_available():
                 free, total = torch.cuda.mem_get_info()
                 record["device_memory_in_use_gib"] = round((total - free) / 2**30, 1)
@@ -236,6 +241,10 @@ def main() -> None:
             print(f"{name:16} error: {record['error'][:300]}")
     samples = {name: r["seeded_sample"] for name, r in results["variants"].items() if "seeded_sample" in r}
     print("seeded samples identical across variants:", len(set(samples.values())) == 1, {n: s[:40] for n, s in samples.items()})
+    greedy = {name: r["greedy_sample"] for name, r in results["variants"].items() if "greedy_sample" in r}
+    print("greedy samples identical across variants:", len(set(greedy.values())) == 1, {n: s[:40] for n, s in greedy.items()})
+    results["seeded_identical"], results["greedy_identical"] = len(set(samples.values())) == 1, len(set(greedy.values())) == 1
+    save()
     print(json.dumps({k: v for k, v in results.items() if k != "variants"}))
 
 

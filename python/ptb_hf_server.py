@@ -18,13 +18,14 @@ default dynamic cache.
 
 Endpoints: GET /health, GET /v1/models, POST /v1/chat/completions, GET /stats (batching counters).
 Requests may also carry vLLM's `ignore_eos` and `chat_template_kwargs`. Knobs beyond vLLM's flags
-(--kv-cache, --compile, --sampler, --attention, --threads, --batch-wait-ms) are for measurements;
+(--kv-cache, --compile, --decode-loop, --sampler, --attention, --threads, --batch-wait-ms) are for measurements;
 docs/performance.md has the numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import os
@@ -346,6 +347,21 @@ class Model:
         self.static_cache = self.device.type == "cuda" and args.kv_cache == "auto" or args.kv_cache == "static"
         self.compile = args.compile == "auto"
         self.fast_sampler = args.sampler == "fast"
+        # ptb's decode loop (static cache only): see generate_ptb_loop.
+        self.ptb_loop = args.decode_loop == "ptb" and self.static_cache
+        self.check_every = max(1, args.stop_check_every)
+        self.ptb_caches: dict[int, tuple[int, Any]] = {}  # batch size -> (length, StaticCache)
+        self.ptb_longest_cache = 0
+        forward_args = inspect.signature(type(self.model).forward).parameters
+        self.ptb_cache_position = "cache_position" in forward_args  # transformers < 5 needs it
+        self.ptb_logits_to_keep = "logits_to_keep" in forward_args
+        layer_types = getattr(self.model.config.get_text_config(), "layer_types", None) or []
+        if self.ptb_loop and any(t != "full_attention" for t in layer_types):
+            self.ptb_loop = False  # the loop's one padding mask is not a sliding-window mask
+            print("ptb-hf-server: --decode-loop ptb needs full attention in every layer; using generate()", flush=True)
+        self.compiled_step = None
+        if self.ptb_loop and self.compile and self.device.type == "cuda":
+            self.compiled_step = torch.compile(self.decode_step, mode="reduce-overhead", dynamic=False)
         if self.compile and self.static_cache:
             # One compiled graph per batch-size bucket and cache length; the default limit (8) is too low.
             torch._dynamo.config.cache_size_limit = 64
@@ -393,10 +409,27 @@ class Model:
         return width, new
 
     def generate(self, jobs: list[Job], max_batch: int) -> None:
-        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+        if self.ptb_loop and self.ptb_loop_handles(jobs[0].params):
+            try:
+                self.generate_ptb_loop(jobs, max_batch)
+                return
+            except Exception as err:  # keep serving through generate(); the log says why
+                import traceback
 
+                traceback.print_exc()
+                print(f"ptb-hf-server: ptb decode loop failed ({type(err).__name__}: {err}); using generate() from now on", flush=True)
+                self.ptb_loop = False
+        self.generate_hf(jobs, max_batch)
+
+    def ptb_loop_handles(self, p: SamplingParams) -> bool:
+        """ptb's loop samples greedily or with ptb's top-k/top-p; other settings go to generate()."""
+        if p.repetition_penalty != 1.0 or p.min_p > 0:
+            return False
+        return p.temperature < 1e-5 or (self.fast_sampler and p.top_k > 0)
+
+    def padded_batch(self, jobs: list[Job], max_batch: int):
+        """Left-padded ids and mask (CPU tensors), per-row token limits and (width, new) of the cache."""
         torch = self.torch
-        p = jobs[0].params
         width, new = self.cache_shape(jobs)
         rows = [j.prompt_ids for j in jobs]
         limits = [j.params.max_tokens for j in jobs]
@@ -408,6 +441,124 @@ class Model:
         for i, r in enumerate(rows):
             ids[i, width - len(r) :] = torch.tensor(r, dtype=torch.long)
             mask[i, width - len(r) :] = 1
+        return ids, mask, limits, width, new
+
+    def static_cache_for(self, batch: int, length: int):
+        """The StaticCache for this batch size, reset; replaced by a longer one when too short. A new cache
+        is as long as the longest one made so far (transformers likewise never shrinks its cache): the
+        decode graph is compiled per (batch size, cache length), about 40 s on an H100 for each new pair.
+        Least recently used caches are dropped when the KV budget would be exceeded."""
+        from transformers import StaticCache
+
+        kept = self.ptb_caches.pop(batch, None)
+        if kept is not None and kept[0] >= length:
+            kept[1].reset()
+            self.ptb_caches[batch] = kept
+            return kept
+        self.ptb_longest_cache = length = max(length, self.ptb_longest_cache)
+        while self.ptb_caches and sum(b * n for b, (n, _) in self.ptb_caches.items()) + batch * length > self.kv_budget_tokens:
+            self.ptb_caches.pop(next(iter(self.ptb_caches)))
+        try:
+            cache = StaticCache(config=self.model.config, max_cache_len=length)
+        except TypeError:  # transformers < 4.56 allocates up front
+            cache = StaticCache(config=self.model.config, max_batch_size=batch, max_cache_len=length, device=self.device, dtype=self.dtype)
+        self.ptb_caches[batch] = (length, cache)
+        return self.ptb_caches[batch]
+
+    def decode_step(self, input_ids, position_ids, attention_mask, cache, cache_position=None):
+        """One token per row through the model with the static cache: float32 logits of that token."""
+        kwargs = dict(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask, past_key_values=cache, use_cache=True)
+        if cache_position is not None:
+            kwargs["cache_position"] = cache_position
+        return self.model(**kwargs).logits[:, -1, :].float()
+
+    def generate_ptb_loop(self, jobs: list[Job], max_batch: int) -> None:
+        """ptb's own decode loop for the static cache: an eager prefill, then one compiled single-token step
+        per token (CUDA graphs), sampling on the device, and the stop bookkeeping kept on the device too;
+        the host looks at it only every `check_every` steps, so it never waits for the GPU in between
+        and launches the next steps while the current ones run. Tokens past a row's stop are discarded."""
+        torch = self.torch
+        p = jobs[0].params
+        ids, mask, limits, width, new = self.padded_batch(jobs, max_batch)
+        batch, dev = ids.shape[0], self.device
+        steps = max(limits)
+        ids, mask = ids.to(dev), mask.to(dev)
+        lengths = mask.sum(-1, keepdim=True)
+        sampler = top_k_top_p_processor(p.temperature, p.top_k, p.top_p) if p.temperature >= 1e-5 else None
+        eos = torch.tensor(self.eos_ids if self.eos_ids and not p.ignore_eos else [-1], device=dev)
+        limit = torch.tensor(limits, device=dev)
+        if p.seed is not None:
+            torch.manual_seed(p.seed)
+
+        def pick(logits):
+            if sampler is None:
+                return logits.argmax(dim=-1)
+            return torch.multinomial(sampler(None, logits).softmax(dim=-1), num_samples=1).squeeze(1)
+
+        with torch.inference_mode():
+            # Reset in place: inside inference mode, as it was made. It may be longer than width + new.
+            length, cache = self.static_cache_for(batch, width + new)
+            positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
+            prefill = dict(attention_mask=mask, position_ids=positions, past_key_values=cache, use_cache=True)
+            if self.ptb_cache_position:
+                prefill["cache_position"] = torch.arange(width, device=dev)
+            if self.ptb_logits_to_keep:
+                prefill["logits_to_keep"] = 1
+            token = pick(self.model(input_ids=ids, **prefill).logits[:, -1, :].float())
+            out = torch.empty((batch, steps), dtype=torch.long, device=dev)
+            out[:, 0] = token
+            finished = torch.isin(token, eos) | (limit <= 1)
+            # The step's inputs live in fixed buffers, updated in place: the decode graph reads them there.
+            step_ids = token[:, None].clone()
+            step_positions = lengths.clone()
+            column = torch.full((1,), width, dtype=torch.long, device=dev)
+            attend = torch.zeros((batch, 1, 1, length), dtype=torch.bool, device=dev)
+            attend[:, 0, 0, :width] = mask.bool()
+            attend.view(batch, length).index_fill_(1, column, True)
+            cache_position = column.clone() if self.ptb_cache_position else None
+            checks: list = []  # (event, pinned "some row unfinished" flag) of stop checks sent to the host
+            done = 1
+            for step in range(1, steps):
+                if step % self.check_every == 0:
+                    if dev.type != "cuda":
+                        if bool(finished.all()):
+                            break
+                    else:
+                        flag = torch.empty((), dtype=torch.bool, pin_memory=True)
+                        flag.copy_(~finished.all(), non_blocking=True)
+                        checks.append((torch.cuda.Event(), flag))
+                        checks[-1][0].record()
+                        # Read the check from two rounds ago: the GPU has the steps since then still queued,
+                        # so waiting for it costs no idle time, and the host stays at most 2 rounds ahead.
+                        if len(checks) > 2:
+                            event, unfinished = checks.pop(0)
+                            event.synchronize()
+                            if not unfinished.item():
+                                break
+                if self.compiled_step is not None:
+                    torch.compiler.cudagraph_mark_step_begin()
+                    logits = self.compiled_step(step_ids, step_positions, attend, cache, cache_position)
+                else:
+                    logits = self.decode_step(step_ids, step_positions, attend, cache, cache_position)
+                token = pick(logits)
+                del logits
+                out[:, step] = token
+                finished |= torch.isin(token, eos) | (limit <= step + 1)
+                done = step + 1
+                step_ids.copy_(token[:, None])
+                step_positions.add_(1)
+                column.add_(1)
+                attend.view(batch, length).index_fill_(1, column, True)
+                if cache_position is not None:
+                    cache_position.add_(1)
+            self.finish(jobs, out[:, :done].tolist())
+
+    def generate_hf(self, jobs: list[Job], max_batch: int) -> None:
+        from transformers import GenerationConfig, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+
+        torch = self.torch
+        p = jobs[0].params
+        ids, mask, limits, width, new = self.padded_batch(jobs, max_batch)
         limit_tensor = torch.tensor(limits, device=self.device)
 
         class RowLimits(StoppingCriteria):
@@ -444,8 +595,12 @@ class Model:
                 stopping_criteria=StoppingCriteriaList([RowLimits()]),
                 logits_processor=LogitsProcessorList(processors),
             )
-        produced = out[:, width:].tolist()
+        self.finish(jobs, out[:, width:].tolist())
+
+    def finish(self, jobs: list[Job], produced: list[list[int]]) -> None:
+        """Each row's tokens up to its first stop token or its own max_tokens (later tokens are discarded)."""
         eos = set(self.eos_ids)
+        p = jobs[0].params
         for job, toks in zip(jobs, produced):
             toks = toks[: job.params.max_tokens]
             cut = next((i for i, t in enumerate(toks) if t in eos), None) if not p.ignore_eos else None
@@ -710,6 +865,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument(
         "--attention", default="sdpa", choices=["sdpa", "grouped"], help="grouped: read the KV cache once per decode step (GQA models)"
     )
+    ap.add_argument(
+        "--decode-loop",
+        default="hf",
+        choices=["hf", "ptb"],
+        help="ptb: ptb's own loop over a compiled single-token step (static cache), stop checks every few steps",
+    )
+    ap.add_argument("--stop-check-every", type=int, default=8, help="ptb decode loop: steps between host-side stop checks")
     ap.add_argument("--sampler", default="fast", choices=["fast", "hf"], help="hf: transformers' own top-k/top-p warpers")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: 1 for models under 100M parameters on CPU, else torch's default)")
@@ -734,7 +896,7 @@ def main(argv: list[str] | None = None) -> None:
     m = server.model
     print(
         f"ptb-hf-server ready on http://{args.host}:{httpd.server_address[1]} model={args.model} device={m.device} "
-        f"dtype={str(m.dtype).replace('torch.', '')} max_model_len={m.max_model_len} static_cache={m.static_cache} "
+        f"dtype={str(m.dtype).replace('torch.', '')} max_model_len={m.max_model_len} static_cache={m.static_cache} decode_loop={'ptb' if m.ptb_loop else 'hf'} "
         f"max_batch_size={args.max_batch_size} load_seconds={time.monotonic() - started:.1f}",
         flush=True,
     )

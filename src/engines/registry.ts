@@ -1,4 +1,5 @@
 import { UserError } from '../core/errors.ts';
+import { splitShellWords } from '../runtime/pythonEnv.ts';
 import { createHfEngine } from './hf.ts';
 import { openaiEngineFor } from './openai.ts';
 import type { Engine } from './types.ts';
@@ -19,7 +20,12 @@ export interface EngineEnvironment {
 export function engineFor(choice: EngineChoice, where: EngineEnvironment): Engine {
   switch (choice.id) {
     case 'hf':
-      return createHfEngine({ home: where.venvHome, env: where.env });
+      // PTB_HF_SERVER_ARGS passes extra flags to python/ptb_hf_server.py (e.g. `--decode-loop ptb`).
+      return createHfEngine({
+        home: where.venvHome,
+        env: where.env,
+        extraArgs: splitShellWords(where.env.PTB_HF_SERVER_ARGS ?? ''),
+      });
     case 'vllm':
       return createVllmEngine({ env: where.env });
     case 'openai': {

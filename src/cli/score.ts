@@ -25,7 +25,10 @@ export function registerScore(program: Command, ctx: CliContext): void {
     .requiredOption('-b, --benchmark <id>', 'benchmark id')
     .requiredOption('-r, --responses <file.jsonl>', 'one {"id", "response", "tool_calls"?} per line')
     .option('--seed <n>', 'GPQA choice order seed used when the replies were generated', parseIntFlag, 0)
-    .option('--unseeded', 'GPQA: replies were generated with unseeded shuffles (scores are then approximate)')
+    .option(
+      '--unseeded',
+      'GPQA: replies were generated with unseeded shuffles (refused: their choice order is unknown)',
+    )
     .option('--data <part=file>', 'use a local data file for a part (repeatable)', collectData)
     .option('--grader-base-url <url>', 'LLM grader endpoint (arenahardwriting, healthbench)')
     .option('--grader-model <name>', 'LLM grader model')

@@ -79,6 +79,13 @@ export function readResponses(path: string): ResponseLine[] {
 /** `ptb score`: regrade recorded replies with the benchmark's scorer, no engine involved. */
 export async function scoreResponses(cache: AssetCache, opts: ScoreOptions): Promise<ScoreReport> {
   const benchmark = getBenchmark(opts.benchmark);
+  if (benchmark.id === 'gpqamain' && opts.seed === null) {
+    // The letter a reply names only means something under the choice order it was shown.
+    throw new UserError(
+      'GPQA replies generated with unseeded choice shuffles cannot be regraded: their choice order is unknown',
+      'Regrade with the --seed the replies were generated with (ptb eval records it in eval.json), or use the per-sample scores ptb eval stored.',
+    );
+  }
   const responses = readResponses(opts.responsesFile);
   const { prepared } = await prepareBenchmark(benchmark, cache, { ...opts, overrides: opts.data });
   const byId = new Map(prepared.samples.map((s) => [s.id, s]));

@@ -101,6 +101,19 @@ describe('ptb score', () => {
     expect(unknown.stderr).toMatch(/not samples of gsm8k: 999/);
   });
 
+  it('refuses to regrade GPQA replies whose choice order is unknown', async () => {
+    const run = await runCli([
+      'score',
+      '-b',
+      'gpqamain',
+      '-r',
+      file('g.jsonl', '{"id":"rec1","response":"ANSWER: A"}'),
+      '--unseeded',
+    ]);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/choice order is unknown/);
+  });
+
   it('rejects an unknown benchmark with the list of valid ids', async () => {
     const run = await runCli(['score', '-b', 'mmlu', '-r', file('x.jsonl', '{"id":1,"response":""}')]);
     expect(run.code).toBe(1);

@@ -13,6 +13,11 @@ function file(name: string, text: string): string {
   return p;
 }
 
+/** `ptb score -b BENCHMARK -r <file with these replies> ...extra`. */
+function scoreReplies(benchmark: string, name: string, replies: string, ...extra: string[]) {
+  return runCli(['score', '-b', benchmark, '-r', file(name, replies), ...extra]);
+}
+
 /** A synthetic GSM8K split and prompt source in the upstream shapes (no real data). */
 function gsm8kFixture() {
   const rows = Array.from({ length: 12 }, (_, i) => ({
@@ -102,34 +107,25 @@ describe('ptb score', () => {
   });
 
   it('refuses to regrade GPQA replies whose choice order is unknown', async () => {
-    const run = await runCli([
-      'score',
-      '-b',
+    const run = await scoreReplies(
       'gpqamain',
-      '-r',
-      file('g.jsonl', '{"id":"rec1","response":"ANSWER: A"}'),
+      'g.jsonl',
+      '{"id":"rec1","response":"ANSWER: A"}',
       '--unseeded',
-    ]);
+    );
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/choice order is unknown/);
   });
 
   it('rejects an unknown benchmark with the list of valid ids', async () => {
-    const run = await runCli(['score', '-b', 'mmlu', '-r', file('x.jsonl', '{"id":1,"response":""}')]);
+    const run = await scoreReplies('mmlu', 'x.jsonl', '{"id":1,"response":""}');
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/unknown benchmark "mmlu"/);
     expect(run.stderr).toMatch(/gsm8k/);
   });
 
   it('offline without cached data names the missing file and the commands that fetch it', async () => {
-    const run = await runCli([
-      'score',
-      '-b',
-      'gsm8k',
-      '-r',
-      file('y.jsonl', '{"id":1,"response":""}'),
-      '--offline',
-    ]);
+    const run = await scoreReplies('gsm8k', 'y.jsonl', '{"id":1,"response":""}', '--offline');
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/not in the cache/);
     expect(run.stderr).toMatch(/ptb data pull gsm8k/);

@@ -31,7 +31,8 @@ export function buildProgram(ctx: CliContext): Command {
   program.addHelpText(
     'after',
     '\nEnvironment: PTB_HOME (default ~/.ptb), HF_TOKEN (gated data), PTB_GRADER_BASE_URL / PTB_GRADER_API_KEY /\n' +
-      'PTB_GRADER_MODEL (LLM grader), PTB_PYTHON (use this interpreter instead of the managed venv), PTB_OFFLINE=1.',
+      'PTB_GRADER_MODEL (LLM grader), PTB_PYTHON (use this interpreter instead of the managed venv), PTB_OFFLINE=1,\n' +
+      'PTB_VLLM_BIN (vllm executable), PTB_HF_SERVER_ARGS (extra flags for the hf engine server).',
   );
   for (const register of COMMANDS) register(program, ctx);
   return program;

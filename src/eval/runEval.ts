@@ -9,7 +9,7 @@ import { newId } from '../core/ids.ts';
 import { ensureDir } from '../core/paths.ts';
 import type { Metrics, Sample, Sampling, Score } from '../core/schemas.ts';
 import { EngineRequestError, openAIChatClient } from '../engines/openaiClient.ts';
-import { killStaleGroup, processStartTicks } from '../engines/processes.ts';
+import { killStaleGroup, processStartTicks, ServerStartError } from '../engines/processes.ts';
 import type { Engine, EngineHandle } from '../engines/types.ts';
 import type { EvalRepo, EvalRunRow } from '../store/evalRepo.ts';
 import type { ResolvedTemplate } from './chatTemplates.ts';
@@ -286,11 +286,12 @@ async function runAttempt(
       signal,
     });
   } catch (err) {
-    if (err instanceof UserError && /does not exist|not a model|config\.json/i.test(err.message)) throw err;
-    throw new EngineStartFailure(
-      `engine ${s.engine.id} did not start: ${errorMessage(err)}`,
-      err instanceof UserError ? err.hint : undefined,
-    );
+    // A server that crashed or never became healthy is a failed attempt of the ladder, as in the
+    // reference; anything else (no vllm executable, a bad model folder) fails at once.
+    if (err instanceof ServerStartError) {
+      throw new EngineStartFailure(`engine ${s.engine.id} did not start: ${errorMessage(err)}`, err.hint);
+    }
+    throw err;
   }
   if (handle.pid !== undefined) {
     writeJsonAtomic(engineFile(run, n), { pid: handle.pid, startTicks: processStartTicks(handle.pid) });

@@ -192,3 +192,32 @@ describe('resume key', () => {
     expect(again.runId).toBe(first.id);
   });
 });
+
+describe('engine start failures', () => {
+  it('fails at once, without burning the ladder, when the engine cannot be launched at all', async () => {
+    const { repo, settings } = await setup(2);
+    const { createVllmEngine } = await import('../../src/engines/vllm.ts');
+    const engine = createVllmEngine({ env: { PTB_VLLM_BIN: '/nonexistent/vllm', PATH: '' } });
+    await expect(runEval(repo, { ...settings, engine })).rejects.toThrow(/vllm/i);
+    const run = repo.listRuns()[0]!;
+    expect(run.status).toBe('failed');
+    expect(repo.attempts(run.id)).toHaveLength(1);
+  });
+
+  it('counts a server that crashes during start-up as a failed attempt of the ladder, as the reference does', async () => {
+    const { repo, settings } = await setup(2);
+    const { createVllmEngine } = await import('../../src/engines/vllm.ts');
+    const { chmodSync } = await import('node:fs');
+    const fake = join(import.meta.dirname, '../fixtures/fake-vllm/vllm.mjs');
+    chmodSync(fake, 0o755);
+    const engine = createVllmEngine({
+      env: { ...process.env, PTB_VLLM_BIN: fake, FAKE_VLLM_MODE: 'crash' },
+      healthIntervalMs: 50,
+    });
+    await expect(runEval(repo, { ...settings, engine, model: '/models/qwen-x' })).rejects.toThrow(
+      /every attempt of the retry ladder failed/,
+    );
+    const run = repo.listRuns()[0]!;
+    expect(repo.attempts(run.id).map((a) => a.rung)).toEqual([0, 0, 0, 0, 1, 1, 1, 2, 2]);
+  }, 120_000);
+});

@@ -34,6 +34,7 @@ KEY = "bench-key"
 # requests (temperature 0) instead of the checkpoint's sampling defaults.
 VARIANTS = {
     "compiled": {"flags": ["--kv-cache", "static", "--compile", "auto"], "levels": "64,6,2,1,64g"},
+    "compiled-hfloop": {"flags": ["--kv-cache", "static", "--compile", "auto", "--decode-loop", "hf"], "levels": "64,6,2,1"},
     "compiled-ptbloop": {"flags": ["--kv-cache", "static", "--compile", "auto", "--decode-loop", "ptb"], "levels": "64,64g,1,6,2"},
     "compiled-grouped": {"flags": ["--kv-cache", "static", "--compile", "auto", "--attention", "grouped"], "levels": "64,6,2,1"},
     "compiled-hf-sampler": {"flags": ["--kv-cache", "static", "--compile", "auto", "--sampler", "hf"], "levels": "64,1"},

@@ -348,7 +348,9 @@ class Model:
         self.compile = args.compile == "auto"
         self.fast_sampler = args.sampler == "fast"
         # ptb's decode loop (static cache only): see generate_ptb_loop.
-        self.ptb_loop = args.decode_loop == "ptb" and self.static_cache
+        self.ptb_loop = self.static_cache and (
+            args.decode_loop == "ptb" or (args.decode_loop == "auto" and self.device.type == "cuda")
+        )
         self.check_every = max(1, args.stop_check_every)
         self.ptb_caches: dict[int, tuple[int, Any]] = {}  # batch size -> (length, StaticCache)
         self.ptb_longest_cache = 0
@@ -867,9 +869,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     ap.add_argument(
         "--decode-loop",
-        default="hf",
-        choices=["hf", "ptb"],
-        help="ptb: ptb's own loop over a compiled single-token step (static cache), stop checks every few steps",
+        default="auto",
+        choices=["auto", "hf", "ptb"],
+        help="ptb: ptb's own loop over a compiled single-token step (static cache), stop checks every few steps; "
+        "hf: transformers' generate(); auto: ptb on CUDA, hf elsewhere",
     )
     ap.add_argument("--stop-check-every", type=int, default=8, help="ptb decode loop: steps between host-side stop checks")
     ap.add_argument("--sampler", default="fast", choices=["fast", "hf"], help="hf: transformers' own top-k/top-p warpers")

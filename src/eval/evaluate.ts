@@ -1,17 +1,13 @@
 import { getBenchmark } from '../benchmarks/registry.ts';
-import type { Grader } from '../benchmarks/shared/grader.ts';
-import { graderFromOptions } from '../benchmarks/shared/openaiGrader.ts';
-import type { CodeRunner } from '../benchmarks/types.ts';
 import { UserError } from '../core/errors.ts';
 import type { Sampling } from '../core/schemas.ts';
 import { type EngineChoice, engineFor } from '../engines/registry.ts';
 import type { AssetCache, AssetCacheOptions } from '../hub/assetCache.ts';
-import { SandboxedPythonRunner, UnsandboxedPythonRunner } from '../sandbox/pythonRunner.ts';
 import type { EvalRepo } from '../store/evalRepo.ts';
 import { resolveTemplate, SERVER_SIDE_TEMPLATE } from './chatTemplates.ts';
-import { limitGrader } from './limitedGrader.ts';
 import { prepareBenchmark } from './prepareBenchmark.ts';
 import { type EvalEvent, type EvalResult, normaliseModelRef, runEval } from './runEval.ts';
+import { scoringDeps } from './scoringDeps.ts';
 
 export interface EvaluateOptions extends AssetCacheOptions {
   model: string;
@@ -62,13 +58,7 @@ export async function evaluate(
     opts.engine.id === 'openai' && !opts.template
       ? SERVER_SIDE_TEMPLATE
       : await resolveTemplate(model, benchmark.usesTools, opts.template, cache, opts);
-  const grader: Grader | undefined = benchmark.needsGrader
-    ? limitGrader(graderFromOptions(opts.grader ?? {}, opts.env))
-    : undefined;
-  let codeRunner: CodeRunner | undefined;
-  if (benchmark.id === 'humaneval') {
-    codeRunner = opts.unsafeNoSandbox ? new UnsandboxedPythonRunner() : new SandboxedPythonRunner();
-  }
+  const { grader, codeRunner } = scoringDeps(benchmark, opts);
   const engine = engineFor(opts.engine, { venvHome: opts.venvHome, env: opts.env });
   if (opts.limit !== null && (!Number.isInteger(opts.limit) || opts.limit === 0 || opts.limit < -1)) {
     throw new UserError(`--limit must be a positive integer or -1 (all), got ${opts.limit}`);

@@ -1,7 +1,5 @@
 import { readFileSync } from 'node:fs';
 import { getBenchmark } from '../benchmarks/registry.ts';
-import { graderFromOptions } from '../benchmarks/shared/openaiGrader.ts';
-import type { CodeRunner } from '../benchmarks/types.ts';
 import { UserError } from '../core/errors.ts';
 import {
   type Metrics,
@@ -11,10 +9,9 @@ import {
   type Score,
 } from '../core/schemas.ts';
 import type { AssetCache, AssetCacheOptions } from '../hub/assetCache.ts';
-import { SandboxedPythonRunner, UnsandboxedPythonRunner } from '../sandbox/pythonRunner.ts';
-import { limitGrader } from './limitedGrader.ts';
 import { runPool } from './pool.ts';
 import { prepareBenchmark } from './prepareBenchmark.ts';
+import { scoringDeps } from './scoringDeps.ts';
 
 export interface ScoreOptions extends AssetCacheOptions {
   benchmark: string;
@@ -96,15 +93,7 @@ export async function scoreResponses(cache: AssetCache, opts: ScoreOptions): Pro
       `Sample ids are the dataset's own ids (${benchmark.id === 'gsm8k' ? 'the 0-based row index for gsm8k' : 'see `ptb benchmarks`'}).`,
     );
   }
-  const grader = benchmark.needsGrader
-    ? limitGrader(graderFromOptions(opts.grader ?? {}, opts.env))
-    : undefined;
-  const codeRunner: CodeRunner | undefined =
-    benchmark.id === 'humaneval'
-      ? opts.unsafeNoSandbox
-        ? new UnsandboxedPythonRunner()
-        : new SandboxedPythonRunner()
-      : undefined;
+  const { grader, codeRunner } = scoringDeps(benchmark, opts);
   const scores = new Map<string, Score>();
   await runPool(responses, opts.concurrency ?? 16, async (r, signal) => {
     const sample = byId.get(r.id)!;

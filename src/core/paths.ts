@@ -16,6 +16,8 @@ export interface HomeLayout {
   evals: string;
   models: string;
   venv: string;
+  trials: string;
+  agents: string;
 }
 
 export function homeLayout(root: string = ptbHome()): HomeLayout {
@@ -27,6 +29,9 @@ export function homeLayout(root: string = ptbHome()): HomeLayout {
     evals: join(root, 'evals'),
     models: join(root, 'models'),
     venv: join(root, 'venv'),
+    trials: join(root, 'trials'),
+    /** Pinned agent CLIs installed from npm (`agents/<id>-<version>/`). */
+    agents: join(root, 'agents'),
   };
 }
 

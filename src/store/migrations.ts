@@ -51,4 +51,90 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_id, max_tokens, sample_id)
   );
   `,
+  `
+  CREATE TABLE experiments (
+    name TEXT PRIMARY KEY,
+    config_json TEXT,
+    created_at TEXT NOT NULL
+  );
+
+  CREATE TABLE trials (
+    id TEXT PRIMARY KEY,
+    experiment TEXT NOT NULL REFERENCES experiments(name),
+    agent TEXT NOT NULL,
+    agent_config TEXT NOT NULL,
+    base_model TEXT NOT NULL,
+    benchmark TEXT NOT NULL,
+    hours REAL NOT NULL,
+    gpus INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    sandbox TEXT NOT NULL,
+    spec_json TEXT NOT NULL,
+    dir TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT 'ptb' CHECK (source IN ('ptb', 'import')),
+    external_id TEXT,
+    run_number INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'interrupted', 'completed', 'failed')),
+    phase TEXT,
+    agent_outcome TEXT,
+    agent_seconds REAL,
+    accuracy REAL,
+    final_score REAL,
+    substituted INTEGER,
+    audit_verdict TEXT,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    cost_usd REAL,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    finished_at TEXT
+  );
+  CREATE INDEX trials_cell ON trials (experiment, base_model, benchmark);
+  CREATE UNIQUE INDEX trials_external ON trials (experiment, external_id) WHERE external_id IS NOT NULL;
+
+  CREATE TABLE trial_phases (
+    trial_id TEXT NOT NULL REFERENCES trials(id),
+    phase TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('started', 'completed', 'failed')),
+    result_json TEXT,
+    error TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT,
+    PRIMARY KEY (trial_id, phase)
+  );
+
+  CREATE TABLE audits (
+    id TEXT PRIMARY KEY,
+    trial_id TEXT NOT NULL REFERENCES trials(id),
+    combined TEXT NOT NULL CHECK (combined IN ('clean', 'flagged', 'unverified', 'not_audited')),
+    policy TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE INDEX audits_trial ON audits (trial_id, created_at);
+
+  CREATE TABLE verdicts (
+    audit_id TEXT NOT NULL REFERENCES audits(id),
+    detector TEXT NOT NULL,
+    version TEXT NOT NULL,
+    verdict TEXT NOT NULL CHECK (verdict IN ('clean', 'flagged', 'unverified')),
+    rule TEXT,
+    summary TEXT NOT NULL,
+    evidence_json TEXT NOT NULL,
+    PRIMARY KEY (audit_id, detector)
+  );
+
+  CREATE TABLE baselines (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    model TEXT NOT NULL,
+    benchmark TEXT NOT NULL,
+    kind TEXT NOT NULL CHECK (kind IN ('base', 'instruct', 'other')),
+    accuracy REAL,
+    source TEXT NOT NULL,
+    eval_run_id TEXT,
+    created_at TEXT NOT NULL
+  );
+  CREATE INDEX baselines_cell ON baselines (model, benchmark, created_at);
+  `,
 ];

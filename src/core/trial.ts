@@ -130,6 +130,8 @@ export const ModelCallEventSchema = z.object({
   stream: z.boolean().default(false),
   /** The call was refused by the relay (budget reached, unknown provider). */
   refused: z.string().optional(),
+  /** What the caller authenticated with: the trial's relay token, a planted decoy key, nothing, or another value. */
+  credential: z.enum(['relay-token', 'decoy', 'none', 'other']).default('relay-token'),
 });
 export type ModelCallEvent = z.infer<typeof ModelCallEventSchema>;
 

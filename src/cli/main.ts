@@ -6,16 +6,22 @@ import { registerData } from './data.ts';
 import { registerDemo } from './demo.ts';
 import { registerEval } from './eval.ts';
 import { registerEvals } from './evals.ts';
+import { registerRun } from './run.ts';
 import { registerScore } from './score.ts';
+import { registerTrial } from './trial.ts';
+import { registerView } from './view.ts';
 
 /** One line per command file; adding a command is adding a file and a line here. */
 const COMMANDS: ReadonlyArray<(program: Command, ctx: CliContext) => void> = [
   registerDemo,
+  registerTrial,
+  registerRun,
   registerEval,
   registerScore,
   registerEvals,
   registerData,
   registerBenchmarks,
+  registerView,
 ];
 
 export function buildProgram(ctx: CliContext): Command {

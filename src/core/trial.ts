@@ -32,6 +32,14 @@ export const TrialSpecSchema = z.object({
   engine: z.enum(['vllm', 'hf', 'openai']).default('vllm'),
   /** Evaluation sample limit (-1 = all, the reference's final run). */
   evalLimit: z.number().int().default(-1),
+  /** Local data files for benchmark parts (`test`, `prompt-source`, ...), as `ptb eval --data`. */
+  evalData: z.record(z.string(), z.string()).default({}),
+  /** Chat template file for the evaluations instead of the reference rule (tiny models). */
+  evalTemplate: z.string().optional(),
+  /** First rung of the max-tokens ladder for the final evaluation. */
+  evalMaxTokens: z.number().int().positive().optional(),
+  /** Extra files copied into the agent's task directory (name → host path), e.g. allowed training data. */
+  taskFiles: z.record(z.string(), z.string()).default({}),
   /** A user prompt template (the rendered text is stored as prompt.txt). */
   promptFile: z.string().optional(),
   /** Stop the agent once its model calls cost this many dollars. */

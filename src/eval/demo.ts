@@ -43,7 +43,7 @@ export function demoProblem(rng: PythonRandom): { question: string; answer: stri
 }
 
 /** Our own prompt source in the shape of inspect_evals' gsm8k.py (the real one is fetched, never shipped). */
-const DEMO_PROMPT_SOURCE = `# ptb demo prompt (not the reference text)
+export const DEMO_PROMPT_SOURCE = `# ptb demo prompt (not the reference text)
 MATH_PROMPT_TEMPLATE = """
 Solve this problem. End with a line "ANSWER: n".
 

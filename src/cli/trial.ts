@@ -1,0 +1,195 @@
+import { type Command, Option } from 'commander';
+import { BENCHMARK_IDS } from '../core/schemas.ts';
+import { SANDBOX_KINDS, type TrialSpecInput } from '../core/trial.ts';
+import { UserError } from '../core/errors.ts';
+import { splitShellWords } from '../runtime/pythonEnv.ts';
+import type { Trial } from '../store/trialRepo.ts';
+import { createTrial, runTrial } from '../trial/runTrial.ts';
+import type { CliContext } from './context.ts';
+import { parseIntFlag } from './eval.ts';
+import { interruptible, trialEnvFor } from './trialEnv.ts';
+
+interface TrialRunFlags {
+  agent: string;
+  agentConfig: string;
+  agentCommand?: string;
+  model: string;
+  baseModelPath?: string;
+  benchmark: string;
+  hours: number;
+  gpus: number;
+  seed: number;
+  experiment: string;
+  sandbox: string;
+  engine: string;
+  evalLimit: number;
+  promptFile?: string;
+  budgetUsd?: number;
+  network: string;
+  unsafeNoSandbox?: boolean;
+  offline?: boolean;
+  json?: boolean;
+}
+
+function parseFloatFlag(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UserError(`expected a number, got ${v}`);
+  return n;
+}
+
+export function trialSummary(trial: Trial) {
+  return {
+    id: trial.id,
+    experiment: trial.experiment,
+    agent: trial.agent,
+    agent_config: trial.agent_config,
+    base_model: trial.base_model,
+    benchmark: trial.benchmark,
+    hours: trial.hours,
+    status: trial.status,
+    phase: trial.phase,
+    agent_outcome: trial.agent_outcome,
+    agent_seconds: trial.agent_seconds,
+    accuracy: trial.accuracy,
+    final_score: trial.final_score,
+    substituted: trial.substituted === null ? null : trial.substituted === 1,
+    audit_verdict: trial.audit_verdict,
+    cost_usd: trial.cost_usd,
+    error: trial.error,
+    dir: trial.dir,
+  };
+}
+
+function printTrial(ctx: CliContext, trial: Trial, json?: boolean): void {
+  if (json) {
+    ctx.stdout.write(`${JSON.stringify(trialSummary(trial))}\n`);
+    return;
+  }
+  const fmt = (v: number | null) => (v === null ? '—' : v.toFixed(4));
+  ctx.stdout.write(
+    `trial ${trial.id}: ${trial.status}${trial.phase ? ` (phase ${trial.phase})` : ''}\n` +
+      `  agent ${trial.agent}${trial.agent_config ? ` [${trial.agent_config}]` : ''}: ${trial.agent_outcome ?? '—'}` +
+      `${trial.agent_seconds !== null ? ` after ${Math.round(trial.agent_seconds)} s` : ''}\n` +
+      `  accuracy ${fmt(trial.accuracy)}, final score ${fmt(trial.final_score)}${trial.substituted ? ' (base model score substituted)' : ''}\n` +
+      `  audit ${trial.audit_verdict ?? '—'}\n` +
+      (trial.error ? `  error: ${trial.error}\n` : '') +
+      `  files: ${trial.dir}\n`,
+  );
+}
+
+export function registerTrial(program: Command, ctx: CliContext): void {
+  const trial = program.command('trial').description('run, resume and inspect single trials');
+  trial
+    .command('run')
+    .description('create a trial (agent × base model × benchmark × budget) and run it')
+    .requiredOption('-a, --agent <id>', 'agent (see `ptb agents`): claude, codex, gemini, opencode, command, sft, copy-base, noop')
+    .option('--agent-config <text>', "the agent's model or configuration (e.g. claude-opus-4-6; flags for sft)", '')
+    .option('--agent-command <command>', 'with --agent command: the executable and its arguments')
+    .requiredOption('-m, --model <hf-id>', 'base model (Hugging Face id as shown to the agent)')
+    .option('--base-model-path <dir>', 'local weights of the base model (default: the Hugging Face cache)')
+    .requiredOption('-b, --benchmark <id>', BENCHMARK_IDS.join(' | '))
+    .option('--hours <h>', 'time budget of the agent', parseFloatFlag, 10)
+    .option('--gpus <n>', 'GPUs the agent gets (exactly this many must be visible and idle)', parseIntFlag, 1)
+    .option('--seed <n>', 'seed (also the experiment run index)', parseIntFlag, 0)
+    .option('--experiment <name>', 'experiment the trial belongs to', 'default')
+    .addOption(new Option('--sandbox <kind>', 'where the agent runs').choices([...SANDBOX_KINDS]).default('bwrap'))
+    .addOption(new Option('-e, --engine <engine>', 'engine of the final evaluation').choices(['vllm', 'hf']).default('vllm'))
+    .option('--eval-limit <n>', 'samples in the final evaluation (-1: all)', parseIntFlag, -1)
+    .option('--prompt-file <file>', 'prompt template with {model} {benchmark} {num_hours} {gpu_info} {setup_other}')
+    .option('--budget-usd <dollars>', "stop the agent when its model calls cost this much", parseFloatFlag)
+    .addOption(new Option('--network <policy>', 'egress policy').choices(['open', 'none', 'allowlist']).default('open'))
+    .option('--unsafe-no-sandbox', 'allow --sandbox none')
+    .option('--offline', 'never download')
+    .option('--json', 'print the trial summary as JSON')
+    .action(async (flags: TrialRunFlags) => {
+      const input: TrialSpecInput = {
+        experiment: flags.experiment,
+        agent: flags.agent,
+        agentConfig: flags.agentConfig,
+        agentCommand: flags.agentCommand ? splitShellWords(flags.agentCommand) : undefined,
+        baseModel: flags.model,
+        baseModelPath: flags.baseModelPath,
+        benchmark: flags.benchmark as TrialSpecInput['benchmark'],
+        hours: flags.hours,
+        gpus: flags.gpus,
+        seed: flags.seed,
+        sandbox: flags.sandbox as TrialSpecInput['sandbox'],
+        engine: flags.engine as TrialSpecInput['engine'],
+        evalLimit: flags.evalLimit,
+        promptFile: flags.promptFile,
+        budgetUsd: flags.budgetUsd,
+        network: flags.network as TrialSpecInput['network'],
+        unsafeNoSandbox: flags.unsafeNoSandbox ?? false,
+      };
+      await interruptible(async (signal) => {
+        const env = trialEnvFor(ctx, { offline: flags.offline, signal, quiet: flags.json });
+        const created = createTrial(env, input);
+        ctx.stderr.write(`trial ${created.id} in ${created.dir}\n`);
+        const done = await runTrial(env, created.id);
+        printTrial(ctx, done, flags.json);
+      });
+    });
+  trial
+    .command('resume <id>')
+    .description('continue a trial after the harness stopped, from its last completed phase')
+    .option('--offline', 'never download')
+    .option('--json', 'print the trial summary as JSON')
+    .action(async (id: string, flags: { offline?: boolean; json?: boolean }) => {
+      await interruptible(async (signal) => {
+        const env = trialEnvFor(ctx, { offline: flags.offline, signal, quiet: flags.json });
+        printTrial(ctx, await runTrial(env, id), flags.json);
+      });
+    });
+  trial
+    .command('show <id>')
+    .description('status, phases, scores and verdicts of one trial')
+    .option('--json', 'as JSON (with phases and audits)')
+    .action((id: string, flags: { json?: boolean }) => {
+      const env = trialEnvFor(ctx, { quiet: true });
+      const found = env.trials.find(id);
+      if (!found) throw new UserError(`no trial ${id}`, 'list trials with `ptb trials`');
+      if (flags.json) {
+        ctx.stdout.write(
+          `${JSON.stringify({ ...trialSummary(found), spec: found.spec, phases: env.trials.phases(found.id), audits: env.trials.audits(found.id) })}\n`,
+        );
+        return;
+      }
+      printTrial(ctx, found);
+      for (const p of env.trials.phases(found.id)) {
+        ctx.stdout.write(`  ${p.phase.padEnd(9)} ${p.status.padEnd(9)} ${p.started_at}${p.error ? `  ${p.error}` : ''}\n`);
+      }
+    });
+
+  program
+    .command('trials')
+    .description('list trials with phase, time used and score')
+    .option('--experiment <name>', 'only this experiment')
+    .option('--status <status>', 'pending | running | interrupted | completed | failed')
+    .option('--json', 'one JSON object per line')
+    .action((flags: { experiment?: string; status?: string; json?: boolean }) => {
+      const env = trialEnvFor(ctx, { quiet: true });
+      const rows = env.trials.list({
+        experiment: flags.experiment,
+        status: flags.status as Trial['status'] | undefined,
+      });
+      if (flags.json) {
+        for (const r of rows) ctx.stdout.write(`${JSON.stringify(trialSummary(r))}\n`);
+        return;
+      }
+      if (rows.length === 0) {
+        ctx.stdout.write('no trials yet (start one with `ptb trial run` or `ptb run --config grid.yaml`)\n');
+        return;
+      }
+      ctx.stdout.write(
+        `${'id'.padEnd(30)} ${'agent'.padEnd(10)} ${'benchmark'.padEnd(16)} ${'status'.padEnd(11)} ${'phase'.padEnd(9)} ${'time'.padStart(7)} ${'score'.padStart(7)}\n`,
+      );
+      for (const r of rows) {
+        const time = r.agent_seconds === null ? '—' : `${(r.agent_seconds / 60).toFixed(1)}m`;
+        const score = r.final_score === null ? '—' : r.final_score.toFixed(3);
+        ctx.stdout.write(
+          `${r.id.padEnd(30)} ${r.agent.padEnd(10)} ${r.benchmark.padEnd(16)} ${r.status.padEnd(11)} ${(r.phase ?? '').padEnd(9)} ${time.padStart(7)} ${`${score}${r.substituted ? '*' : ''}`.padStart(7)}\n`,
+        );
+      }
+      if (rows.some((r) => r.substituted)) ctx.stdout.write('* base model score substituted (flagged, unverified or no metrics)\n');
+    });
+}

@@ -1,0 +1,138 @@
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { buildSolveScript } from '../agents/solveScript.ts';
+import type { AgentDefinition, AgentRunContext } from '../agents/types.ts';
+import { UserError } from '../core/errors.ts';
+import type { AgentOutcome, TrialSpec } from '../core/trial.ts';
+import { SANDBOX_PATHS, type TrialLayout } from '../core/trialLayout.ts';
+import { assertBwrapAvailable, runInSandbox, type SandboxBridge } from '../sandbox/bwrap.ts';
+import { checkGpus, gpuDevices } from '../sandbox/gpuGate.ts';
+import type { AgentMounts } from './agentSandbox.ts';
+import { formatHms, TimestampedLineWriter } from './traceWriter.ts';
+
+export interface AgentPhaseResult {
+  outcome: AgentOutcome;
+  exitCode: number | null;
+  seconds: number;
+  oomKilled: boolean;
+  detail: string;
+}
+
+export interface AgentRunOptions {
+  spec: TrialSpec;
+  layout: TrialLayout;
+  agent: AgentDefinition;
+  context: AgentRunContext;
+  mounts: AgentMounts;
+  /** Harness channels exposed on the sandbox's loopback (egress proxy, model relay, HF pass-through). */
+  bridges: SandboxBridge[];
+  /** Extra environment (proxy variables, relay URLs) on top of the mounts' environment. */
+  env: Record<string, string>;
+  redact: (text: string) => string;
+  signal?: AbortSignal;
+  /** Resolves when the model-call budget is spent: the agent is stopped. */
+  budgetExceeded?: Promise<void>;
+  onLine?: (line: string) => void;
+}
+
+/** The hard limit around the agent, as the reference: hours×60+5 minutes, then TERM, then KILL 30 s later. */
+export function agentTimeoutMs(hours: number): number {
+  return Math.round((hours * 60 + 5) * 60_000);
+}
+
+/**
+ * Run the agent once, inside the sandbox, with its output streamed into solve_out.txt. The GPU gate
+ * runs first: with the wrong number of visible, idle GPUs the agent never starts and the trial
+ * records `gpu_unavailable` (a harness outcome, not a model failure).
+ */
+export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResult> {
+  const { spec, layout } = o;
+  const started = Date.now();
+  const writer = new TimestampedLineWriter(layout.solveOut, o.redact);
+  const finish = (r: Omit<AgentPhaseResult, 'seconds'>): AgentPhaseResult => {
+    writer.close();
+    const ms = Date.now() - started;
+    writeFileSync(layout.timeTaken, `${formatHms(ms)}\n`);
+    return { ...r, seconds: ms / 1000 };
+  };
+  let devices: string[] = [];
+  if (spec.gpus > 0) {
+    const gate = checkGpus(spec.gpus);
+    if (!gate.ok) {
+      writeFileSync(join(layout.work.task, 'cuda_not_available'), `${gate.reason}\n`);
+      writer.write(`ptb: GPU gate failed: ${gate.reason}\n`);
+      return finish({ outcome: 'gpu_unavailable', exitCode: null, oomKilled: false, detail: gate.reason });
+    }
+    devices = gpuDevices(gate.gpus.map((g) => g.index));
+  }
+  if (spec.sandbox !== 'bwrap') {
+    throw new UserError(
+      `sandbox ${spec.sandbox} cannot run agents in this version of ptb`,
+      'use --sandbox bwrap (the local default)',
+    );
+  }
+  assertBwrapAvailable();
+
+  for (const file of o.agent.files?.(o.context) ?? []) {
+    const path = join(layout.work.home, file.path);
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileSync(path, file.content);
+  }
+  const solveScript = join(layout.work.home, 'agent_solve.sh');
+  writeFileSync(solveScript, buildSolveScript(o.agent, o.context));
+  chmodSync(solveScript, 0o755);
+
+  const stop = new AbortController();
+  const onAbort = () => stop.abort(o.signal?.reason);
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  let budgetHit = false;
+  void o.budgetExceeded?.then(() => {
+    budgetHit = true;
+    writer.write('ptb: model-call budget reached; stopping the agent\n');
+    stop.abort(new Error('budget exceeded'));
+  });
+  try {
+    const result = await runInSandbox({
+      argv: ['bash', `${SANDBOX_PATHS.home}/agent_solve.sh`],
+      system: 'full',
+      cwd: SANDBOX_PATHS.task,
+      readOnlyBinds: o.mounts.readOnly,
+      writableBinds: o.mounts.writable,
+      env: { ...o.mounts.env, ...o.env },
+      network: o.bridges.length > 0 ? { bridges: o.bridges } : 'none',
+      devices,
+      timeoutMs: agentTimeoutMs(spec.hours),
+      killGraceMs: 30_000,
+      limits: {
+        ...(spec.memoryBytes ? { memoryBytes: spec.memoryBytes } : {}),
+        ...(spec.pids ? { pids: spec.pids } : {}),
+        ...(spec.cpus ? { cpus: spec.cpus } : {}),
+      },
+      captureOutput: false,
+      onOutput: (_stream, chunk) => {
+        writer.write(chunk);
+        o.onLine?.(chunk.toString());
+      },
+      signal: stop.signal,
+    });
+    const outcome: AgentOutcome = budgetHit
+      ? 'budget_exceeded'
+      : result.timedOut
+        ? 'timeout'
+        : result.aborted
+          ? 'interrupted'
+          : result.exitCode === 0
+            ? 'finished'
+            : 'failed';
+    const detail = result.timedOut
+      ? `killed by the time limit (${spec.hours} h + 5 min)`
+      : result.oomKilled
+        ? 'the memory limit was reached (OOM kill)'
+        : result.startFailed
+          ? `the sandbox failed to start: ${result.stderr.toString().slice(0, 500)}`
+          : `exit code ${result.exitCode}`;
+    return finish({ outcome, exitCode: result.exitCode, oomKilled: result.oomKilled, detail });
+  } finally {
+    o.signal?.removeEventListener('abort', onAbort);
+  }
+}

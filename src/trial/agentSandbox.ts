@@ -1,0 +1,102 @@
+import { spawnSync } from 'node:child_process';
+import { realpathSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { SandboxMount } from '../sandbox/bwrap.ts';
+import { repoRoot } from '../core/paths.ts';
+import type { TrialSpec } from '../core/trial.ts';
+import { SANDBOX_PATHS, type TrialLayout } from '../core/trialLayout.ts';
+
+/** Where harness-provided inputs appear inside the sandbox. */
+export const SANDBOX_INPUTS = {
+  baseModel: '/opt/base_model',
+  /** PTB_HOME of the agent-facing evaluate.py: private and writable, with the data cache read-only. */
+  ptbHome: '/opt/ptb-home',
+  evalData: '/opt/ptb-data',
+  inRunLedgerDir: '/run/ptb/inrun',
+} as const;
+
+export interface AgentMounts {
+  readOnly: SandboxMount[];
+  writable: SandboxMount[];
+  env: Record<string, string>;
+}
+
+/** Directories a Python interpreter needs (its prefixes outside /usr), found by asking it. */
+export function pythonPrefixes(python: string): string[] {
+  const probe = spawnSync(
+    python,
+    ['-I', '-c', 'import sys, json; print(json.dumps(sorted({sys.prefix, sys.base_prefix})))'],
+    { encoding: 'utf8', timeout: 30_000 },
+  );
+  if (probe.status !== 0) return [];
+  const prefixes = new Set<string>();
+  for (const p of JSON.parse(probe.stdout) as string[]) {
+    for (const candidate of [p, safeRealpath(p)]) {
+      if (candidate !== '/usr' && !candidate.startsWith('/usr/')) prefixes.add(candidate);
+    }
+  }
+  return [...prefixes];
+}
+
+function safeRealpath(p: string): string {
+  try {
+    return realpathSync(p);
+  } catch {
+    return p;
+  }
+}
+
+/**
+ * The agent's view of the machine: its home (with task/) writable, a private /tmp, ptb itself and
+ * the Python environment read-only, the base model read-only, a private PTB_HOME for in-run
+ * evaluations with the pinned data cache read-only, and the in-run ledger directory.
+ */
+export function agentMounts(opts: {
+  spec: TrialSpec;
+  layout: TrialLayout;
+  python: string;
+  baseModelPath: string | null;
+  dataCacheDir: string;
+  hfHome: string;
+}): AgentMounts {
+  const { spec, layout } = opts;
+  const ptbHomeDir = join(layout.work.dir, 'ptb-home');
+  const readOnly: SandboxMount[] = [{ source: repoRoot, target: SANDBOX_PATHS.ptb }];
+  for (const prefix of pythonPrefixes(opts.python)) readOnly.push({ source: prefix });
+  if (opts.baseModelPath) readOnly.push({ source: opts.baseModelPath, target: SANDBOX_INPUTS.baseModel });
+  readOnly.push({ source: opts.dataCacheDir, target: `${SANDBOX_INPUTS.ptbHome}/cache/data` });
+  const evalArgs: string[] = ['-e', spec.engine === 'vllm' ? 'vllm' : 'hf', '--offline'];
+  for (const [part, file] of Object.entries(spec.evalData)) {
+    const target = `${SANDBOX_INPUTS.evalData}/${part}-${basename(file)}`;
+    readOnly.push({ source: file, target });
+    evalArgs.push('--data', `${part}=${target}`);
+  }
+  if (spec.evalTemplate) evalArgs.push('--template', `${SANDBOX_PATHS.task}/templates/${basename(spec.evalTemplate)}`);
+  if (spec.benchmark === 'humaneval') evalArgs.push('--unsafe-no-sandbox'); // already inside the sandbox
+  const writable: SandboxMount[] = [
+    { source: layout.work.home, target: SANDBOX_PATHS.home },
+    { source: layout.work.tmp, target: SANDBOX_PATHS.tmp },
+    { source: ptbHomeDir, target: SANDBOX_INPUTS.ptbHome },
+    { source: join(layout.work.dir, 'inrun'), target: SANDBOX_INPUTS.inRunLedgerDir },
+    { source: opts.hfHome, target: SANDBOX_PATHS.hfCache },
+  ];
+  const pythonBin = dirname(opts.python);
+  const env: Record<string, string> = {
+    HOME: SANDBOX_PATHS.home,
+    USER: 'agent',
+    PATH: `${pythonBin}:${SANDBOX_PATHS.home}/.local/bin:/usr/local/bin:/usr/bin:/bin`,
+    LANG: 'C.UTF-8',
+    HF_HOME: SANDBOX_PATHS.hfCache,
+    PYTHONNOUSERSITE: '1',
+    NUM_GPUS: String(spec.gpus),
+    PTB_HOME: SANDBOX_INPUTS.ptbHome,
+    PTB_PYTHON: opts.python,
+    PTB_OFFLINE: '1',
+    PTB_TASK_BENCHMARK: spec.benchmark,
+    PTB_TASK_PTB: `node ${SANDBOX_PATHS.ptb}/bin/ptb.js`,
+    PTB_TASK_EVAL_ARGS: JSON.stringify(evalArgs),
+    PTB_INRUN_LEDGER: `${SANDBOX_INPUTS.inRunLedgerDir}/inrun_evals.jsonl`,
+    ...(opts.baseModelPath ? { PTB_BASE_MODEL_PATH: SANDBOX_INPUTS.baseModel } : {}),
+  };
+  return { readOnly, writable, env };
+}

@@ -1,0 +1,120 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gsm8kBenchmark } from '../benchmarks/gsm8k/index.ts';
+import { PythonRandom } from '../benchmarks/shared/pythonRandom.ts';
+import { ensureDir } from '../core/paths.ts';
+import { demoProblem, DEMO_PROMPT_SOURCE } from '../eval/demo.ts';
+import { evaluate } from '../eval/evaluate.ts';
+import { prepareBenchmark } from '../eval/prepareBenchmark.ts';
+import { ensurePythonEnv } from '../runtime/pythonEnv.ts';
+import { ensureTinyModelBuilt, tinyChatTemplatePath } from '../runtime/tinyModel.ts';
+import type { Trial } from '../store/trialRepo.ts';
+import { createTrial, runTrial, type TrialEnv } from './runTrial.ts';
+
+/** The display id of the demo's base model (a tiny Qwen3-architecture model built locally). */
+export const DEMO_BASE_MODEL = 'ptb-demo/tiny-qwen3-base';
+
+export interface DemoTrialResult {
+  trial: Trial;
+  baseline: { accuracy: number; runId: string };
+  testItems: number;
+}
+
+function writeJsonl(path: string, rows: readonly object[]): string {
+  writeFileSync(path, `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
+  return path;
+}
+
+/**
+ * `ptb demo`: a complete trial offline on a CPU. A tiny Qwen3-architecture base model with a real
+ * tokenizer, a small benchmark in GSM8K's exact format generated locally, the `sft` agent training
+ * inside the bwrap sandbox on allowed (training-split) problems, the final evaluation by the hf
+ * engine, and the base model's zero-shot score as the baseline the leaderboard substitutes.
+ */
+export async function runDemoTrial(
+  t: TrialEnv,
+  opts: { testItems?: number; trainSteps?: number; hours?: number } = {},
+): Promise<DemoTrialResult> {
+  const say = t.onLine ?? (() => {});
+  const dir = ensureDir(join(t.home.root, 'demo'));
+  const rng = new PythonRandom(2025);
+  const train = Array.from({ length: 400 }, () => demoProblem(rng));
+  const test = Array.from({ length: opts.testItems ?? 40 }, () => demoProblem(rng));
+  const promptSource = join(dir, 'gsm8k_prompt.py');
+  writeFileSync(promptSource, DEMO_PROMPT_SOURCE);
+  const data = {
+    test: writeJsonl(join(dir, 'test.jsonl'), test.map(({ question, answer }) => ({ question, answer }))),
+    train: writeJsonl(join(dir, 'train.jsonl'), train.map(({ question, answer }) => ({ question, answer }))),
+    'prompt-source': promptSource,
+  };
+  // Allowed training data: the training split, phrased the way the benchmark asks (as an agent would).
+  const { prepared } = await prepareBenchmark(gsm8kBenchmark, t.cache, {
+    offline: true,
+    overrides: { test: data.train, train: data.train, 'prompt-source': promptSource },
+  });
+  const conversations = prepared.samples.map((sample) => {
+    const record = sample.record as { answer: string };
+    const [reasoning = '', target = ''] = record.answer.split('####').map((s) => s.trim());
+    const request = prepared.request(sample, { seed: 0 });
+    return { messages: [...request.messages, { role: 'assistant', content: `${reasoning}\n\nANSWER: ${target}` }] };
+  });
+  const trainData = writeJsonl(join(dir, 'train_data.jsonl'), conversations);
+
+  say('preparing the Python environment (first run only)');
+  const python = await ensurePythonEnv({ home: t.home.root, env: t.env, onProgress: say, signal: t.signal });
+  say('building the tiny base model');
+  const base = await ensureTinyModelBuilt({
+    python,
+    outDir: join(t.home.models, 'demo-qwen3-base'),
+    args: ['--seed', '0', '--max-position-embeddings', '4096'],
+    onLine: say,
+    signal: t.signal,
+  });
+
+  say(`zero-shot baseline: evaluating the base model on ${test.length} problems (engine hf)`);
+  const evalOptions = {
+    benchmark: 'gsm8k',
+    engine: { id: 'hf' as const },
+    limit: null,
+    maxTokens: 32,
+    template: tinyChatTemplatePath,
+    data,
+    seed: 0,
+    resume: 'auto' as const,
+    offline: true,
+    env: t.env,
+    evalsDir: t.home.evals,
+    venvHome: t.home.root,
+  };
+  const baseline = await evaluate(t.evals, t.cache, { ...evalOptions, model: base.dir }, t.onEvalEvent, t.signal);
+  t.trials.addBaseline({
+    model: DEMO_BASE_MODEL,
+    benchmark: 'gsm8k',
+    kind: 'base',
+    accuracy: baseline.metrics.accuracy,
+    source: 'ptb demo',
+    evalRunId: baseline.runId,
+  });
+
+  const trial = createTrial(t, {
+    experiment: 'demo',
+    agent: 'sft',
+    agentConfig: `--steps ${opts.trainSteps ?? 120} --batch-size 16 --lr 3e-3 --threads 2 --chat-template templates/tiny_chatml.jinja`,
+    baseModel: DEMO_BASE_MODEL,
+    baseModelPath: base.dir,
+    benchmark: 'gsm8k',
+    hours: opts.hours ?? 0.5,
+    gpus: 0,
+    sandbox: 'bwrap',
+    engine: 'hf',
+    evalLimit: -1,
+    evalData: data,
+    evalTemplate: tinyChatTemplatePath,
+    evalMaxTokens: 32,
+    taskFiles: { 'train_data.jsonl': trainData },
+    network: 'none',
+  });
+  say(`trial ${trial.id}: agent sft, ${trial.spec.hours} h budget, sandbox bwrap`);
+  const finished = await runTrial(t, trial.id);
+  return { trial: finished, baseline: { accuracy: baseline.metrics.accuracy, runId: baseline.runId }, testItems: test.length };
+}

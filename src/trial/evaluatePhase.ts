@@ -1,0 +1,78 @@
+import { copyFileSync, existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeJsonAtomic } from '../core/atomicWrite.ts';
+import type { Metrics } from '../core/schemas.ts';
+import type { TrialSpec } from '../core/trial.ts';
+import type { TrialLayout } from '../core/trialLayout.ts';
+import { evaluate } from '../eval/evaluate.ts';
+import type { EvalEvent } from '../eval/runEval.ts';
+import type { AssetCache } from '../hub/assetCache.ts';
+import type { EvalRepo } from '../store/evalRepo.ts';
+
+export interface EvaluatePhaseResult {
+  metrics: Metrics | null;
+  runId: string | null;
+  maxTokens: number | null;
+  attempts: number;
+  error: string | null;
+}
+
+/**
+ * The final evaluation: the copied final_model, ptb's own pristine evaluation code and templates
+ * (nothing from the workspace), the retry ladder, resumable. Outputs keep upstream's names in the
+ * trial directory (metrics.json, final_eval_<n>.txt).
+ */
+export async function runEvaluatePhase(o: {
+  spec: TrialSpec;
+  layout: TrialLayout;
+  evalRepo: EvalRepo;
+  cache: AssetCache;
+  env: NodeJS.ProcessEnv;
+  venvHome: string;
+  offline: boolean;
+  onEvent?: (e: EvalEvent) => void;
+  signal?: AbortSignal;
+}): Promise<EvaluatePhaseResult> {
+  const { spec, layout } = o;
+  if (!existsSync(join(layout.finalModel, 'config.json'))) {
+    return { metrics: null, runId: null, maxTokens: null, attempts: 0, error: 'no final_model was submitted' };
+  }
+  try {
+    const result = await evaluate(
+      o.evalRepo,
+      o.cache,
+      {
+        model: layout.finalModel,
+        benchmark: spec.benchmark,
+        engine: { id: spec.engine === 'openai' ? 'hf' : spec.engine },
+        limit: spec.evalLimit,
+        maxTokens: spec.evalMaxTokens,
+        template: spec.evalTemplate,
+        data: spec.evalData,
+        seed: spec.seed,
+        resume: 'auto',
+        offline: o.offline,
+        hfToken: o.env.HF_TOKEN,
+        env: o.env,
+        evalsDir: layout.evalDir,
+        venvHome: o.venvHome,
+      },
+      o.onEvent,
+      o.signal,
+    );
+    writeJsonAtomic(layout.metrics, result.metrics);
+    for (const name of readdirSync(result.outDir)) {
+      if (/^final_eval_\d+\.txt$/.test(name)) copyFileSync(join(result.outDir, name), join(layout.root, name));
+    }
+    return {
+      metrics: result.metrics,
+      runId: result.runId,
+      maxTokens: result.maxTokens,
+      attempts: result.attempts,
+      error: null,
+    };
+  } catch (err) {
+    if (o.signal?.aborted) throw err;
+    return { metrics: null, runId: null, maxTokens: null, attempts: 0, error: (err as Error).message };
+  }
+}

@@ -1,0 +1,326 @@
+import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { findAgent } from '../agents/lookup.ts';
+import { parseTraceFile } from '../agents/traces/registry.ts';
+import { renderTrajectory } from '../agents/traces/render.ts';
+import type { AgentRunContext } from '../agents/types.ts';
+import { getBenchmark } from '../benchmarks/registry.ts';
+import { writeJsonAtomic } from '../core/atomicWrite.ts';
+import { UserError } from '../core/errors.ts';
+import type { HomeLayout } from '../core/paths.ts';
+import { AgentOutcomeSchema, type Phase, PHASES, type TrialSpec, TrialSpecSchema, type TrialSpecInput } from '../core/trial.ts';
+import { SANDBOX_PATHS, trialLayout, type TrialLayout } from '../core/trialLayout.ts';
+import type { EvalEvent } from '../eval/runEval.ts';
+import type { AssetCache } from '../hub/assetCache.ts';
+import { createRedactor } from '../ledgers/redact.ts';
+import { ensurePythonEnv } from '../runtime/pythonEnv.ts';
+import { isBwrapAvailable, sandboxHostIds } from '../sandbox/bwrap.ts';
+import type { EvalRepo } from '../store/evalRepo.ts';
+import type { Trial, TrialRepo } from '../store/trialRepo.ts';
+import { runAgentPhase } from './agentPhase.ts';
+import { agentMounts } from './agentSandbox.ts';
+import { collectTrial } from './collect.ts';
+import { runEvaluatePhase } from './evaluatePhase.ts';
+import { finalScore } from './finalize.ts';
+import { runAuditPhase } from './auditPhase.ts';
+import { renderPrompt } from './prompt.ts';
+import { startHarnessServices } from './services.ts';
+import { withTrialLock } from './trialLock.ts';
+import { prepareWorkspace, trialDirName } from './workspace.ts';
+
+export interface TrialEnv {
+  trials: TrialRepo;
+  evals: EvalRepo;
+  cache: AssetCache;
+  home: HomeLayout;
+  env: NodeJS.ProcessEnv;
+  offline: boolean;
+  signal?: AbortSignal;
+  /** GPU indices this trial may use (given by the scheduler); default: all visible. */
+  gpuIndices?: number[];
+  onLine?: (line: string) => void;
+  onEvalEvent?: (e: EvalEvent) => void;
+  /** Test hook: called after each phase is persisted (crash-injection tests kill the process here). */
+  afterPhase?: (phase: Phase) => void;
+}
+
+const PrepareResultSchema = z.object({
+  createdAtMs: z.number(),
+  baseModelPath: z.string().nullable(),
+  pristineFiles: z.array(z.string()),
+});
+const AgentResultSchema = z.object({
+  outcome: AgentOutcomeSchema,
+  exitCode: z.number().nullable(),
+  seconds: z.number(),
+  oomKilled: z.boolean(),
+  detail: z.string(),
+});
+
+/** Check a spec before anything is created: refuse what cannot run as asked, instead of weakening it. */
+export function validateTrialSpec(input: TrialSpecInput): TrialSpec {
+  const parsed = TrialSpecSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new UserError(
+      `invalid trial: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'spec'}: ${i.message}`).join('; ')}`,
+    );
+  }
+  const spec = parsed.data;
+  getBenchmark(spec.benchmark);
+  findAgent(spec.agent);
+  if (spec.agent === 'command' && !spec.agentCommand?.length) {
+    throw new UserError('the command agent needs a command', 'pass --agent-command "<executable> [args]"');
+  }
+  if (spec.sandbox === 'none' && !spec.unsafeNoSandbox) {
+    throw new UserError('sandbox none runs the agent unconfined', 'pass --unsafe-no-sandbox to confirm');
+  }
+  if (spec.sandbox === 'bwrap' && !isBwrapAvailable()) {
+    throw new UserError('the bwrap sandbox is not available here', 'install bubblewrap (scripts/setup.sh) or choose another sandbox');
+  }
+  if (spec.sandbox === 'podman' || spec.sandbox === 'apptainer' || spec.sandbox === 'none') {
+    throw new UserError(
+      `sandbox ${spec.sandbox} cannot run trials in this version of ptb (only bwrap)`,
+      'use --sandbox bwrap',
+    );
+  }
+  if (spec.baseModelPath && !existsSync(join(spec.baseModelPath, 'config.json'))) {
+    throw new UserError(`the base model path ${spec.baseModelPath} has no config.json`, 'point --base-model-path at a checkpoint directory');
+  }
+  return spec;
+}
+
+export function createTrial(t: Pick<TrialEnv, 'trials' | 'home'>, input: TrialSpecInput): Trial {
+  const spec = validateTrialSpec(input);
+  return t.trials.create(spec, (id) => join(t.home.trials, trialDirName(spec, id)));
+}
+
+/** Base model weights: an explicit path, or the snapshot in the Hugging Face cache. */
+export function resolveBaseModelPath(spec: TrialSpec, env: NodeJS.ProcessEnv): string | null {
+  if (spec.baseModelPath) return spec.baseModelPath;
+  const hfHome = env.HF_HOME ?? join(env.HOME ?? '/root', '.cache', 'huggingface');
+  const repoDir = join(hfHome, 'hub', `models--${spec.baseModel.replace(/\//g, '--')}`);
+  const ref = join(repoDir, 'refs', 'main');
+  if (!existsSync(ref)) return null;
+  const snapshot = join(repoDir, 'snapshots', readFileSync(ref, 'utf8').trim());
+  return existsSync(join(snapshot, 'config.json')) ? snapshot : null;
+}
+
+/** Give the workspace to the sandbox user when ptb runs as root (its writable binds must be its own). */
+function chownTree(dir: string, uid: number, gid: number): void {
+  chownSync(dir, uid, gid);
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const st = statSync(path);
+    if (st.isDirectory()) chownTree(path, uid, gid);
+    else chownSync(path, uid, gid);
+  }
+}
+
+/**
+ * Run a trial through its phases, resuming after the last completed one. Each phase's result is in
+ * the database before the next starts; a completed phase is never redone. An agent phase that was
+ * running when the harness died is not restarted: it is recorded as interrupted with the time it used.
+ */
+export async function runTrial(t: TrialEnv, trialId: string): Promise<Trial> {
+  const trial = t.trials.find(trialId);
+  if (!trial) throw new UserError(`no trial ${trialId}`, 'list trials with `ptb trials`');
+  return withTrialLock(trial.dir, () => runPhases(t, trial));
+}
+
+async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
+  const spec = trial.spec;
+  const layout = trialLayout(trial.dir);
+  const benchmark = getBenchmark(spec.benchmark);
+  const agent = findAgent(spec.agent);
+  const say = t.onLine ?? (() => {});
+  mkdirSync(layout.root, { recursive: true });
+  writeJsonAtomic(layout.spec, { id: trial.id, ...spec });
+  t.trials.update(trial.id, { status: 'running', error: null });
+  const python = await ensurePythonEnv({ home: t.home.root, env: t.env, onProgress: say, signal: t.signal });
+
+  const step = async <T>(phase: Phase, run: () => Promise<T>): Promise<void> => {
+    const row = t.trials.phase(trial.id, phase);
+    if (row?.status === 'completed') return;
+    t.signal?.throwIfAborted();
+    t.trials.startPhase(trial.id, phase);
+    say(`phase ${phase}${row ? ' (resumed)' : ''}`);
+    try {
+      const result = await run();
+      t.trials.completePhase(trial.id, phase, result);
+    } catch (err) {
+      if (t.signal?.aborted) {
+        t.trials.update(trial.id, { status: 'interrupted' });
+        throw err;
+      }
+      const message = (err as Error).message;
+      t.trials.failPhase(trial.id, phase, message);
+      t.trials.update(trial.id, { status: 'failed', error: `${phase}: ${message}` });
+      throw err;
+    }
+    t.afterPhase?.(phase);
+  };
+
+  const secrets = knownSecrets(t.env);
+  const redact = createRedactor(secrets);
+
+  await step('prepare', async () => {
+    const baseModelPath = resolveBaseModelPath(spec, t.env);
+    const prompt = renderPrompt(spec, benchmark, agent);
+    const prepared = await prepareWorkspace({ spec, benchmark, layout, cache: t.cache, prompt, offline: t.offline });
+    mkdirSync(join(layout.work.dir, 'ptb-home'), { recursive: true });
+    mkdirSync(join(layout.work.dir, 'hf_home'), { recursive: true });
+    if (process.getuid?.() === 0) {
+      const ids = sandboxHostIds();
+      chownTree(layout.work.dir, ids.uid, ids.gid);
+    }
+    return { createdAtMs: prepared.createdAtMs, baseModelPath, pristineFiles: prepared.pristineFiles };
+  });
+  const prepared = t.trials.phaseResult(trial.id, 'prepare', PrepareResultSchema)!;
+  const mounts = agentMounts({
+    spec,
+    layout,
+    python,
+    baseModelPath: prepared.baseModelPath,
+    dataCacheDir: t.home.dataCache,
+    hfHome: join(layout.work.dir, 'hf_home'),
+  });
+  mounts.env.PTB_TASK_DEFAULT_LIMIT = String(benchmark.defaults.agentLimit ?? -1);
+  mounts.env.PTB_TASK_DEFAULT_MAX_TOKENS = String(spec.evalMaxTokens ?? benchmark.defaults.maxTokensLadder[0]);
+
+  await step('agent', async () => {
+    const earlier = t.trials.phase(trial.id, 'agent');
+    if (earlier) return interruptedAgent(layout, earlier.started_at);
+    const services = await startHarnessServices({ spec, layout, agent, env: t.env, secrets });
+    try {
+      const context: AgentRunContext = {
+        prompt: readFileSync(layout.prompt, 'utf8'),
+        agentConfig: spec.agentConfig,
+        benchmark: spec.benchmark,
+        baseModel: spec.baseModel,
+        hours: spec.hours,
+        gpus: spec.gpus,
+        home: SANDBOX_PATHS.home,
+        taskDir: SANDBOX_PATHS.task,
+        relayUrls: services.relayUrls,
+        relayTokens: services.relayTokens,
+        credentialFiles: [],
+        agentCommand: spec.agentCommand,
+      };
+      return await runAgentPhase({
+        spec,
+        layout,
+        agent,
+        context,
+        mounts,
+        bridges: services.bridges,
+        env: services.env,
+        redact,
+        signal: t.signal,
+        budgetExceeded: services.budgetExceeded,
+        onLine: undefined,
+      });
+    } finally {
+      await services.close();
+    }
+  });
+  const agentResult = t.trials.phaseResult(trial.id, 'agent', AgentResultSchema)!;
+  t.trials.update(trial.id, { agent_outcome: agentResult.outcome, agent_seconds: agentResult.seconds });
+
+  await step('collect', async () => {
+    const collected = await collectTrial(layout, [...mounts.readOnly, ...mounts.writable]);
+    const trajectory = await parseTraceFile(agent.traceFormat, layout.solveOut);
+    writeJsonAtomic(layout.trajectory, trajectory);
+    writeFileSync(layout.solveParsed, renderTrajectory(trajectory));
+    const totals = trajectory.totals;
+    return { ...collected, tokens: { input: totals.inputTokens, output: totals.outputTokens, costUsd: totals.costUsd } };
+  });
+
+  await step('audit', async () => runAuditPhase({ trialId: trial.id, spec, layout, repo: t.trials, prepared, home: t.home, env: t.env }));
+
+  await step('evaluate', async () =>
+    runEvaluatePhase({
+      spec,
+      layout,
+      evalRepo: t.evals,
+      cache: t.cache,
+      env: t.env,
+      venvHome: t.home.root,
+      offline: t.offline,
+      onEvent: t.onEvalEvent,
+      signal: t.signal,
+    }),
+  );
+
+  await step('finalize', async () => {
+    const evaluation = t.trials.phaseResult(trial.id, 'evaluate', z.object({ metrics: z.object({ accuracy: z.number() }).passthrough().nullable() }).passthrough());
+    const audit = t.trials.latestAudit(trial.id)?.combined ?? 'not_audited';
+    const score = finalScore(spec, evaluation?.metrics?.accuracy ?? null, audit, t.trials.baselines());
+    const calls = modelCallTotals(layout);
+    t.trials.update(trial.id, {
+      accuracy: score.accuracy,
+      final_score: score.finalScore,
+      substituted: score.substituted,
+      audit_verdict: audit,
+      input_tokens: calls.input,
+      output_tokens: calls.output,
+      cost_usd: calls.cost,
+      status: 'completed',
+      phase: null,
+      finished_at: new Date().toISOString(),
+    });
+    return score;
+  });
+  return t.trials.get(trial.id)!;
+}
+
+/** The agent phase was running when the harness died: keep what it produced, record the time it used. */
+function interruptedAgent(layout: TrialLayout, startedAt: string) {
+  let lastAt = Date.parse(startedAt);
+  if (existsSync(layout.solveOut)) lastAt = Math.max(lastAt, statSync(layout.solveOut).mtimeMs);
+  const seconds = Math.max(0, (lastAt - Date.parse(startedAt)) / 1000);
+  if (!existsSync(layout.timeTaken)) {
+    const s = Math.round(seconds);
+    const pad = (n: number) => String(n).padStart(2, '0');
+    writeFileSync(layout.timeTaken, `${pad(Math.floor(s / 3600))}:${pad(Math.floor((s % 3600) / 60))}:${pad(s % 60)}\n`);
+  }
+  return {
+    outcome: 'interrupted' as const,
+    exitCode: null,
+    seconds,
+    oomKilled: false,
+    detail: 'the harness stopped while the agent ran; the trial continues with what the agent produced',
+  };
+}
+
+/** Values of the host's API keys: redacted from everything the trial stores. */
+export function knownSecrets(env: NodeJS.ProcessEnv): string[] {
+  return Object.entries(env)
+    .filter(([k, v]) => v && v.length >= 8 && /(API_KEY|TOKEN|SECRET|PASSWORD)/.test(k))
+    .map(([, v]) => v as string);
+}
+
+function modelCallTotals(layout: TrialLayout): { input: number | null; output: number | null; cost: number | null } {
+  if (!existsSync(layout.ledgers.modelCalls)) return { input: null, output: null, cost: null };
+  let input = 0;
+  let output = 0;
+  let cost = 0;
+  let priced = false;
+  for (const line of readFileSync(layout.ledgers.modelCalls, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const e = JSON.parse(line) as { inputTokens?: number; outputTokens?: number; costUsd?: number | null };
+      input += e.inputTokens ?? 0;
+      output += e.outputTokens ?? 0;
+      if (typeof e.costUsd === 'number') {
+        cost += e.costUsd;
+        priced = true;
+      }
+    } catch {
+      // a torn last line: the totals cover the complete lines
+    }
+  }
+  return { input, output, cost: priced ? cost : null };
+}
+
+export { PHASES };

@@ -12,7 +12,12 @@ export function allAgents(): AgentDefinition[] {
 export function findAgent(id: string): AgentDefinition {
   const agent = allAgents().find((a) => a.id === id);
   if (!agent) {
-    throw new UserError(`unknown agent ${id}`, `choose one of: ${allAgents().map((a) => a.id).join(', ')}`);
+    throw new UserError(
+      `unknown agent ${id}`,
+      `choose one of: ${allAgents()
+        .map((a) => a.id)
+        .join(', ')}`,
+    );
   }
   return agent;
 }

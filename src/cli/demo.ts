@@ -13,33 +13,56 @@ export function registerDemo(program: Command, ctx: CliContext): void {
     )
     .option('--items <n>', 'test problems to evaluate', parseIntFlag, 40)
     .option('--train-steps <n>', 'fine-tuning steps of the sft agent', parseIntFlag, 120)
+    .option(
+      '--base-model-path <dir>',
+      'use this checkpoint as the base model (e.g. a Qwen3-1.7B-shaped model on a GPU)',
+    )
+    .option('--gpus <n>', 'GPUs for the agent (the GPU gate applies)', parseIntFlag, 0)
+    .option('--batch-size <n>', 'training batch size of the sft agent', parseIntFlag, 16)
+    .option('--max-tokens <n>', 'max new tokens per reply in the evaluations', parseIntFlag, 32)
     .option('--json', 'print the result as JSON')
-    .action(async (flags: { items: number; trainSteps: number; json?: boolean }) => {
-      const result = await interruptible((signal) =>
-        runDemoTrial(trialEnvFor(ctx, { offline: true, signal }), {
-          testItems: flags.items,
-          trainSteps: flags.trainSteps,
-        }),
-      );
-      const t = result.trial;
-      if (flags.json) {
-        ctx.stdout.write(`${JSON.stringify({ baseline: result.baseline, trial: trialSummary(t) })}\n`);
-        return;
-      }
-      const fmt = (v: number | null) => (v === null ? '—' : v.toFixed(3));
-      ctx.stdout.write(
-        `\nptb demo: one trial, agent sft in the bwrap sandbox, ${result.testItems} GSM8K-format problems (synthetic), engine hf, CPU\n\n`,
-      );
-      ctx.stdout.write(`${'model'.padEnd(34)} ${'accuracy'.padStart(9)}\n`);
-      ctx.stdout.write(`${'base model (zero-shot baseline)'.padEnd(34)} ${fmt(result.baseline.accuracy).padStart(9)}\n`);
-      ctx.stdout.write(`${'final_model of the sft agent'.padEnd(34)} ${fmt(t.accuracy).padStart(9)}\n`);
-      ctx.stdout.write(
-        `\nagent: ${t.agent_outcome} after ${Math.round(t.agent_seconds ?? 0)} s; audit: ${t.audit_verdict}; ` +
-          `final score ${fmt(t.final_score)}${t.substituted ? ' (base model score substituted)' : ''}\n`,
-      );
-      ctx.stdout.write(
-        `trial ${t.id}\nfiles (prompt.txt, solve_out.txt, metrics.json, final_model/, ledgers/): ${t.dir}\n` +
-          'Inspect it with `ptb trial show <id>`, or list all with `ptb trials`.\n',
-      );
-    });
+    .action(
+      async (flags: {
+        items: number;
+        trainSteps: number;
+        baseModelPath?: string;
+        gpus: number;
+        batchSize: number;
+        maxTokens: number;
+        json?: boolean;
+      }) => {
+        const result = await interruptible((signal) =>
+          runDemoTrial(trialEnvFor(ctx, { offline: true, signal }), {
+            testItems: flags.items,
+            trainSteps: flags.trainSteps,
+            baseModelPath: flags.baseModelPath,
+            gpus: flags.gpus,
+            batchSize: flags.batchSize,
+            maxTokens: flags.maxTokens,
+          }),
+        );
+        const t = result.trial;
+        if (flags.json) {
+          ctx.stdout.write(`${JSON.stringify({ baseline: result.baseline, trial: trialSummary(t) })}\n`);
+          return;
+        }
+        const fmt = (v: number | null) => (v === null ? '—' : v.toFixed(3));
+        ctx.stdout.write(
+          `\nptb demo: one trial, agent sft in the bwrap sandbox, ${result.testItems} GSM8K-format problems (synthetic), engine hf, CPU\n\n`,
+        );
+        ctx.stdout.write(`${'model'.padEnd(34)} ${'accuracy'.padStart(9)}\n`);
+        ctx.stdout.write(
+          `${'base model (zero-shot baseline)'.padEnd(34)} ${fmt(result.baseline.accuracy).padStart(9)}\n`,
+        );
+        ctx.stdout.write(`${'final_model of the sft agent'.padEnd(34)} ${fmt(t.accuracy).padStart(9)}\n`);
+        ctx.stdout.write(
+          `\nagent: ${t.agent_outcome} after ${Math.round(t.agent_seconds ?? 0)} s; audit: ${t.audit_verdict}; ` +
+            `final score ${fmt(t.final_score)}${t.substituted ? ' (base model score substituted)' : ''}\n`,
+        );
+        ctx.stdout.write(
+          `trial ${t.id}\nfiles (prompt.txt, solve_out.txt, metrics.json, final_model/, ledgers/): ${t.dir}\n` +
+            'Inspect it with `ptb trial show <id>`, or list all with `ptb trials`.\n',
+        );
+      },
+    );
 }

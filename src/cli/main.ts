@@ -1,12 +1,20 @@
 import { Command, CommanderError } from 'commander';
 import { isUserError } from '../core/errors.ts';
+import { registerAgents } from './agents.ts';
+import { registerAudit } from './audit.ts';
+import { registerBaseline } from './baseline.ts';
 import { registerBenchmarks } from './benchmarks.ts';
 import { type CliContext, createContext } from './context.ts';
 import { registerData } from './data.ts';
 import { registerDemo } from './demo.ts';
 import { registerEval } from './eval.ts';
 import { registerEvals } from './evals.ts';
+import { registerExport } from './export.ts';
+import { registerImport } from './import.ts';
+import { registerProvenance } from './provenance.ts';
+import { registerReport } from './report.ts';
 import { registerRun } from './run.ts';
+import { registerScan } from './scan.ts';
 import { registerScore } from './score.ts';
 import { registerTrial } from './trial.ts';
 import { registerView } from './view.ts';
@@ -16,11 +24,19 @@ const COMMANDS: ReadonlyArray<(program: Command, ctx: CliContext) => void> = [
   registerDemo,
   registerTrial,
   registerRun,
+  registerAudit,
+  registerProvenance,
+  registerScan,
   registerEval,
   registerScore,
   registerEvals,
   registerData,
   registerBenchmarks,
+  registerAgents,
+  registerReport,
+  registerImport,
+  registerExport,
+  registerBaseline,
   registerView,
 ];
 

@@ -50,7 +50,9 @@ export function registerRun(program: Command, ctx: CliContext): void {
       const existing = new Map<string, Trial>();
       for (const t of env.trials.list({ experiment: grid.experiment })) existing.set(cellKey(t.spec), t);
       const plan = specs.map((spec) => ({ spec, trial: existing.get(cellKey(spec)) }));
-      const unfinished = plan.filter((p) => p.trial && ['pending', 'running', 'interrupted'].includes(p.trial.status));
+      const unfinished = plan.filter(
+        (p) => p.trial && ['pending', 'running', 'interrupted'].includes(p.trial.status),
+      );
       const failed = plan.filter((p) => p.trial?.status === 'failed');
       if (flags.dryRun) {
         for (const p of plan) {
@@ -67,7 +69,8 @@ export function registerRun(program: Command, ctx: CliContext): void {
         );
       }
       const todo = plan.filter(
-        (p) => !p.trial || p.trial.status !== 'completed' && (p.trial.status !== 'failed' || flags.retryFailed),
+        (p) =>
+          !p.trial || (p.trial.status !== 'completed' && (p.trial.status !== 'failed' || flags.retryFailed)),
       );
       const skippedFailed = flags.retryFailed ? 0 : failed.length;
       ctx.stderr.write(
@@ -97,7 +100,9 @@ export function registerRun(program: Command, ctx: CliContext): void {
       if (flags.json) for (const t of all) ctx.stdout.write(`${JSON.stringify(trialSummary(t))}\n`);
       else {
         const done = all.filter((t) => t.status === 'completed').length;
-        ctx.stdout.write(`experiment ${grid.experiment}: ${done}/${all.length} trials completed, ${failures} failed in this run\n`);
+        ctx.stdout.write(
+          `experiment ${grid.experiment}: ${done}/${all.length} trials completed, ${failures} failed in this run\n`,
+        );
         ctx.stdout.write('list them with `ptb trials --experiment NAME`; rank them with `ptb report`\n');
       }
       if (failures > 0) ctx.exitCode = 1;

@@ -1,7 +1,7 @@
 import { type Command, Option } from 'commander';
+import { UserError } from '../core/errors.ts';
 import { BENCHMARK_IDS } from '../core/schemas.ts';
 import { SANDBOX_KINDS, type TrialSpecInput } from '../core/trial.ts';
-import { UserError } from '../core/errors.ts';
 import { splitShellWords } from '../runtime/pythonEnv.ts';
 import type { Trial } from '../store/trialRepo.ts';
 import { createTrial, runTrial } from '../trial/runTrial.ts';
@@ -82,8 +82,15 @@ export function registerTrial(program: Command, ctx: CliContext): void {
   trial
     .command('run')
     .description('create a trial (agent × base model × benchmark × budget) and run it')
-    .requiredOption('-a, --agent <id>', 'agent (see `ptb agents`): claude, codex, gemini, opencode, command, sft, copy-base, noop')
-    .option('--agent-config <text>', "the agent's model or configuration (e.g. claude-opus-4-6; flags for sft)", '')
+    .requiredOption(
+      '-a, --agent <id>',
+      'agent (see `ptb agents`): claude, codex, gemini, opencode, command, sft, copy-base, noop',
+    )
+    .option(
+      '--agent-config <text>',
+      "the agent's model or configuration (e.g. claude-opus-4-6; flags for sft)",
+      '',
+    )
     .option('--agent-command <command>', 'with --agent command: the executable and its arguments')
     .requiredOption('-m, --model <hf-id>', 'base model (Hugging Face id as shown to the agent)')
     .option('--base-model-path <dir>', 'local weights of the base model (default: the Hugging Face cache)')
@@ -92,12 +99,25 @@ export function registerTrial(program: Command, ctx: CliContext): void {
     .option('--gpus <n>', 'GPUs the agent gets (exactly this many must be visible and idle)', parseIntFlag, 1)
     .option('--seed <n>', 'seed (also the experiment run index)', parseIntFlag, 0)
     .option('--experiment <name>', 'experiment the trial belongs to', 'default')
-    .addOption(new Option('--sandbox <kind>', 'where the agent runs').choices([...SANDBOX_KINDS]).default('bwrap'))
-    .addOption(new Option('-e, --engine <engine>', 'engine of the final evaluation').choices(['vllm', 'hf']).default('vllm'))
+    .addOption(
+      new Option('--sandbox <kind>', 'where the agent runs').choices([...SANDBOX_KINDS]).default('bwrap'),
+    )
+    .addOption(
+      new Option('-e, --engine <engine>', 'engine of the final evaluation')
+        .choices(['vllm', 'hf'])
+        .default('vllm'),
+    )
     .option('--eval-limit <n>', 'samples in the final evaluation (-1: all)', parseIntFlag, -1)
-    .option('--prompt-file <file>', 'prompt template with {model} {benchmark} {num_hours} {gpu_info} {setup_other}')
-    .option('--budget-usd <dollars>', "stop the agent when its model calls cost this much", parseFloatFlag)
-    .addOption(new Option('--network <policy>', 'egress policy').choices(['open', 'none', 'allowlist']).default('open'))
+    .option(
+      '--prompt-file <file>',
+      'prompt template with {model} {benchmark} {num_hours} {gpu_info} {setup_other}',
+    )
+    .option('--budget-usd <dollars>', 'stop the agent when its model calls cost this much', parseFloatFlag)
+    .addOption(
+      new Option('--network <policy>', 'egress policy')
+        .choices(['open', 'none', 'allowlist'])
+        .default('open'),
+    )
     .option('--unsafe-no-sandbox', 'allow --sandbox none')
     .option('--offline', 'never download')
     .option('--json', 'print the trial summary as JSON')
@@ -156,7 +176,9 @@ export function registerTrial(program: Command, ctx: CliContext): void {
       }
       printTrial(ctx, found);
       for (const p of env.trials.phases(found.id)) {
-        ctx.stdout.write(`  ${p.phase.padEnd(9)} ${p.status.padEnd(9)} ${p.started_at}${p.error ? `  ${p.error}` : ''}\n`);
+        ctx.stdout.write(
+          `  ${p.phase.padEnd(9)} ${p.status.padEnd(9)} ${p.started_at}${p.error ? `  ${p.error}` : ''}\n`,
+        );
       }
     });
 
@@ -190,6 +212,7 @@ export function registerTrial(program: Command, ctx: CliContext): void {
           `${r.id.padEnd(30)} ${r.agent.padEnd(10)} ${r.benchmark.padEnd(16)} ${r.status.padEnd(11)} ${(r.phase ?? '').padEnd(9)} ${time.padStart(7)} ${`${score}${r.substituted ? '*' : ''}`.padStart(7)}\n`,
         );
       }
-      if (rows.some((r) => r.substituted)) ctx.stdout.write('* base model score substituted (flagged, unverified or no metrics)\n');
+      if (rows.some((r) => r.substituted))
+        ctx.stdout.write('* base model score substituted (flagged, unverified or no metrics)\n');
     });
 }

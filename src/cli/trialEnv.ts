@@ -1,5 +1,5 @@
-import { TrialRepo } from '../store/trialRepo.ts';
 import type { EvalEvent } from '../eval/runEval.ts';
+import { TrialRepo } from '../store/trialRepo.ts';
 import type { TrialEnv } from '../trial/runTrial.ts';
 import { type CliContext, isOffline } from './context.ts';
 import { ProgressLine } from './progress.ts';

@@ -9,10 +9,27 @@
  * default) through `setpriv`, so the sandbox's uid 1000 is not host root in disguise: files it writes
  * belong to that user and host files owned by root stay out of reach even where a bind exposes them.
  * Writable binds must then be writable by that user (see `sandboxHostIds`).
+ *
+ * Network: the sandbox's namespace has only loopback. With `network: { bridges }` each host Unix socket
+ * (the egress proxy, the model relay, the Hugging Face pass-through) is bound in read-only and a small
+ * forwarder (bridge/forwarder.mjs) exposes it on the sandbox's 127.0.0.1:<port>; those sockets are
+ * the only ways out. At a time limit or abort, `killGraceMs` gives every process SIGTERM first and
+ * SIGKILL after the grace, as the reference's `timeout --kill-after`.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, lstatSync, readlinkSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import {
+  accessSync,
+  chmodSync,
+  chownSync,
+  constants,
+  existsSync,
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+} from 'node:fs';
+import { delimiter, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { UserError } from '../core/errors.ts';
 import { CappedSink, drainInto } from './capture.ts';
@@ -48,6 +65,33 @@ export interface SandboxRlimits {
   cpuSeconds?: number;
 }
 
+/** A host Unix socket offered inside the sandbox as a TCP port on the sandbox's own loopback. */
+export interface SandboxBridge {
+  /** Port the in-sandbox forwarder listens on (127.0.0.1). */
+  listenPort: number;
+  /** Host Unix socket every connection to that port is piped to (e.g. the egress proxy). */
+  socketPath: string;
+}
+
+/**
+ * `none`: a private network namespace with loopback only. `{ bridges }`: the same, plus one forwarder
+ * per bridge on the sandbox's loopback, so the host sockets named are the only ways out.
+ */
+export type SandboxNetwork = 'none' | { bridges: readonly SandboxBridge[] };
+
+/** Where bridged sockets appear inside the sandbox (`<port>.sock`). */
+export const BRIDGE_DIR = '/run/ptb/bridge';
+
+/** Grace between SIGTERM and SIGKILL the reference gives an agent at its time limit. */
+export const AGENT_KILL_GRACE_MS = 30_000;
+
+/** What `onSpawn` receives: the host pid of bwrap and the run's cgroup directories (for monitoring). */
+export interface SandboxProcessInfo {
+  pid: number;
+  /** cgroup directories of the run, keyed by what they account (absent when not created). */
+  cgroups: { memory?: string; cpu?: string; pids?: string; unified?: string };
+}
+
 export interface SandboxSpec {
   /** Command and arguments, resolved inside the sandbox. */
   argv: readonly string[];
@@ -73,10 +117,23 @@ export interface SandboxSpec {
   env?: Readonly<Record<string, string>>;
   /** Working directory inside the sandbox (default /tmp). */
   cwd?: string;
-  /** Only `none` exists so far: a private network namespace with loopback only. */
-  network?: 'none';
-  /** Wall-clock limit; the whole tree is killed when it passes. */
+  /** Network of the sandbox (default `none`). */
+  network?: SandboxNetwork;
+  /** Interpreter for the bridge forwarder, a path inside the sandbox (default /usr/bin/node). */
+  bridgeNode?: string;
+  /** Wall-clock limit; the whole tree is stopped when it passes (see `killGraceMs`). */
   timeoutMs?: number;
+  /**
+   * On timeout or abort: SIGTERM every process of the sandbox, then SIGKILL the tree after this many
+   * milliseconds (default 0: SIGKILL at once). Agents get AGENT_KILL_GRACE_MS, like the reference.
+   */
+  killGraceMs?: number;
+  /** Device nodes bound into /dev (e.g. /dev/nvidia0, /dev/nvidiactl, /dev/nvidia-uvm). */
+  devices?: readonly string[];
+  /** Bind /sys read-only (CUDA and NCCL read PCI topology there). Default false. */
+  sysfs?: boolean;
+  /** Host name inside the sandbox (its own UTS namespace). */
+  hostname?: string;
   /** cgroup limits on the whole tree. */
   limits?: ResourceLimits;
   rlimits?: SandboxRlimits;
@@ -86,6 +143,15 @@ export interface SandboxSpec {
   extraOutputFds?: number;
   /** Cap per captured stream (stdout, stderr, each extra fd); the rest is drained and dropped. */
   maxOutputBytes?: number;
+  /**
+   * Keep stdout/stderr in the result (default true). Off for long runs that stream with `onOutput`:
+   * stdout is then empty and stderr holds only its first 4 KiB (enough to tell why a start failed).
+   */
+  captureOutput?: boolean;
+  /** Every chunk of stdout/stderr as it arrives (live logs of a run that lasts hours). */
+  onOutput?: (stream: 'stdout' | 'stderr', chunk: Buffer) => void;
+  /** Called once bwrap is spawned (e.g. to start a resource monitor on its pid and cgroups). */
+  onSpawn?: (info: SandboxProcessInfo) => void;
   signal?: AbortSignal;
   /**
    * Syscalls that fail with EPERM inside (seccomp), e.g. INSPECTION_SYSCALLS to stop one sandboxed
@@ -252,6 +318,9 @@ export function bwrapArgs(
   args.push(...baseSystemArgs(spec.system ?? 'full'));
   if (spec.proc !== false) args.push('--proc', '/proc');
   args.push('--dev', '/dev');
+  for (const device of spec.devices ?? []) args.push('--dev-bind', device, device);
+  if (spec.sysfs) args.push('--ro-bind', '/sys', '/sys');
+  if (spec.hostname !== undefined) args.push('--hostname', spec.hostname);
   if (spec.tmpSizeBytes !== undefined) args.push('--size', String(Math.floor(spec.tmpSizeBytes)));
   args.push('--tmpfs', '/tmp');
   for (const entry of spec.tmpfs ?? []) {
@@ -259,15 +328,18 @@ export function bwrapArgs(
     if (tmpfs.sizeBytes !== undefined) args.push('--size', String(Math.floor(tmpfs.sizeBytes)));
     args.push('--tmpfs', tmpfs.path);
   }
-  for (const entry of spec.readOnlyBinds ?? []) {
-    const { source, target } = mountOf(entry);
-    args.push('--ro-bind', source, target);
-  }
-  for (const entry of spec.writableBinds ?? []) {
-    const { source, target } = mountOf(entry);
-    args.push('--bind', source, target);
-  }
+  // Parents before children, whatever their kind: a read-only file inside a writable directory
+  // (the task's evaluate.py) must be mounted after the directory, or the directory would hide it.
+  const binds = [
+    ...(spec.readOnlyBinds ?? []).map((entry) => ({ ...mountOf(entry), flag: '--ro-bind' })),
+    ...(spec.writableBinds ?? []).map((entry) => ({ ...mountOf(entry), flag: '--bind' })),
+  ].map((bind, order) => ({ ...bind, order, depth: bind.target.split('/').filter(Boolean).length }));
+  binds.sort((a, b) => a.depth - b.depth || a.order - b.order);
+  for (const bind of binds) args.push(bind.flag, bind.source, bind.target);
   for (const file of spec.maskedFiles ?? []) args.push('--ro-bind', '/dev/null', file);
+  // A read-only bind still lets the sandbox connect to the socket; it cannot replace or remove it.
+  for (const bridge of networkBridges(spec))
+    args.push('--ro-bind', bridge.socketPath, bridgeSocketTarget(bridge));
   // The sandbox root is bwrap's own tmpfs: make it read-only so only the listed places take writes.
   args.push('--remount-ro', '/');
   args.push('--clearenv');
@@ -280,6 +352,38 @@ export function bwrapArgs(
   for (const [key, value] of Object.entries(env)) args.push('--setenv', key, value);
   args.push('--chdir', spec.cwd ?? '/tmp');
   return args;
+}
+
+function networkBridges(spec: Pick<SandboxSpec, 'network'>): readonly SandboxBridge[] {
+  return spec.network && spec.network !== 'none' ? spec.network.bridges : [];
+}
+
+function bridgeSocketTarget(bridge: SandboxBridge): string {
+  return `${BRIDGE_DIR}/${bridge.listenPort}.sock`;
+}
+
+const FORWARDER_SOURCE = readFileSync(new URL('./bridge/forwarder.mjs', import.meta.url), 'utf8');
+const FORWARDER_EOF = 'PTB_FORWARDER_SOURCE_END';
+
+/**
+ * In-sandbox prefix that starts the bridge forwarder in the background (reparented to the sandbox's
+ * init, so the command never sees it as a child), waits for its "ready" line on a pipe, then execs
+ * the command, which keeps its own exit status. The forwarder's source travels as a here-document,
+ * so no host path has to be reachable by the sandbox user. Exit 125 when the bridge cannot start.
+ */
+function bridgeWrapper(bridges: readonly SandboxBridge[], node: string): string[] {
+  const pairs = bridges.map((bridge) => `${bridge.listenPort}=${bridgeSocketTarget(bridge)}`);
+  const script = [
+    'node=$1; n=$2; shift 2; pairs=',
+    'while [ "$n" -gt 0 ]; do pairs="$pairs $1"; shift; n=$((n-1)); done',
+    `ready=$( (exec 3>&1 >/dev/null; "$node" --input-type=module - $pairs <<'${FORWARDER_EOF}' &`,
+    FORWARDER_SOURCE.trimEnd(),
+    FORWARDER_EOF,
+    ') )',
+    '[ "$ready" = ready ] || { echo "ptb: the network bridge did not start" >&2; exit 125; }',
+    'exec "$@"',
+  ].join('\n');
+  return ['/bin/sh', '-c', script, 'ptb-bridge', node, String(pairs.length), ...pairs];
 }
 
 function rlimitArgs(rlimits: SandboxRlimits | undefined): string[] {
@@ -330,10 +434,204 @@ function launchCommand(tools: HostTools, bwrapArgsAndCommand: string[], procsFil
   return command;
 }
 
+function bindSources(spec: SandboxSpec): string[] {
+  return [...(spec.readOnlyBinds ?? []), ...(spec.writableBinds ?? [])].map((entry) => mountOf(entry).source);
+}
+
+const traversable = new Set<string>();
+
+/** Can this user search (x) the directory, by its mode bits? */
+function canSearch(dir: string, ids: { uid: number; gid: number }): boolean {
+  const st = statSync(dir);
+  if (st.uid === ids.uid) return (st.mode & 0o100) !== 0;
+  if (st.gid === ids.gid) return (st.mode & 0o010) !== 0;
+  return (st.mode & 0o001) !== 0;
+}
+
+/**
+ * Give `ids` search permission on every directory above `paths` that lacks it: `setfacl -m u:UID:x`
+ * when available (only that user gains anything), else `chmod o+x`. Search permission lets a user
+ * pass through a directory, not list it. Returns one note per change.
+ */
+export function grantTraversal(paths: readonly string[], ids: { uid: number; gid: number }): string[] {
+  const notes: string[] = [];
+  const setfacl = findExecutable('setfacl');
+  for (const path of paths) {
+    let dir = dirname(path);
+    while (!traversable.has(dir)) {
+      try {
+        if (!canSearch(dir, ids)) {
+          const acl = setfacl ? spawnSync(setfacl, ['-m', `u:${ids.uid}:x`, dir]).status === 0 : false;
+          if (!acl) chmodSync(dir, statSync(dir).mode | 0o001);
+          notes.push(
+            `granted the sandbox user (uid ${ids.uid}) search permission on ${dir} (${acl ? 'ACL' : 'chmod o+x'})`,
+          );
+        }
+      } catch {
+        break; // a missing path: bwrap names it
+      }
+      traversable.add(dir);
+      if (dir === '/') break;
+      dir = dirname(dir);
+    }
+  }
+  return notes;
+}
+
+/**
+ * Let the sandbox user read these files and directory trees (data the harness hands to a sandbox run
+ * as root: a base model saved with mode 600, data files): `setfacl -R -m u:UID:rX`, else `chmod -R o+rX`.
+ * Only needed when ptb runs as root; a no-op otherwise.
+ */
+export function grantSandboxRead(
+  paths: readonly string[],
+  ids: { uid: number; gid: number } = DEFAULT_HOST_IDS,
+): string[] {
+  if (!isRoot()) return [];
+  const notes = grantTraversal(paths, ids);
+  const setfacl = findExecutable('setfacl');
+  const walk = (path: string): void => {
+    const st = lstatSync(path);
+    if (st.isSymbolicLink()) return;
+    const wanted = st.isDirectory() ? 0o005 : 0o004;
+    if ((st.mode & wanted) !== wanted) chmodSync(path, st.mode | wanted);
+    if (st.isDirectory()) for (const name of readdirSync(path)) walk(join(path, name));
+  };
+  for (const path of paths) {
+    if (!existsSync(path)) continue;
+    if (setfacl && spawnSync(setfacl, ['-R', '-m', `u:${ids.uid}:rX`, path]).status === 0) continue;
+    walk(path);
+    notes.push(`made ${path} readable by others (chmod o+rX) for the sandbox user`);
+  }
+  return notes;
+}
+
+/** Every host process's parent, from one /proc scan: pid -> parent pid. */
+function hostParentMap(): Map<number, number> {
+  const parents = new Map<number, number>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return parents;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // Field 4 (ppid) follows the command name, which is in parentheses and may contain spaces.
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      parents.set(Number(entry), Number(rest[1]));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return parents;
+}
+
+/**
+ * Host pids of every process of the sandbox except bwrap itself and its in-namespace init: the
+ * descendants of bwrap's init. Every process in the pid namespace descends from that init (orphans,
+ * setsid'd and double-forked ones are reparented to it), so the walk misses none.
+ */
+function sandboxedProcesses(bwrapPid: number): number[] {
+  const parents = hostParentMap();
+  const children = new Map<number, number[]>();
+  for (const [pid, parent] of parents) {
+    const list = children.get(parent);
+    if (list) list.push(pid);
+    else children.set(parent, [pid]);
+  }
+  const inits = children.get(bwrapPid) ?? [];
+  const found: number[] = [];
+  const queue = inits.flatMap((init) => children.get(init) ?? []);
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    found.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return found;
+}
+
+/** Whether the sandbox user (host uid/gid) may open `path` for `want` (4 read, 2 write, 1 search). */
+function hostUserMay(path: string, ids: { uid: number; gid: number }, want: number): boolean {
+  const stat = statSync(path);
+  if (stat.uid === ids.uid) return ((stat.mode >> 6) & want) === want;
+  if (stat.gid === ids.gid) return ((stat.mode >> 3) & want) === want;
+  return (stat.mode & want) === want;
+}
+
+/**
+ * Bridge sockets must exist, and the host user bwrap runs as must reach them: search permission on
+ * every parent directory and write permission on the socket. A socket ptb made for this run is handed
+ * to that user; an unreachable directory is the caller's to fix.
+ */
+function checkBridges(bridges: readonly SandboxBridge[]): void {
+  const ids = sandboxHostIds();
+  const ports = new Set<number>();
+  for (const bridge of bridges) {
+    if (!Number.isInteger(bridge.listenPort) || bridge.listenPort < 1 || bridge.listenPort > 65535) {
+      throw new UserError(`Bridge port ${bridge.listenPort} is not a TCP port.`, 'use a port in 1..65535');
+    }
+    if (ports.has(bridge.listenPort)) {
+      throw new UserError(`Two bridges use port ${bridge.listenPort}.`, 'give each bridge its own port');
+    }
+    ports.add(bridge.listenPort);
+    let stat: ReturnType<typeof statSync>;
+    try {
+      stat = statSync(bridge.socketPath);
+    } catch {
+      throw new UserError(
+        `The bridge socket ${bridge.socketPath} does not exist.`,
+        'start the proxy or relay before the sandbox',
+      );
+    }
+    if (!stat.isSocket()) throw new UserError(`${bridge.socketPath} is not a Unix socket.`);
+    if (!hostUserMay(bridge.socketPath, ids, 2) && isRoot()) chownSync(bridge.socketPath, ids.uid, ids.gid);
+    for (let dir = dirname(bridge.socketPath); ; dir = dirname(dir)) {
+      if (!hostUserMay(dir, ids, 1)) {
+        throw new UserError(
+          `The sandbox user (uid ${ids.uid}) cannot reach ${bridge.socketPath}: no search permission on ${dir}.`,
+          `put the socket under a directory uid ${ids.uid} can traverse (chmod o+x ${dir})`,
+        );
+      }
+      if (dir === dirname(dir)) break;
+    }
+  }
+}
+
+/** The run's cgroup directories by what they account, from the files each one offers. */
+function cgroupDirsOf(scope: CgroupScope | null): SandboxProcessInfo['cgroups'] {
+  const cgroups: SandboxProcessInfo['cgroups'] = {};
+  for (const procs of scope?.procsFiles ?? []) {
+    const dir = dirname(procs);
+    if (existsSync(join(dir, 'cgroup.controllers'))) {
+      cgroups.unified = dir;
+      continue;
+    }
+    if (existsSync(join(dir, 'memory.usage_in_bytes'))) cgroups.memory = dir;
+    if (existsSync(join(dir, 'cpuacct.usage')) || existsSync(join(dir, 'cpu.cfs_quota_us')))
+      cgroups.cpu = dir;
+    if (existsSync(join(dir, 'pids.max'))) cgroups.pids = dir;
+  }
+  return cgroups;
+}
+
 /** Run one command in a fresh bubblewrap sandbox. Rejects only when the sandbox cannot be launched. */
 export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
   assertBwrapAvailable();
   const tools = hostTools();
+  const bridges = networkBridges(spec);
+  const bridgeNode = spec.bridgeNode ?? '/usr/bin/node';
+  if (bridges.length > 0) {
+    checkBridges(bridges);
+    if (spec.bridgeNode === undefined && !existsSync(bridgeNode)) {
+      throw new UserError(
+        'The network bridge needs /usr/bin/node inside the sandbox, and there is none.',
+        'install nodejs system-wide or pass bridgeNode with the path of a node binary the sandbox can see',
+      );
+    }
+  }
   const started = performance.now();
   const scope: CgroupScope | null = spec.cgroups === false ? null : createCgroupScope(spec.limits ?? {});
   const warnings = scope ? [...scope.warnings] : ['cgroups disabled for this run'];
@@ -348,6 +646,10 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
   }
   // The filter travels on the fd right after the extra output pipes; bwrap reads it before exec.
   const seccompFd = 3 + extraFds;
+  // Running as root, bwrap starts as the unprivileged sandbox user, who must be able to reach every
+  // bind source (a PTB_HOME under /root, a Python under /root/.pyenv): grant it search permission on
+  // the directories above them (an ACL for that user only, where setfacl exists).
+  if (isRoot() && tools.setpriv) warnings.push(...grantTraversal(bindSources(spec), DEFAULT_HOST_IDS));
   const command = launchCommand(
     tools,
     [
@@ -355,13 +657,17 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
       ...(seccompFilter ? ['--seccomp', String(seccompFd)] : []),
       '--',
       ...rlimitArgs(spec.rlimits),
+      ...(bridges.length > 0 ? bridgeWrapper(bridges, bridgeNode) : []),
       ...spec.argv,
     ],
     scope?.procsFiles ?? [],
   );
   const cap = spec.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
-  const stdout = new CappedSink(cap);
-  const stderr = new CappedSink(cap);
+  const capture = spec.captureOutput !== false;
+  const stdout = new CappedSink(capture ? cap : 0);
+  const stderr = new CappedSink(capture ? cap : 0);
+  // The first bytes of stderr are kept even without capture: they tell whether bwrap itself failed.
+  const stderrHead = new CappedSink(4096);
   const extras = Array.from({ length: extraFds }, () => new CappedSink(cap));
 
   let child: ChildProcess;
@@ -383,6 +689,8 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
 
   let timedOut = false;
   let aborted = false;
+  let killTimer: NodeJS.Timeout | undefined;
+  let exitedAlready = false;
   const killTree = () => {
     if (child.pid !== undefined) {
       try {
@@ -393,20 +701,55 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
     }
     scope?.killAll();
   };
+  // SIGTERM to every process inside (not to bwrap: it would die and take the tree down at once),
+  // then SIGKILL once the grace has passed.
+  const stopTree = () => {
+    const grace = spec.killGraceMs ?? 0;
+    if (grace <= 0 || child.pid === undefined) return killTree();
+    if (killTimer) return;
+    for (const pid of sandboxedProcesses(child.pid)) {
+      try {
+        process.kill(pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+    killTimer = setTimeout(killTree, grace);
+  };
   const timer =
     spec.timeoutMs !== undefined
       ? setTimeout(() => {
+          if (exitedAlready) return;
           timedOut = true;
-          killTree();
+          stopTree();
         }, spec.timeoutMs)
       : undefined;
   const onAbort = () => {
+    if (exitedAlready) return;
     aborted = true;
-    killTree();
+    stopTree();
   };
   if (spec.signal?.aborted) onAbort();
   else spec.signal?.addEventListener('abort', onAbort, { once: true });
+  if (child.pid !== undefined && spec.onSpawn) {
+    try {
+      spec.onSpawn({ pid: child.pid, cgroups: cgroupDirsOf(scope) });
+    } catch (err) {
+      warnings.push(`onSpawn failed: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
 
+  const listener = (stream: 'stdout' | 'stderr') => (chunk: Buffer) => {
+    if (stream === 'stderr') stderrHead.push(chunk);
+    if (!spec.onOutput) return;
+    try {
+      spec.onOutput(stream, chunk);
+    } catch {
+      // a failing log writer must not stall the run
+    }
+  };
+  child.stdout?.on('data', listener('stdout'));
+  child.stderr?.on('data', listener('stderr'));
   const streamsDone = Promise.all([
     drainInto(child.stdout, stdout),
     drainInto(child.stderr, stderr),
@@ -433,6 +776,8 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
   }
 
   const exit = await exited;
+  exitedAlready = true;
+  if (killTimer) clearTimeout(killTimer);
   // Descendants died with the pid namespace; kill through the cgroup too so no pipe stays open.
   scope?.killAll();
   await streamsDone;
@@ -445,7 +790,7 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
   const oomKilled = scope?.oomKilled() ?? false;
   const peakMemoryBytes = scope?.peakMemoryBytes() ?? null;
   await scope?.dispose();
-  const stderrBytes = stderr.bytes();
+  const head = stderrHead.bytes().toString('utf8');
   return {
     exitCode: exit.code,
     signal: exit.signal,
@@ -453,14 +798,16 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
     aborted,
     oomKilled,
     stdout: stdout.bytes(),
-    stderr: stderrBytes,
-    stdoutTruncated: stdout.truncated,
-    stderrTruncated: stderr.truncated,
+    stderr: capture ? stderr.bytes() : stderrHead.bytes(),
+    stdoutTruncated: capture && stdout.truncated,
+    stderrTruncated: capture && stderr.truncated,
     extraOutputs: extras.map((sink) => sink.bytes()),
     durationMs: performance.now() - started,
     enforced: scope ? { ...scope.enforced } : { memory: false, pids: false, cpu: false, treeKill: false },
     warnings,
     peakMemoryBytes,
-    startFailed: exit.code === 1 && stderrBytes.subarray(0, 7).toString() === 'bwrap: ',
+    startFailed:
+      (exit.code === 1 && head.startsWith('bwrap: ')) ||
+      (exit.code === 125 && head.includes('ptb: the network bridge did not start')),
   };
 }

@@ -5,6 +5,7 @@ import type { AgentDefinition, AgentRunContext } from '../agents/types.ts';
 import { UserError } from '../core/errors.ts';
 import type { AgentOutcome, TrialSpec } from '../core/trial.ts';
 import { SANDBOX_PATHS, type TrialLayout } from '../core/trialLayout.ts';
+import { type Monitor, startMonitor } from '../ledgers/monitor.ts';
 import { assertBwrapAvailable, runInSandbox, type SandboxBridge } from '../sandbox/bwrap.ts';
 import { checkGpus, gpuDevices } from '../sandbox/gpuGate.ts';
 import type { AgentMounts } from './agentSandbox.ts';
@@ -33,6 +34,8 @@ export interface AgentRunOptions {
   /** Resolves when the model-call budget is spent: the agent is stopped. */
   budgetExceeded?: Promise<void>;
   onLine?: (line: string) => void;
+  /** GPUs the scheduler assigned (default: any visible). */
+  gpuIndices?: number[];
 }
 
 /** The hard limit around the agent, as the reference: hours×60+5 minutes, then TERM, then KILL 30 s later. */
@@ -56,14 +59,20 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
     return { ...r, seconds: ms / 1000 };
   };
   let devices: string[] = [];
+  let gpuIndices: number[] = [];
   if (spec.gpus > 0) {
-    const gate = checkGpus(spec.gpus);
+    const gate = checkGpus(
+      spec.gpus,
+      o.gpuIndices ? { env: { ...process.env, CUDA_VISIBLE_DEVICES: o.gpuIndices.join(',') } } : {},
+    );
     if (!gate.ok) {
       writeFileSync(join(layout.work.task, 'cuda_not_available'), `${gate.reason}\n`);
       writer.write(`ptb: GPU gate failed: ${gate.reason}\n`);
       return finish({ outcome: 'gpu_unavailable', exitCode: null, oomKilled: false, detail: gate.reason });
     }
-    devices = gpuDevices(gate.gpus.map((g) => g.index));
+    gpuIndices = gate.gpus.map((g) => g.index);
+    // Only these GPUs' device nodes exist inside, so CUDA there numbers them from 0.
+    devices = gpuDevices(gpuIndices);
   }
   if (spec.sandbox !== 'bwrap') {
     throw new UserError(
@@ -79,7 +88,7 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
     writeFileSync(path, file.content);
   }
   const solveScript = join(layout.work.home, 'agent_solve.sh');
-  writeFileSync(solveScript, buildSolveScript(o.agent, o.context));
+  writeFileSync(solveScript, buildSolveScript({ def: o.agent, ctx: o.context }));
   chmodSync(solveScript, 0o755);
 
   const stop = new AbortController();
@@ -91,8 +100,19 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
     writer.write('ptb: model-call budget reached; stopping the agent\n');
     stop.abort(new Error('budget exceeded'));
   });
+  let monitor: Monitor | undefined;
   try {
     const result = await runInSandbox({
+      onSpawn: (info) => {
+        monitor = startMonitor({
+          ledgerPath: layout.ledgers.monitor,
+          logPath: layout.systemMonitorLog,
+          workspaceDir: layout.work.task,
+          cgroups: info.cgroups,
+          rootPid: info.pid,
+          gpus: gpuIndices,
+        });
+      },
       argv: ['bash', `${SANDBOX_PATHS.home}/agent_solve.sh`],
       system: 'full',
       cwd: SANDBOX_PATHS.task,
@@ -101,6 +121,9 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
       env: { ...o.mounts.env, ...o.env },
       network: o.bridges.length > 0 ? { bridges: o.bridges } : 'none',
       devices,
+      sysfs: o.mounts.sysfs,
+      // The node running ptb also runs the in-sandbox bridge (its directory is bound when outside /usr).
+      bridgeNode: process.execPath,
       timeoutMs: agentTimeoutMs(spec.hours),
       killGraceMs: 30_000,
       limits: {
@@ -133,6 +156,7 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
           : `exit code ${result.exitCode}`;
     return finish({ outcome, exitCode: result.exitCode, oomKilled: result.oomKilled, detail });
   } finally {
+    await monitor?.stop();
     o.signal?.removeEventListener('abort', onAbort);
   }
 }

@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import { realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { SandboxMount } from '../sandbox/bwrap.ts';
 import { repoRoot } from '../core/paths.ts';
 import type { TrialSpec } from '../core/trial.ts';
 import { SANDBOX_PATHS, type TrialLayout } from '../core/trialLayout.ts';
+import type { SandboxMount } from '../sandbox/bwrap.ts';
 
 /** Where harness-provided inputs appear inside the sandbox. */
 export const SANDBOX_INPUTS = {
@@ -16,7 +16,9 @@ export const SANDBOX_INPUTS = {
 } as const;
 
 export interface AgentMounts {
+  /** Read-only binds; some sit inside writable ones (task/evaluate.py, task/templates): bwrap mounts parents first. */
   readOnly: SandboxMount[];
+  sysfs: boolean;
   writable: SandboxMount[];
   env: Record<string, string>;
 }
@@ -58,10 +60,14 @@ export function agentMounts(opts: {
   baseModelPath: string | null;
   dataCacheDir: string;
   hfHome: string;
+  hostEnv?: NodeJS.ProcessEnv;
 }): AgentMounts {
   const { spec, layout } = opts;
   const ptbHomeDir = join(layout.work.dir, 'ptb-home');
   const readOnly: SandboxMount[] = [{ source: repoRoot, target: SANDBOX_PATHS.ptb }];
+  // The node that runs ptb (evaluate.py calls ptb): visible at its own path when it is not under /usr.
+  const nodeDir = dirname(process.execPath);
+  if (!nodeDir.startsWith('/usr/')) readOnly.push({ source: nodeDir });
   for (const prefix of pythonPrefixes(opts.python)) readOnly.push({ source: prefix });
   if (opts.baseModelPath) readOnly.push({ source: opts.baseModelPath, target: SANDBOX_INPUTS.baseModel });
   readOnly.push({ source: opts.dataCacheDir, target: `${SANDBOX_INPUTS.ptbHome}/cache/data` });
@@ -71,8 +77,15 @@ export function agentMounts(opts: {
     readOnly.push({ source: file, target });
     evalArgs.push('--data', `${part}=${target}`);
   }
-  if (spec.evalTemplate) evalArgs.push('--template', `${SANDBOX_PATHS.task}/templates/${basename(spec.evalTemplate)}`);
+  if (spec.evalTemplate)
+    evalArgs.push('--template', `${SANDBOX_PATHS.task}/templates/${basename(spec.evalTemplate)}`);
   if (spec.benchmark === 'humaneval') evalArgs.push('--unsafe-no-sandbox'); // already inside the sandbox
+  // The evaluation entry point and the templates stay as the harness wrote them (rule 4 enforced, not just stated).
+  readOnly.push({
+    source: join(layout.work.task, 'evaluate.py'),
+    target: `${SANDBOX_PATHS.task}/evaluate.py`,
+  });
+  readOnly.push({ source: join(layout.work.task, 'templates'), target: `${SANDBOX_PATHS.task}/templates` });
   const writable: SandboxMount[] = [
     { source: layout.work.home, target: SANDBOX_PATHS.home },
     { source: layout.work.tmp, target: SANDBOX_PATHS.tmp },
@@ -93,10 +106,18 @@ export function agentMounts(opts: {
     PTB_PYTHON: opts.python,
     PTB_OFFLINE: '1',
     PTB_TASK_BENCHMARK: spec.benchmark,
-    PTB_TASK_PTB: `node ${SANDBOX_PATHS.ptb}/bin/ptb.js`,
+    PTB_TASK_PTB: `${process.execPath} ${SANDBOX_PATHS.ptb}/bin/ptb.js`,
+    ...(process.env.PTB_BUNDLE ? { PTB_BUNDLE: `${SANDBOX_PATHS.ptb}/dist/cli/ptb.mjs` } : {}),
     PTB_TASK_EVAL_ARGS: JSON.stringify(evalArgs),
     PTB_INRUN_LEDGER: `${SANDBOX_INPUTS.inRunLedgerDir}/inrun_evals.jsonl`,
     ...(opts.baseModelPath ? { PTB_BASE_MODEL_PATH: SANDBOX_INPUTS.baseModel } : {}),
   };
-  return { readOnly, writable, env };
+  if (spec.gpus > 0) {
+    // CUDA needs the driver's view of the PCI devices and the host's library path to its libraries.
+    for (const [k, v] of Object.entries(opts.hostEnv ?? process.env)) {
+      if (v !== undefined && /^(LD_LIBRARY_PATH|CUDA_HOME|CUDA_PATH|NVIDIA_DRIVER_CAPABILITIES)$/.test(k))
+        env[k] = v;
+    }
+  }
+  return { readOnly, writable, env, sysfs: spec.gpus > 0 };
 }

@@ -13,10 +13,10 @@ import {
 } from 'node:fs';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { writeJsonAtomic } from '../core/atomicWrite.ts';
-import type { SandboxMount } from '../sandbox/bwrap.ts';
-import type { TrialLayout } from '../core/trialLayout.ts';
 import { InRunEvalEventSchema } from '../core/trial.ts';
+import type { TrialLayout } from '../core/trialLayout.ts';
 import { buildManifest } from '../ledgers/manifest.ts';
+import type { SandboxMount } from '../sandbox/bwrap.ts';
 import { isModelFolder } from './workspace.ts';
 
 export interface CollectResult {
@@ -161,7 +161,10 @@ export async function collectTrial(
   }
   const snapshot = snapshotTask(layout.work.task, layout.taskSnapshot);
   writeJsonAtomic(layout.ledgers.manifestEnd, await buildManifest(layout.work.task));
-  const inRunEvals = collectInRunLedger(join(layout.work.dir, 'inrun', 'inrun_evals.jsonl'), layout.ledgers.inRunEvals);
+  const inRunEvals = collectInRunLedger(
+    join(layout.work.dir, 'inrun', 'inrun_evals.jsonl'),
+    layout.ledgers.inRunEvals,
+  );
   return {
     finalModel,
     snapshotFiles: snapshot.files,

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { gsm8kBenchmark } from '../benchmarks/gsm8k/index.ts';
 import { PythonRandom } from '../benchmarks/shared/pythonRandom.ts';
 import { ensureDir } from '../core/paths.ts';
-import { demoProblem, DEMO_PROMPT_SOURCE } from '../eval/demo.ts';
+import { DEMO_PROMPT_SOURCE, demoProblem } from '../eval/demo.ts';
 import { evaluate } from '../eval/evaluate.ts';
 import { prepareBenchmark } from '../eval/prepareBenchmark.ts';
 import { ensurePythonEnv } from '../runtime/pythonEnv.ts';
@@ -33,7 +33,16 @@ function writeJsonl(path: string, rows: readonly object[]): string {
  */
 export async function runDemoTrial(
   t: TrialEnv,
-  opts: { testItems?: number; trainSteps?: number; hours?: number } = {},
+  opts: {
+    testItems?: number;
+    trainSteps?: number;
+    hours?: number;
+    /** Use this checkpoint as the base model instead of building the tiny one (GPU runs). */
+    baseModelPath?: string;
+    gpus?: number;
+    batchSize?: number;
+    maxTokens?: number;
+  } = {},
 ): Promise<DemoTrialResult> {
   const say = t.onLine ?? (() => {});
   const dir = ensureDir(join(t.home.root, 'demo'));
@@ -43,8 +52,14 @@ export async function runDemoTrial(
   const promptSource = join(dir, 'gsm8k_prompt.py');
   writeFileSync(promptSource, DEMO_PROMPT_SOURCE);
   const data = {
-    test: writeJsonl(join(dir, 'test.jsonl'), test.map(({ question, answer }) => ({ question, answer }))),
-    train: writeJsonl(join(dir, 'train.jsonl'), train.map(({ question, answer }) => ({ question, answer }))),
+    test: writeJsonl(
+      join(dir, 'test.jsonl'),
+      test.map(({ question, answer }) => ({ question, answer })),
+    ),
+    train: writeJsonl(
+      join(dir, 'train.jsonl'),
+      train.map(({ question, answer }) => ({ question, answer })),
+    ),
     'prompt-source': promptSource,
   };
   // Allowed training data: the training split, phrased the way the benchmark asks (as an agent would).
@@ -56,27 +71,34 @@ export async function runDemoTrial(
     const record = sample.record as { answer: string };
     const [reasoning = '', target = ''] = record.answer.split('####').map((s) => s.trim());
     const request = prepared.request(sample, { seed: 0 });
-    return { messages: [...request.messages, { role: 'assistant', content: `${reasoning}\n\nANSWER: ${target}` }] };
+    return {
+      messages: [...request.messages, { role: 'assistant', content: `${reasoning}\n\nANSWER: ${target}` }],
+    };
   });
   const trainData = writeJsonl(join(dir, 'train_data.jsonl'), conversations);
 
   say('preparing the Python environment (first run only)');
   const python = await ensurePythonEnv({ home: t.home.root, env: t.env, onProgress: say, signal: t.signal });
-  say('building the tiny base model');
-  const base = await ensureTinyModelBuilt({
-    python,
-    outDir: join(t.home.models, 'demo-qwen3-base'),
-    args: ['--seed', '0', '--max-position-embeddings', '4096'],
-    onLine: say,
-    signal: t.signal,
-  });
+  const base = opts.baseModelPath
+    ? { dir: opts.baseModelPath }
+    : await (async () => {
+        say('building the tiny base model');
+        return ensureTinyModelBuilt({
+          python,
+          outDir: join(t.home.models, 'demo-qwen3-base'),
+          args: ['--seed', '0', '--max-position-embeddings', '4096'],
+          onLine: say,
+          signal: t.signal,
+        });
+      })();
+  const maxTokens = opts.maxTokens ?? 32;
 
   say(`zero-shot baseline: evaluating the base model on ${test.length} problems (engine hf)`);
   const evalOptions = {
     benchmark: 'gsm8k',
     engine: { id: 'hf' as const },
     limit: null,
-    maxTokens: 32,
+    maxTokens,
     template: tinyChatTemplatePath,
     data,
     seed: 0,
@@ -86,7 +108,13 @@ export async function runDemoTrial(
     evalsDir: t.home.evals,
     venvHome: t.home.root,
   };
-  const baseline = await evaluate(t.evals, t.cache, { ...evalOptions, model: base.dir }, t.onEvalEvent, t.signal);
+  const baseline = await evaluate(
+    t.evals,
+    t.cache,
+    { ...evalOptions, model: base.dir },
+    t.onEvalEvent,
+    t.signal,
+  );
   t.trials.addBaseline({
     model: DEMO_BASE_MODEL,
     benchmark: 'gsm8k',
@@ -99,22 +127,26 @@ export async function runDemoTrial(
   const trial = createTrial(t, {
     experiment: 'demo',
     agent: 'sft',
-    agentConfig: `--steps ${opts.trainSteps ?? 120} --batch-size 16 --lr 3e-3 --threads 2 --chat-template templates/tiny_chatml.jinja`,
+    agentConfig: `--steps ${opts.trainSteps ?? 120} --batch-size ${opts.batchSize ?? 16} --lr ${opts.baseModelPath ? '1e-5' : '3e-3'} --threads 2 --chat-template templates/tiny_chatml.jinja`,
     baseModel: DEMO_BASE_MODEL,
     baseModelPath: base.dir,
     benchmark: 'gsm8k',
     hours: opts.hours ?? 0.5,
-    gpus: 0,
+    gpus: opts.gpus ?? 0,
     sandbox: 'bwrap',
     engine: 'hf',
     evalLimit: -1,
     evalData: data,
     evalTemplate: tinyChatTemplatePath,
-    evalMaxTokens: 32,
+    evalMaxTokens: maxTokens,
     taskFiles: { 'train_data.jsonl': trainData },
     network: 'none',
   });
   say(`trial ${trial.id}: agent sft, ${trial.spec.hours} h budget, sandbox bwrap`);
   const finished = await runTrial(t, trial.id);
-  return { trial: finished, baseline: { accuracy: baseline.metrics.accuracy, runId: baseline.runId }, testItems: test.length };
+  return {
+    trial: finished,
+    baseline: { accuracy: baseline.metrics.accuracy, runId: baseline.runId },
+    testItems: test.length,
+  };
 }

@@ -35,7 +35,13 @@ export async function runEvaluatePhase(o: {
 }): Promise<EvaluatePhaseResult> {
   const { spec, layout } = o;
   if (!existsSync(join(layout.finalModel, 'config.json'))) {
-    return { metrics: null, runId: null, maxTokens: null, attempts: 0, error: 'no final_model was submitted' };
+    return {
+      metrics: null,
+      runId: null,
+      maxTokens: null,
+      attempts: 0,
+      error: 'no final_model was submitted',
+    };
   }
   try {
     const result = await evaluate(
@@ -62,7 +68,8 @@ export async function runEvaluatePhase(o: {
     );
     writeJsonAtomic(layout.metrics, result.metrics);
     for (const name of readdirSync(result.outDir)) {
-      if (/^final_eval_\d+\.txt$/.test(name)) copyFileSync(join(result.outDir, name), join(layout.root, name));
+      if (/^final_eval_\d+\.txt$/.test(name))
+        copyFileSync(join(result.outDir, name), join(layout.root, name));
     }
     return {
       metrics: result.metrics,

@@ -16,7 +16,11 @@ export function modelShortName(model: string): string {
   return model.replace(/\/+$/, '').split('/').pop() ?? model;
 }
 
-export function baselineFor(baselines: readonly BaselineRow[], model: string, benchmark: string): BaselineRow | undefined {
+export function baselineFor(
+  baselines: readonly BaselineRow[],
+  model: string,
+  benchmark: string,
+): BaselineRow | undefined {
   const short = modelShortName(model);
   return baselines.find((b) => b.benchmark === benchmark && modelShortName(b.model) === short);
 }
@@ -33,7 +37,8 @@ export function finalScore(
 ): FinalScore {
   let why: string | null = null;
   if (audit === 'flagged') why = 'the audit flagged the trial';
-  else if (audit === 'unverified' && spec.unverifiedPolicy === 'base-score') why = 'the audit could not verify the trial';
+  else if (audit === 'unverified' && spec.unverifiedPolicy === 'base-score')
+    why = 'the audit could not verify the trial';
   else if (accuracy === null) why = 'no metrics (no final_model, or its evaluation failed)';
   if (!why) return { accuracy, finalScore: accuracy, substituted: false, reason: 'own score' };
   const base = baselineFor(baselines, spec.baseModel, spec.benchmark);

@@ -6,7 +6,8 @@ import { UserError } from '../core/errors.ts';
 import { BENCHMARK_IDS, BenchmarkIdSchema } from '../core/schemas.ts';
 import { SandboxKindSchema, type TrialSpecInput } from '../core/trial.ts';
 
-const list = <T extends z.ZodTypeAny>(item: T) => z.union([item, z.array(item)]).transform((v) => (Array.isArray(v) ? v : [v]));
+const list = <T extends z.ZodTypeAny>(item: T) =>
+  z.union([item, z.array(item)]).transform((v) => (Array.isArray(v) ? v : [v]));
 
 const AgentEntrySchema = z.union([
   z.string().transform((id) => ({ id, config: '' })),
@@ -24,8 +25,19 @@ export const GridSchema = z
     experiment: z.string().min(1),
     agents: list(AgentEntrySchema),
     models: list(BaseModelEntrySchema),
-    benchmarks: z.union([z.literal('all'), list(BenchmarkIdSchema)]).transform((v) => (v === 'all' ? [...BENCHMARK_IDS] : v)),
-    seeds: z.union([z.number().int().min(1).transform((n) => Array.from({ length: n }, (_, i) => i)), z.array(z.number().int().min(0))]).default([0]),
+    benchmarks: z
+      .union([z.literal('all'), list(BenchmarkIdSchema)])
+      .transform((v) => (v === 'all' ? [...BENCHMARK_IDS] : v)),
+    seeds: z
+      .union([
+        z
+          .number()
+          .int()
+          .min(1)
+          .transform((n) => Array.from({ length: n }, (_, i) => i)),
+        z.array(z.number().int().min(0)),
+      ])
+      .default([0]),
     hours: list(z.number().positive()).default([10]),
     gpus_per_trial: z.number().int().min(0).default(1),
     sandbox: SandboxKindSchema.default('bwrap'),
@@ -107,5 +119,13 @@ export function expandGrid(g: Grid): TrialSpecInput[] {
 
 /** The identity of a grid cell: a re-run of the grid finds the same trial by it. */
 export function cellKey(s: TrialSpecInput): string {
-  return JSON.stringify([s.experiment, s.agent, s.agentConfig ?? '', s.baseModel, s.benchmark, s.hours, s.seed ?? 0]);
+  return JSON.stringify([
+    s.experiment,
+    s.agent,
+    s.agentConfig ?? '',
+    s.baseModel,
+    s.benchmark,
+    s.hours,
+    s.seed ?? 0,
+  ]);
 }

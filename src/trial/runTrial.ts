@@ -1,4 +1,12 @@
-import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { findAgent } from '../agents/lookup.ts';
@@ -9,21 +17,28 @@ import { getBenchmark } from '../benchmarks/registry.ts';
 import { writeJsonAtomic } from '../core/atomicWrite.ts';
 import { UserError } from '../core/errors.ts';
 import type { HomeLayout } from '../core/paths.ts';
-import { AgentOutcomeSchema, type Phase, PHASES, type TrialSpec, TrialSpecSchema, type TrialSpecInput } from '../core/trial.ts';
-import { SANDBOX_PATHS, trialLayout, type TrialLayout } from '../core/trialLayout.ts';
+import {
+  AgentOutcomeSchema,
+  PHASES,
+  type Phase,
+  type TrialSpec,
+  type TrialSpecInput,
+  TrialSpecSchema,
+} from '../core/trial.ts';
+import { SANDBOX_PATHS, type TrialLayout, trialLayout } from '../core/trialLayout.ts';
 import type { EvalEvent } from '../eval/runEval.ts';
 import type { AssetCache } from '../hub/assetCache.ts';
-import { createRedactor } from '../ledgers/redact.ts';
+import { createRedactor, knownSecretsFromEnv } from '../ledgers/redact.ts';
 import { ensurePythonEnv } from '../runtime/pythonEnv.ts';
-import { isBwrapAvailable, sandboxHostIds } from '../sandbox/bwrap.ts';
+import { grantSandboxRead, isBwrapAvailable, sandboxHostIds } from '../sandbox/bwrap.ts';
 import type { EvalRepo } from '../store/evalRepo.ts';
 import type { Trial, TrialRepo } from '../store/trialRepo.ts';
 import { runAgentPhase } from './agentPhase.ts';
 import { agentMounts } from './agentSandbox.ts';
+import { runAuditPhase } from './auditPhase.ts';
 import { collectTrial } from './collect.ts';
 import { runEvaluatePhase } from './evaluatePhase.ts';
 import { finalScore } from './finalize.ts';
-import { runAuditPhase } from './auditPhase.ts';
 import { renderPrompt } from './prompt.ts';
 import { startHarnessServices } from './services.ts';
 import { withTrialLock } from './trialLock.ts';
@@ -76,7 +91,10 @@ export function validateTrialSpec(input: TrialSpecInput): TrialSpec {
     throw new UserError('sandbox none runs the agent unconfined', 'pass --unsafe-no-sandbox to confirm');
   }
   if (spec.sandbox === 'bwrap' && !isBwrapAvailable()) {
-    throw new UserError('the bwrap sandbox is not available here', 'install bubblewrap (scripts/setup.sh) or choose another sandbox');
+    throw new UserError(
+      'the bwrap sandbox is not available here',
+      'install bubblewrap (scripts/setup.sh) or choose another sandbox',
+    );
   }
   if (spec.sandbox === 'podman' || spec.sandbox === 'apptainer' || spec.sandbox === 'none') {
     throw new UserError(
@@ -85,7 +103,10 @@ export function validateTrialSpec(input: TrialSpecInput): TrialSpec {
     );
   }
   if (spec.baseModelPath && !existsSync(join(spec.baseModelPath, 'config.json'))) {
-    throw new UserError(`the base model path ${spec.baseModelPath} has no config.json`, 'point --base-model-path at a checkpoint directory');
+    throw new UserError(
+      `the base model path ${spec.baseModelPath} has no config.json`,
+      'point --base-model-path at a checkpoint directory',
+    );
   }
   return spec;
 }
@@ -139,14 +160,15 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
   t.trials.update(trial.id, { status: 'running', error: null });
   const python = await ensurePythonEnv({ home: t.home.root, env: t.env, onProgress: say, signal: t.signal });
 
-  const step = async <T>(phase: Phase, run: () => Promise<T>): Promise<void> => {
+  const step = async <T>(phase: Phase, run: (resumed: boolean) => Promise<T>): Promise<void> => {
     const row = t.trials.phase(trial.id, phase);
     if (row?.status === 'completed') return;
     t.signal?.throwIfAborted();
     t.trials.startPhase(trial.id, phase);
     say(`phase ${phase}${row ? ' (resumed)' : ''}`);
     try {
-      const result = await run();
+      // `started` without completion = the harness died inside this phase; `failed` phases simply run again.
+      const result = await run(row?.status === 'started');
       t.trials.completePhase(trial.id, phase, result);
     } catch (err) {
       if (t.signal?.aborted) {
@@ -161,22 +183,32 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
     t.afterPhase?.(phase);
   };
 
-  const secrets = knownSecrets(t.env);
-  const redact = createRedactor(secrets);
+  const secrets = knownSecretsFromEnv(t.env).map((s) => s.value);
+  const redact = createRedactor(knownSecretsFromEnv(t.env));
 
   await step('prepare', async () => {
     const baseModelPath = resolveBaseModelPath(spec, t.env);
     const prompt = renderPrompt(spec, benchmark, agent);
-    const prepared = await prepareWorkspace({ spec, benchmark, layout, cache: t.cache, prompt, offline: t.offline });
+    const prepared = await prepareWorkspace({
+      spec,
+      benchmark,
+      layout,
+      cache: t.cache,
+      prompt,
+      offline: t.offline,
+    });
     mkdirSync(join(layout.work.dir, 'ptb-home'), { recursive: true });
     mkdirSync(join(layout.work.dir, 'hf_home'), { recursive: true });
     if (process.getuid?.() === 0) {
       const ids = sandboxHostIds();
       chownTree(layout.work.dir, ids.uid, ids.gid);
+      const inputs = [baseModelPath, ...Object.values(spec.evalData)].filter((p): p is string => p !== null);
+      for (const note of grantSandboxRead(inputs, ids)) say(`ptb: ${note}`);
     }
     return { createdAtMs: prepared.createdAtMs, baseModelPath, pristineFiles: prepared.pristineFiles };
   });
   const prepared = t.trials.phaseResult(trial.id, 'prepare', PrepareResultSchema)!;
+  mkdirSync(t.home.dataCache, { recursive: true });
   const mounts = agentMounts({
     spec,
     layout,
@@ -186,11 +218,12 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
     hfHome: join(layout.work.dir, 'hf_home'),
   });
   mounts.env.PTB_TASK_DEFAULT_LIMIT = String(benchmark.defaults.agentLimit ?? -1);
-  mounts.env.PTB_TASK_DEFAULT_MAX_TOKENS = String(spec.evalMaxTokens ?? benchmark.defaults.maxTokensLadder[0]);
+  mounts.env.PTB_TASK_DEFAULT_MAX_TOKENS = String(
+    spec.evalMaxTokens ?? benchmark.defaults.maxTokensLadder[0],
+  );
 
-  await step('agent', async () => {
-    const earlier = t.trials.phase(trial.id, 'agent');
-    if (earlier) return interruptedAgent(layout, earlier.started_at);
+  await step('agent', async (resumed) => {
+    if (resumed) return interruptedAgent(layout, t.trials.phase(trial.id, 'agent')!.started_at);
     const services = await startHarnessServices({ spec, layout, agent, env: t.env, secrets });
     try {
       const context: AgentRunContext = {
@@ -219,6 +252,7 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
         signal: t.signal,
         budgetExceeded: services.budgetExceeded,
         onLine: undefined,
+        gpuIndices: t.gpuIndices,
       });
     } finally {
       await services.close();
@@ -233,10 +267,15 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
     writeJsonAtomic(layout.trajectory, trajectory);
     writeFileSync(layout.solveParsed, renderTrajectory(trajectory));
     const totals = trajectory.totals;
-    return { ...collected, tokens: { input: totals.inputTokens, output: totals.outputTokens, costUsd: totals.costUsd } };
+    return {
+      ...collected,
+      tokens: { input: totals.inputTokens, output: totals.outputTokens, costUsd: totals.costUsd },
+    };
   });
 
-  await step('audit', async () => runAuditPhase({ trialId: trial.id, spec, layout, repo: t.trials, prepared, home: t.home, env: t.env }));
+  await step('audit', async () =>
+    runAuditPhase({ trialId: trial.id, spec, layout, repo: t.trials, prepared, home: t.home, env: t.env }),
+  );
 
   await step('evaluate', async () =>
     runEvaluatePhase({
@@ -253,7 +292,11 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
   );
 
   await step('finalize', async () => {
-    const evaluation = t.trials.phaseResult(trial.id, 'evaluate', z.object({ metrics: z.object({ accuracy: z.number() }).passthrough().nullable() }).passthrough());
+    const evaluation = t.trials.phaseResult(
+      trial.id,
+      'evaluate',
+      z.object({ metrics: z.object({ accuracy: z.number() }).passthrough().nullable() }).passthrough(),
+    );
     const audit = t.trials.latestAudit(trial.id)?.combined ?? 'not_audited';
     const score = finalScore(spec, evaluation?.metrics?.accuracy ?? null, audit, t.trials.baselines());
     const calls = modelCallTotals(layout);
@@ -282,7 +325,10 @@ function interruptedAgent(layout: TrialLayout, startedAt: string) {
   if (!existsSync(layout.timeTaken)) {
     const s = Math.round(seconds);
     const pad = (n: number) => String(n).padStart(2, '0');
-    writeFileSync(layout.timeTaken, `${pad(Math.floor(s / 3600))}:${pad(Math.floor((s % 3600) / 60))}:${pad(s % 60)}\n`);
+    writeFileSync(
+      layout.timeTaken,
+      `${pad(Math.floor(s / 3600))}:${pad(Math.floor((s % 3600) / 60))}:${pad(s % 60)}\n`,
+    );
   }
   return {
     outcome: 'interrupted' as const,
@@ -293,14 +339,11 @@ function interruptedAgent(layout: TrialLayout, startedAt: string) {
   };
 }
 
-/** Values of the host's API keys: redacted from everything the trial stores. */
-export function knownSecrets(env: NodeJS.ProcessEnv): string[] {
-  return Object.entries(env)
-    .filter(([k, v]) => v && v.length >= 8 && /(API_KEY|TOKEN|SECRET|PASSWORD)/.test(k))
-    .map(([, v]) => v as string);
-}
-
-function modelCallTotals(layout: TrialLayout): { input: number | null; output: number | null; cost: number | null } {
+function modelCallTotals(layout: TrialLayout): {
+  input: number | null;
+  output: number | null;
+  cost: number | null;
+} {
   if (!existsSync(layout.ledgers.modelCalls)) return { input: null, output: null, cost: null };
   let input = 0;
   let output = 0;

@@ -1,8 +1,16 @@
 import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PROVIDER_KEY_ENV } from '../agents/definitions/common.ts';
 import type { AgentDefinition, ProviderId } from '../agents/types.ts';
 import { writeJsonAtomic } from '../core/atomicWrite.ts';
 import type { TrialSpec } from '../core/trial.ts';
 import type { TrialLayout } from '../core/trialLayout.ts';
+import { proxyEnv, startEgressProxy } from '../ledgers/egressProxy.ts';
+import { startHfPassThrough } from '../ledgers/hfPassThrough.ts';
+import { RELAY_PROVIDERS, startModelRelay } from '../ledgers/modelRelay.ts';
+import { PROVIDER_HOST_PATTERNS } from '../ledgers/providerHosts.ts';
 import type { SandboxBridge } from '../sandbox/bwrap.ts';
 
 export interface HarnessServices {
@@ -14,10 +22,20 @@ export interface HarnessServices {
   close(): Promise<void>;
 }
 
+/** Ports on the sandbox's own loopback where the harness channels appear. */
+export const BRIDGE_PORTS = { relay: 18080, proxy: 18081, hub: 18082 } as const;
+
+/** Real provider endpoints; `PTB_RELAY_UPSTREAM_<PROVIDER>` overrides one (tests, gateways). */
+const DEFAULT_UPSTREAMS: Record<ProviderId, string> = {
+  anthropic: 'https://api.anthropic.com',
+  openai: 'https://api.openai.com',
+  gemini: 'https://generativelanguage.googleapis.com',
+  opencode: 'https://opencode.ai/zen',
+};
+
 const BASE62 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 function randomKey(length: number): string {
-  const bytes = randomBytes(length);
-  return Array.from(bytes, (b) => BASE62[b % 62]).join('');
+  return Array.from(randomBytes(length), (b) => BASE62[b % 62]).join('');
 }
 
 /**
@@ -34,9 +52,13 @@ export function decoyKeys(): Record<string, string> {
   };
 }
 
+const GRADED_BENCHMARKS = new Set(['arenahardwriting', 'healthbench']);
+
 /**
- * The harness side of the sandbox's network: for now decoys and the sandbox record; the egress proxy,
- * model relay and Hugging Face pass-through attach here.
+ * The harness side of the sandbox's network, each channel a Unix socket bridged onto the sandbox's
+ * loopback: the model relay (provider calls with the real keys swapped in, logged and priced), the
+ * egress proxy (every other connection, logged under the trial's policy) and the Hugging Face
+ * pass-through (every model and dataset download, logged). Real keys stay in this process.
  */
 export async function startHarnessServices(o: {
   spec: TrialSpec;
@@ -45,12 +67,96 @@ export async function startHarnessServices(o: {
   env: NodeJS.ProcessEnv;
   secrets: string[];
 }): Promise<HarnessServices> {
+  const { spec, layout } = o;
+  const socketDir = mkdtempSync(join(tmpdir(), 'ptb-s-'));
+  chmodSync(socketDir, 0o755);
+  const closers: Array<() => Promise<void>> = [];
+  const bridges: SandboxBridge[] = [];
   const decoys = decoyKeys();
   const env: Record<string, string> = { ...decoys };
-  writeJsonAtomic(o.layout.ledgers.sandbox, {
-    kind: o.spec.sandbox,
-    network: 'none',
+  const relayUrls: HarnessServices['relayUrls'] = {};
+  const relayTokens: HarnessServices['relayTokens'] = {};
+  let budgetExceeded: Promise<void> | undefined;
+  const expose = (socketPath: string, listenPort: number) => {
+    chmodSync(socketPath, 0o666); // the sandbox user must be able to connect
+    bridges.push({ socketPath, listenPort });
+  };
+  try {
+    const needsRelay =
+      o.agent.provider !== undefined || o.agent.kind === 'command' || GRADED_BENCHMARKS.has(spec.benchmark);
+    if (needsRelay) {
+      const token = `ptb-relay-${randomKey(40)}`;
+      const realKeys: Partial<Record<ProviderId, string>> = {};
+      const upstreams: Partial<Record<ProviderId, string>> = {};
+      for (const provider of RELAY_PROVIDERS) {
+        upstreams[provider] =
+          o.env[`PTB_RELAY_UPSTREAM_${provider.toUpperCase()}`] ?? DEFAULT_UPSTREAMS[provider];
+        const key = PROVIDER_KEY_ENV[provider].map((name) => o.env[name]).find((v) => v);
+        if (key) realKeys[provider] = key;
+        relayUrls[provider] = `http://127.0.0.1:${BRIDGE_PORTS.relay}/${provider}`;
+        relayTokens[provider] = token;
+      }
+      const relay = await startModelRelay({
+        listen: { socketPath: join(socketDir, 'relay.sock') },
+        upstreams,
+        realKeys,
+        relayToken: token,
+        decoyKeys: Object.values(decoys),
+        ledgerPath: layout.ledgers.modelCalls,
+        budgetUsd: spec.budgetUsd,
+      });
+      closers.push(() => relay.close());
+      expose(join(socketDir, 'relay.sock'), BRIDGE_PORTS.relay);
+      budgetExceeded = relay.budgetExceeded.then(() => undefined);
+      if (GRADED_BENCHMARKS.has(spec.benchmark)) {
+        // The agent's evaluate.py grades with the OpenAI API through the relay (the reference exposes the key itself).
+        env.PTB_GRADER_BASE_URL = `${relayUrls.openai}/v1`;
+        env.PTB_GRADER_API_KEY = token;
+      }
+    }
+    if (spec.network !== 'none') {
+      const proxy = await startEgressProxy({
+        socketPath: join(socketDir, 'proxy.sock'),
+        policy: { mode: spec.network, allowHosts: spec.allowHosts, deniedHosts: [...PROVIDER_HOST_PATTERNS] },
+        ledgerPath: layout.ledgers.egress,
+      });
+      closers.push(() => proxy.close());
+      expose(join(socketDir, 'proxy.sock'), BRIDGE_PORTS.proxy);
+      Object.assign(env, proxyEnv(BRIDGE_PORTS.proxy));
+      const hub = await startHfPassThrough({
+        listen: { socketPath: join(socketDir, 'hub.sock') },
+        upstream: o.env.PTB_HF_UPSTREAM,
+        ledgerPath: layout.ledgers.downloads,
+        token: o.env.HF_TOKEN,
+      });
+      closers.push(() => hub.close());
+      expose(join(socketDir, 'hub.sock'), BRIDGE_PORTS.hub);
+      env.HF_ENDPOINT = `http://127.0.0.1:${BRIDGE_PORTS.hub}`;
+    }
+  } catch (err) {
+    for (const close of closers.reverse()) await close().catch(() => {});
+    rmSync(socketDir, { recursive: true, force: true });
+    throw err;
+  }
+  writeJsonAtomic(layout.ledgers.sandbox, {
+    kind: spec.sandbox,
+    network: spec.network,
+    allowHosts: spec.allowHosts,
+    channels: bridges.map((b) => ({
+      port: b.listenPort,
+      name: Object.entries(BRIDGE_PORTS).find(([, p]) => p === b.listenPort)?.[0],
+    })),
     decoyValues: decoys,
   });
-  return { bridges: [], env, relayUrls: {}, relayTokens: {}, close: async () => {} };
+  return {
+    bridges,
+    env,
+    relayUrls,
+    relayTokens,
+    budgetExceeded,
+    close: async () => {
+      for (const close of closers.reverse()) await close().catch(() => {});
+      rmSync(socketDir, { recursive: true, force: true });
+    },
+  };
 }

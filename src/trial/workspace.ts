@@ -51,7 +51,13 @@ export async function prepareWorkspace(opts: {
 }): Promise<PreparedWorkspace> {
   const { spec, layout } = opts;
   const createdAtMs = opts.now ?? Date.now();
-  for (const dir of [layout.work.task, layout.work.tmp, layout.ledgers.dir, join(layout.work.dir, 'inrun')]) {
+  for (const dir of [
+    layout.work.task,
+    join(layout.work.task, 'templates'),
+    layout.work.tmp,
+    layout.ledgers.dir,
+    join(layout.work.dir, 'inrun'),
+  ]) {
     mkdirSync(dir, { recursive: true });
   }
   const task = layout.work.task;
@@ -76,7 +82,8 @@ export async function prepareWorkspace(opts: {
     put(`templates/${basename(spec.evalTemplate)}`, (p) => copyFileSync(spec.evalTemplate!, p));
   }
   for (const [name, source] of Object.entries(spec.taskFiles)) {
-    if (name.includes('..') || name.startsWith('/')) throw new UserError(`task file name ${name} must be relative`);
+    if (name.includes('..') || name.startsWith('/'))
+      throw new UserError(`task file name ${name} must be relative`);
     if (!existsSync(source)) throw new UserError(`task file ${source} (for ${name}) does not exist`);
     if (statSync(source).isDirectory()) {
       put(name, (p) => cpSync(source, p, { recursive: true }));

@@ -308,7 +308,8 @@ describe.skipIf(!sandboxAvailable)('bwrap sandbox (real)', () => {
 
     const token = uniqueToken();
     const bomb = await runInSandbox({
-      argv: ['/bin/sh', '-c', `f(){ f | f & }; f; sleep 907.${token}`],
+      // The main shell then spins without forking: a full pids table cannot end it before the time limit.
+      argv: ['/bin/sh', '-c', `f(){ f | f & }; f; : 907.${token}; while :; do :; done`],
       limits: { pids: 64 },
       timeoutMs: 1500,
     });

@@ -1,0 +1,68 @@
+import { UserError } from '../core/errors.ts';
+import { createEgressRulesDetector, type EgressRulesOptions } from '../detectors/egressRules.ts';
+import {
+  createLlmJudgeDetector,
+  type JudgeFlags,
+  judgeConfigFrom,
+  unconfiguredJudgeDetector,
+} from '../detectors/llmJudge.ts';
+import { provenanceDetector } from '../detectors/provenance/detector.ts';
+import { referenceJudgementDetector } from '../detectors/shared/referenceJudgement.ts';
+import { submissionDetector } from '../detectors/submission.ts';
+import { tamperDetector } from '../detectors/tamper.ts';
+import type { Detector } from '../detectors/types.ts';
+
+export interface DetectorOptions {
+  env: NodeJS.ProcessEnv;
+  /** LLM judge settings from flags (the key always comes from PTB_JUDGE_API_KEY). */
+  judge?: JudgeFlags;
+  testSplitDownloads?: EgressRulesOptions['testSplitDownloads'];
+}
+
+/**
+ * Every detector an audit runs, in order, by id. Adding a detector is one line here. The LLM judge
+ * is always part of a full audit: without a configured model it reports unverified (never clean),
+ * so skipping it is an explicit `--detectors` choice.
+ */
+export const DETECTOR_FACTORIES: ReadonlyArray<readonly [string, (opts: DetectorOptions) => Detector]> = [
+  ['tamper', () => tamperDetector],
+  ['submission', () => submissionDetector],
+  ['egress-rules', (o) => createEgressRulesDetector({ testSplitDownloads: o.testSplitDownloads })],
+  // LEAD: add ['contamination', () => contaminationDetector] here once src/detectors/contamination/ exports it.
+  ['provenance', () => provenanceDetector],
+  [
+    'llm-judge',
+    (o) => {
+      const config = judgeConfigFrom(o.judge ?? {}, o.env);
+      return typeof config === 'string' ? unconfiguredJudgeDetector(config) : createLlmJudgeDetector(config);
+    },
+  ],
+];
+
+/** Upstream run directories also carry the reference judge's verdict files: read them as one more detector. */
+export const UPSTREAM_DETECTOR_FACTORIES: ReadonlyArray<
+  readonly [string, (opts: DetectorOptions) => Detector]
+> = [...DETECTOR_FACTORIES, ['reference-judgement', () => referenceJudgementDetector]];
+
+export const DETECTOR_IDS: readonly string[] = DETECTOR_FACTORIES.map(([id]) => id);
+
+/** The detectors to run: all of them, or the ids asked for (in registry order). */
+export function selectDetectors(
+  opts: DetectorOptions,
+  only?: readonly string[],
+  factories: ReadonlyArray<readonly [string, (opts: DetectorOptions) => Detector]> = DETECTOR_FACTORIES,
+): Detector[] {
+  const ids = factories.map(([id]) => id);
+  if (only && only.length > 0) {
+    const unknown = only.filter((id) => !ids.includes(id));
+    if (unknown.length > 0) {
+      throw new UserError(
+        `unknown detector${unknown.length > 1 ? 's' : ''}: ${unknown.join(', ')}`,
+        `Choose from: ${ids.join(', ')}.`,
+      );
+    }
+  }
+  return factories
+    .filter(([id]) => !only || only.length === 0 || only.includes(id))
+    .map(([, make]) => make(opts));
+}

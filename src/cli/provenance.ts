@@ -1,0 +1,109 @@
+import type { Command } from 'commander';
+import { UserError } from '../core/errors.ts';
+import { compareCheckpoints } from '../detectors/provenance/provenance.ts';
+import type { ProvenanceReport } from '../detectors/provenance/verdict.ts';
+import type { CliContext } from './context.ts';
+import { formatBytes, ProgressLine } from './progress.ts';
+
+interface ProvenanceFlags {
+  base: string;
+  model: string;
+  reference?: string[];
+  json?: boolean;
+  threads?: string;
+  chunkMb?: string;
+  tensors?: boolean;
+}
+
+function positiveInt(value: string | undefined, flag: string, min: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min)
+    throw new UserError(`${flag} must be an integer ≥ ${min} (got ${value})`);
+  return n;
+}
+
+const num = (x: number | null, digits = 3): string =>
+  x === null || !Number.isFinite(x)
+    ? String(x)
+    : Math.abs(x) >= 0.001 || x === 0
+      ? x.toFixed(digits)
+      : x.toExponential(2);
+
+function printText(ctx: CliContext, r: ProvenanceReport, allTensors: boolean): void {
+  const out = (line: string) => ctx.stdout.write(`${line}\n`);
+  out(`verdict: ${r.verdict}${r.reference ? `  (reference: ${r.reference})` : ''}`);
+  out(`  ${r.reason}`);
+  const b = r.summary.base;
+  if (b) {
+    out(
+      `base       ${r.base!.path}: ${b.tensorsEqual}/${r.tensors.length} tensors equal, relative delta ${num(b.relativeDelta)}, coverage ${(100 * b.coverage).toFixed(1)}%`,
+    );
+  }
+  for (const ref of r.summary.references) {
+    out(
+      `reference  ${ref.path}: ${ref.tensorsEqual}/${r.tensors.length} tensors equal, relative distance ${num(ref.relativeDistance)}, ` +
+        `cosine ${num(ref.cosine)}, projection ${num(ref.projection)}, reference delta ${num(ref.referenceDelta)}`,
+    );
+  }
+  if (r.lora) {
+    out(
+      `lora       delta from ${r.lora.parent}: ${r.lora.lowRankMatrices}/${r.lora.matricesEstimated} matrices low-rank, median rank estimate ${r.lora.medianRank}`,
+    );
+  }
+  for (const note of r.notes) out(`note: ${note}`);
+  if (allTensors) {
+    for (const t of r.tensors) {
+      const refs = t.references
+        .map((x) =>
+          x ? ` ref:${x.equal ? 'equal' : num(x.relativeDistance)} cos=${num(x.cosine, 2)}` : ' ref:-',
+        )
+        .join('');
+      const base = t.base ? `base:${t.base.equal ? 'equal' : num(t.base.relativeDelta)}` : 'base:-';
+      const rank = t.base?.loraRankEstimate != null ? ` rank=${t.base.loraRankEstimate}` : '';
+      out(`  ${t.name} ${t.dtype}[${t.shape.join(',')}] ${base}${rank}${refs}`);
+    }
+  }
+  out(
+    `read ${formatBytes(r.scan.bytesRead)} in ${r.scan.seconds.toFixed(1)} s (${r.scan.mbPerSecond} MB/s, ${r.scan.threads} threads)`,
+  );
+}
+
+export function registerProvenance(program: Command, ctx: CliContext): void {
+  program
+    .command('provenance')
+    .description(
+      "tell where a checkpoint's weights come from: the base unchanged, a fine-tune of it, or a disallowed reference",
+    )
+    .requiredOption('--base <path>', 'base model weights (directory, .safetensors file or index.json)')
+    .requiredOption('--model <path>', "checkpoint to examine (a trial's final_model)")
+    .option(
+      '--reference <path...>',
+      'disallowed reference checkpoint (repeatable): the instruct twin, downloaded models',
+    )
+    .option('--json', 'print one JSON object (verdict, reference, per-tensor statistics)')
+    .option('--tensors', 'list every tensor in the text output')
+    .option('--threads <n>', 'worker threads for the arithmetic (default: cores, at most 8; 0 = none)')
+    .option('--chunk-mb <n>', 'MiB read from each checkpoint per chunk (default 8)')
+    .addHelpText(
+      'after',
+      '\nVerdicts: unchanged, finetuned-from-base, matches-reference, finetuned-from-reference, unrelated.\n' +
+        'Memory stays bounded (≈ (threads + 2) × checkpoints × chunk) whatever the model size.',
+    )
+    .action(async (flags: ProvenanceFlags) => {
+      const threads = positiveInt(flags.threads, '--threads', 0);
+      const chunkMb = positiveInt(flags.chunkMb, '--chunk-mb', 1);
+      const progress = new ProgressLine(ctx.stderr, 'provenance');
+      const report = await compareCheckpoints({
+        base: flags.base,
+        model: flags.model,
+        references: flags.reference ?? [],
+        ...(threads !== undefined ? { threads } : {}),
+        ...(chunkMb !== undefined ? { chunkBytes: chunkMb * 1024 * 1024 } : {}),
+        onProgress: (done, total) => progress.update(done, total, formatBytes(done)),
+      });
+      progress.end();
+      if (flags.json) ctx.stdout.write(`${JSON.stringify(report)}\n`);
+      else printText(ctx, report, Boolean(flags.tensors));
+    });
+}

@@ -1,0 +1,105 @@
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { BENCHMARK_IDS, type BenchmarkId } from '../core/schemas.ts';
+import { UserError } from '../core/errors.ts';
+import { benchmarkItems, benchmarkTestFile, fileItems } from '../detectors/contamination/benchmarkItems.ts';
+import { NgramIndex } from '../detectors/contamination/ngramIndex.ts';
+import { scanPaths } from '../detectors/contamination/scanFiles.ts';
+import { type CliContext, isOffline } from './context.ts';
+import { downloadProgress, formatBytes, ProgressLine } from './progress.ts';
+
+interface ScanFlags {
+  against: string;
+  offline?: boolean;
+  verbose?: boolean;
+}
+
+/** Scans larger than this show a progress line. */
+const PROGRESS_BYTES = 64 << 20;
+
+export function registerScan(program: Command, ctx: CliContext): void {
+  program
+    .command('scan')
+    .description('find copies of benchmark test items in files (training data, code, traces)')
+    .requiredOption('--against <benchmark|file.jsonl>', `a benchmark (${BENCHMARK_IDS.join(', ')}) or a JSONL of items`)
+    .argument('<paths...>', 'files or folders (recursive); JSONL, JSON, CSV, Parquet, Arrow, text, code, .gz')
+    .option('--offline', 'never download the benchmark test data')
+    .option('--verbose', 'also list skipped files on stderr')
+    .addHelpText(
+      'after',
+      '\nPrints one JSON line per finding {"source", "location", "item", "score", "span"} and a final\n' +
+        '{"summary": {...}} line. Exit code: 1 when a test item was found, 2 when nothing was found but\n' +
+        'some files could not be read, 0 otherwise.',
+    )
+    .action(async (paths: string[], flags: ScanFlags) => {
+      const started = performance.now();
+      const items = await loadItems(ctx, flags);
+      const index = new NgramIndex(items);
+      const unindexable = index.unindexable();
+      if (unindexable.length > 0 && flags.verbose) {
+        ctx.stderr.write(`ptb scan: ${unindexable.length} items are too short to find: ${unindexable.slice(0, 10).join(', ')}\n`);
+      }
+      let progress: ProgressLine | null = null;
+      const summary = await scanPaths(index, paths, {
+        onFinding: (f) => {
+          if (progress?.isTty) ctx.stderr.write('\r\x1b[2K'); // keep a drawn bar from mixing into the line
+          ctx.stdout.write(
+            `${JSON.stringify({ source: f.source, location: f.location, item: f.item, score: f.score, span: f.span })}\n`,
+          );
+        },
+        onError: (source, message) => {
+          const line = `ptb scan: cannot read ${source}: ${message}`;
+          if (progress) progress.log(line);
+          else ctx.stderr.write(`${line}\n`);
+        },
+        onSkip: (source, reason) => {
+          if (flags.verbose) ctx.stderr.write(`ptb scan: skipped ${source} (${reason})\n`);
+        },
+        onProgress: (done, total) => {
+          if (!progress && total >= PROGRESS_BYTES) progress = new ProgressLine(ctx.stderr, 'scan');
+          progress?.update(done, total, `${formatBytes(done)} of ${formatBytes(total)}`);
+        },
+      });
+      (progress as ProgressLine | null)?.end();
+      const seconds = (performance.now() - started) / 1000;
+      ctx.stdout.write(
+        `${JSON.stringify({
+          summary: {
+            against: flags.against,
+            items: index.items,
+            unindexable: unindexable.length,
+            files: summary.files,
+            bytes: summary.bytes,
+            skipped: summary.skipped,
+            errors: summary.errors,
+            findings: summary.findings,
+            itemsFound: summary.items,
+            seconds: Math.round(seconds * 1000) / 1000,
+            mbPerSecond: Math.round(summary.bytes / 1e6 / Math.max(summary.seconds, 1e-3)),
+          },
+        })}\n`,
+      );
+      ctx.exitCode = summary.findings > 0 ? 1 : summary.errors > 0 ? 2 : 0;
+    });
+}
+
+async function loadItems(ctx: CliContext, flags: ScanFlags) {
+  const against = flags.against;
+  if ((BENCHMARK_IDS as readonly string[]).includes(against)) {
+    const line = new ProgressLine(ctx.stderr, 'data');
+    const file = await benchmarkTestFile(ctx.cache, against as BenchmarkId, {
+      offline: isOffline(ctx, flags.offline),
+      hfToken: ctx.env.HF_TOKEN,
+      onProgress: downloadProgress(line),
+    });
+    line.end();
+    return benchmarkItems(against as BenchmarkId, file!);
+  }
+  if (!existsSync(against)) {
+    throw new UserError(
+      `--against ${against} is neither a benchmark nor a file`,
+      `Use one of ${BENCHMARK_IDS.join(', ')}, or a JSONL file of test items.`,
+    );
+  }
+  return fileItems(against);
+}

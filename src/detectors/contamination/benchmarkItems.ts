@@ -1,0 +1,130 @@
+import { getBenchmark } from '../../benchmarks/registry.ts';
+import type { BenchmarkId } from '../../core/schemas.ts';
+import { UserError } from '../../core/errors.ts';
+import type { AssetCache, AssetCacheOptions } from '../../hub/assetCache.ts';
+import { type DataRecord, readRecords } from '../../hub/records.ts';
+import type { ContaminationItem } from './ngramIndex.ts';
+
+/**
+ * What of a benchmark's test record a copy could carry ("every text field"), and the sample id
+ * the benchmark gives it. One entry per benchmark; the test data is read from the benchmark's own
+ * asset pin (the part named here) through the asset cache, never from a copy in the repository.
+ */
+export interface ContaminationFields {
+  /** The asset part holding the evaluated items. */
+  part: string;
+  extract(record: DataRecord, index: number): ContaminationItem;
+}
+
+const str = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v));
+const texts = (...values: unknown[]): string[] => values.map(str).filter((t) => t.trim().length > 0);
+
+function messageContents(value: unknown): string[] {
+  if (!Array.isArray(value)) return [];
+  return value.flatMap((m) =>
+    Array.isArray(m) ? messageContents(m) : texts((m as { content?: unknown } | null)?.content),
+  );
+}
+
+/** Python `str()` of an integral JSON number, as the benchmark's sample ids are made. */
+function idString(v: unknown): string {
+  return typeof v === 'number' && Number.isInteger(v) ? v.toFixed(0) : str(v);
+}
+
+export const CONTAMINATION_FIELDS: Readonly<Record<BenchmarkId, ContaminationFields>> = {
+  // question + worked answer; sample ids are row indices
+  gsm8k: { part: 'test', extract: (r, i) => ({ id: String(i), texts: texts(r.question, r.answer) }) },
+  aime2025: { part: 'test', extract: (r) => ({ id: idString(r.id), texts: texts(r.problem, r.solution) }) },
+  // question, the four options (in the file's order), and the explanation
+  gpqamain: {
+    part: 'test',
+    extract: (r) => ({
+      id: str(r['Record ID']),
+      texts: texts(
+        r.Question,
+        r['Correct Answer'],
+        r['Incorrect Answer 1'],
+        r['Incorrect Answer 2'],
+        r['Incorrect Answer 3'],
+        r.Explanation,
+      ),
+    }),
+  },
+  // prompt, solution, tests, and prompt+solution as one function (copies are usually whole functions)
+  humaneval: {
+    part: 'test',
+    extract: (r) => ({
+      id: str(r.task_id),
+      texts: texts(r.prompt, r.canonical_solution, r.test, `${str(r.prompt)}${str(r.canonical_solution)}`),
+    }),
+  },
+  // the question turn(s), each function document, and the expected call
+  bfcl: {
+    part: 'train',
+    extract: (r) => ({
+      id: str(r.id),
+      texts: [
+        ...messageContents(r.question),
+        ...(Array.isArray(r.function) ? r.function.map((f) => JSON.stringify(f)) : []),
+        ...(Array.isArray(r.ground_truth) ? texts(...r.ground_truth) : []),
+      ],
+    }),
+  },
+  arenahardwriting: { part: 'questions', extract: (r) => ({ id: str(r.uid), texts: texts(r.prompt) }) },
+  // every prompt message, and the rubric criteria the grader checks
+  healthbench: {
+    part: 'data',
+    extract: (r) => ({
+      id: str(r.prompt_id),
+      texts: [
+        ...messageContents(r.prompt),
+        ...(Array.isArray(r.rubrics) ? r.rubrics.flatMap((x) => texts((x as { criterion?: unknown }).criterion)) : []),
+      ],
+    }),
+  },
+};
+
+/** The test file of a benchmark in the cache: cached only (offline), or fetched unless `offline`. */
+export async function benchmarkTestFile(
+  cache: AssetCache,
+  benchmark: BenchmarkId,
+  opts: AssetCacheOptions & { cachedOnly?: boolean } = {},
+): Promise<string | null> {
+  const fields = CONTAMINATION_FIELDS[benchmark];
+  const pin = getBenchmark(benchmark).assets.find((a) => a.part === fields.part);
+  if (!pin) throw new Error(`internal: ${benchmark} has no asset part ${fields.part}`);
+  if (opts.cachedOnly) return (await cache.cached(benchmark, pin))?.path ?? null;
+  return (await cache.resolve(benchmark, pin, opts)).path;
+}
+
+/** The benchmark's test items with their text fields. */
+export async function benchmarkItems(benchmark: BenchmarkId, testFile: string): Promise<ContaminationItem[]> {
+  const rows = await readRecords(testFile);
+  return rows.map((row, i) => CONTAMINATION_FIELDS[benchmark].extract(row, i));
+}
+
+const ID_FIELDS = ['id', 'task_id', 'uid', 'prompt_id', 'Record ID', 'question_id', 'sample_id'];
+
+function allStrings(value: unknown, out: string[]): void {
+  if (typeof value === 'string') {
+    if (value.trim()) out.push(value);
+  } else if (Array.isArray(value)) for (const v of value) allStrings(v, out);
+  else if (value && typeof value === 'object') for (const v of Object.values(value)) allStrings(v, out);
+}
+
+/**
+ * Items from any records file (JSONL, JSON, CSV, Parquet): the id is the first of the usual id
+ * fields, else the 1-based row number; the texts are every string in the row but the id.
+ */
+export async function fileItems(path: string): Promise<ContaminationItem[]> {
+  const rows = await readRecords(path);
+  if (rows.length === 0) {
+    throw new UserError(`${path} holds no records`, 'Pass a JSONL file with one test item per line.');
+  }
+  return rows.map((row, i) => {
+    const idField = ID_FIELDS.find((f) => typeof row[f] === 'string' || typeof row[f] === 'number');
+    const out: string[] = [];
+    for (const [key, value] of Object.entries(row)) if (key !== idField) allStrings(value, out);
+    return { id: idField ? idString(row[idField]) : String(i + 1), texts: out };
+  });
+}

@@ -1,0 +1,172 @@
+import { readSync } from 'node:fs';
+import { type MatchFinding, Matcher } from './matcher.ts';
+import type { NgramIndex } from './ngramIndex.ts';
+import { MAX_TOKEN_BYTES, NgramStream } from './ngramStream.ts';
+
+/** How a finding's place in its source is given. */
+export type LocationKind = 'line' | 'row' | 'offset';
+export type Location = { line: number } | { row: number } | { offset: number };
+
+export function locationOf(kind: LocationKind, finding: MatchFinding): Location {
+  if (kind === 'line') return { line: finding.record };
+  if (kind === 'row') return { row: finding.record };
+  return { offset: finding.start };
+}
+
+const CHUNK = 4 << 20;
+/** Bytes kept before the unprocessed tail so that a match's text can still be read back. */
+const LOOKBACK = 64 << 10;
+
+/**
+ * Feeds one source's bytes through the n-gram stream in large chunks with bounded memory: a fixed
+ * buffer, cut after the last separator so that no token spans two calls.
+ */
+export class ByteFeeder {
+  readonly matcher: Matcher;
+  private readonly stream: NgramStream;
+  private buf = Buffer.allocUnsafe(CHUNK + LOOKBACK + 2 * MAX_TOKEN_BYTES + 16);
+  /** Bytes the buffer takes: one is always left for the sentinel space after the data. */
+  private readonly capacity = this.buf.length - 16;
+  /** Absolute offset of buf[0]; bytes in buf; processed up to. */
+  private base = 0;
+  private fill = 0;
+  private pos = 0;
+  bytes = 0;
+  /** CSV: newlines inside quoted fields are blanked so that counted lines are rows (header = row 0). */
+  private readonly csv: boolean;
+  private inQuotes = false;
+
+  constructor(
+    index: NgramIndex,
+    onFinding: (f: MatchFinding) => void,
+    opts: { countLines: boolean; csv?: boolean },
+  ) {
+    this.matcher = new Matcher(index, onFinding);
+    this.stream = new NgramStream({ escapes: true, countLines: opts.countLines || Boolean(opts.csv) }, index, this.matcher);
+    this.csv = Boolean(opts.csv);
+    if (this.csv) this.stream.record = 0;
+  }
+
+  private blankQuotedNewlines(from: number, to: number): void {
+    const buf = this.buf;
+    let i = from;
+    while (i < to) {
+      const q = buf.subarray(i, to).indexOf(0x22);
+      const stop = q < 0 ? to : i + q;
+      if (this.inQuotes) for (let j = i; j < stop; j++) if (buf[j] === 0x0a) buf[j] = 0x20;
+      if (q < 0) return;
+      this.inQuotes = !this.inQuotes;
+      i = stop + 1;
+    }
+  }
+
+  /** Copy bytes in (decompressed streams). */
+  write(chunk: Uint8Array): void {
+    let off = 0;
+    while (off < chunk.length) {
+      if (this.fill === this.capacity) this.drain(false);
+      const n = Math.min(chunk.length - off, this.capacity - this.fill);
+      this.buf.set(chunk.subarray(off, off + n), this.fill);
+      if (this.csv) this.blankQuotedNewlines(this.fill, this.fill + n);
+      this.fill += n;
+      off += n;
+      this.bytes += n;
+    }
+    if (this.fill - this.pos >= CHUNK) this.drain(false);
+  }
+
+  /** Read a whole file descriptor straight into the buffer. */
+  readFd(fd: number, onProgress?: (bytes: number) => void): void {
+    for (;;) {
+      if (this.fill === this.capacity) this.drain(false);
+      const n = readSync(fd, this.buf, this.fill, this.capacity - this.fill, null);
+      if (n === 0) break;
+      if (this.csv) this.blankQuotedNewlines(this.fill, this.fill + n);
+      this.fill += n;
+      this.bytes += n;
+      if (this.fill === this.capacity) onProgress?.(this.bytes);
+    }
+  }
+
+  /** Process what is buffered; when not final keep the cut-off tail, then make room. */
+  private drain(final: boolean): void {
+    const stop = final ? this.fill : this.stream.safeEnd(this.buf, this.pos, this.fill);
+    this.buf[this.fill] = 0x20; // sentinel: a token running to the end stops here
+    this.matcher.validFrom = this.base;
+    this.pos = this.stream.process(this.buf, this.pos, stop, this.fill, this.base);
+    if (final) this.pos = this.fill;
+    this.matcher.sweep(this.stream.count);
+    const keep = Math.max(0, this.pos - LOOKBACK);
+    if (keep > 0) {
+      this.buf.copyWithin(0, keep, this.fill);
+      this.base += keep;
+      this.pos -= keep;
+      this.fill -= keep;
+    }
+  }
+
+  /** End of the source: process the rest and report every open run. */
+  end(): void {
+    this.drain(true);
+    this.matcher.flush();
+  }
+}
+
+/**
+ * Feeds table rows: each cell is a separate text (n-grams never span two cells' boundary
+ * characters), the row number is the record.
+ */
+export class RowFeeder {
+  readonly matcher: Matcher;
+  private readonly stream: NgramStream;
+  private offset = 0;
+  bytes = 0;
+
+  constructor(index: NgramIndex, onFinding: (f: MatchFinding) => void) {
+    this.matcher = new Matcher(index, onFinding);
+    this.stream = new NgramStream({ escapes: true, countLines: false }, index, this.matcher);
+  }
+
+  /** Start a row (1-based). */
+  row(n: number): void {
+    this.stream.record = n;
+  }
+
+  private scratch = Buffer.allocUnsafe(1 << 16);
+
+  private room(bytes: number): Buffer {
+    if (this.scratch.length < bytes + 1) this.scratch = Buffer.allocUnsafe(Math.max(bytes + 1, this.scratch.length * 2));
+    return this.scratch;
+  }
+
+  /** One cell's bytes (buf[from, to)), e.g. a string in an Arrow body. */
+  cell(buf: Uint8Array, from: number, to: number): void {
+    const n = to - from;
+    const scratch = this.room(n);
+    scratch.set(buf.subarray(from, to), 0);
+    this.scan(scratch, n);
+  }
+
+  text(value: string): void {
+    const scratch = this.room(Buffer.byteLength(value, 'utf8'));
+    this.scan(scratch, scratch.write(value, 0, 'utf8'));
+  }
+
+  private scan(scratch: Buffer, n: number): void {
+    scratch[n] = 0x20; // sentinel
+    this.matcher.validFrom = this.offset;
+    this.stream.process(scratch, 0, n, n, this.offset);
+    this.stream.boundary();
+    this.offset += n + 1;
+    this.bytes += n;
+  }
+
+  /** Between batches: close runs that cannot grow any more. */
+  sweep(): void {
+    this.matcher.sweep(this.stream.count);
+  }
+
+  end(): void {
+    this.matcher.flush();
+  }
+}

@@ -1,0 +1,222 @@
+import { ESCAPE_VARIANT, filterKey, NGRAM, NUMBER_TOKEN, type ProbeTable, slotKey, textNgrams } from './ngramStream.ts';
+
+/** One test item: its sample id and every text field a copy could carry. */
+export interface ContaminationItem {
+  id: string;
+  texts: string[];
+}
+
+/** An n-gram shared by more items than this is boilerplate (templates, system prompts): ignored. */
+export const MAX_ITEMS_PER_NGRAM = 16;
+/** Items with fewer distinctive n-grams than this (under ~10 words) cannot be told from chance. */
+export const MIN_ITEM_NGRAMS = 3;
+/**
+ * A word is item-specific when at most this share of the items (and at least one) use it; an
+ * n-gram is distinctive when it holds two item-specific words. Only distinctive n-grams count
+ * towards a finding: text written from the same templates as the items (shared phrasing around
+ * one shared name) matches many n-grams but few distinctive ones.
+ */
+export const SPECIFIC_WORD_SHARE = 0.05;
+export const SPECIFIC_WORDS_PER_NGRAM = 2;
+
+function nextPow2(n: number): number {
+  let p = 1;
+  while (p < n) p *= 2;
+  return p;
+}
+
+class IntList {
+  data: Int32Array;
+  length = 0;
+  constructor(capacity = 1024) {
+    this.data = new Int32Array(capacity);
+  }
+  push(v: number): void {
+    if (this.length === this.data.length) {
+      const grown = new Int32Array(this.data.length * 2);
+      grown.set(this.data);
+      this.data = grown;
+    }
+    this.data[this.length++] = v;
+  }
+}
+
+/**
+ * Hash of every masked-number word n-gram of every item text → the texts ("units") holding it.
+ * Open addressing over typed arrays (no per-entry objects), with a bit-array prefilter small
+ * enough to stay in cache so that the scan loop rarely touches the table.
+ */
+export class NgramIndex implements ProbeTable {
+  readonly filter: Int32Array;
+  readonly filterShift: number;
+  readonly keys1: Int32Array;
+  readonly keys2: Int32Array;
+  readonly vals: Int32Array;
+  readonly tableShift: number;
+  /** At vals[slot]-1: the number of units, then the unit ids. */
+  readonly postings: Int32Array;
+  /** Unit → item index; unit → distinct indexed n-grams. */
+  readonly unitItem: Int32Array;
+  readonly unitNgrams: Int32Array;
+  /** Unit → index of its text in the item's `texts`. */
+  readonly unitText: Int32Array;
+  /** Item → first unit id (units of an item are consecutive). */
+  readonly itemFirstUnit: Int32Array;
+  readonly itemNgrams: Int32Array;
+  /** Slot → 1 when the n-gram holds two item-specific words; item → its distinctive n-grams. */
+  readonly distinctive: Uint8Array;
+  readonly itemDistinctive: Int32Array;
+  readonly itemIds: string[];
+  /** Distinct n-grams kept (not counting boilerplate ones). */
+  readonly ngrams: number;
+
+  constructor(items: readonly ContaminationItem[]) {
+    this.itemIds = items.map((it) => it.id);
+    const h1s = new IntList(1 << 16);
+    const h2s = new IntList(1 << 16);
+    const owners = new IntList(1 << 16);
+    const strengths = new IntList(1 << 16);
+    const unitItem = new IntList();
+    const unitText = new IntList();
+    this.itemFirstUnit = new Int32Array(items.length);
+    // Tokenise every text once; count in how many items each word occurs.
+    const texts = items.map((item) =>
+      item.texts.flatMap((text, textIndex) =>
+        (ESCAPE_VARIANT.test(text) ? [false, true] : [false]).map((escapes) => ({
+          textIndex,
+          ...textNgrams(text, escapes),
+        })),
+      ),
+    );
+    const itemsUsing = new Map<number, number>();
+    for (const units of texts) {
+      const words = new Set<number>();
+      for (const u of units) for (const t of u.tokens) words.add(t);
+      for (const t of words) itemsUsing.set(t, (itemsUsing.get(t) ?? 0) + 1);
+    }
+    const specificMax = Math.max(1, Math.floor(items.length * SPECIFIC_WORD_SHARE));
+    const specific = (t: number) => t !== NUMBER_TOKEN && (itemsUsing.get(t) ?? 0) <= specificMax;
+    texts.forEach((units, itemIndex) => {
+      this.itemFirstUnit[itemIndex] = unitItem.length;
+      for (const { textIndex, h1, h2, tokens } of units) {
+        if (h1.length === 0) continue;
+        const unit = unitItem.length;
+        unitItem.push(itemIndex);
+        unitText.push(textIndex);
+        const isSpecific = tokens.map(specific);
+        for (let k = 0; k < h1.length; k++) {
+          let n = 0;
+          for (let j = k; j < k + NGRAM; j++) if (isSpecific[j]) n++;
+          h1s.push(h1[k]!);
+          h2s.push(h2[k]!);
+          owners.push(unit);
+          strengths.push(n >= SPECIFIC_WORDS_PER_NGRAM ? 1 : 0);
+        }
+      }
+    });
+    this.unitItem = unitItem.data.slice(0, unitItem.length);
+    this.unitText = unitText.data.slice(0, unitText.length);
+
+    const size = nextPow2(Math.max(64, h1s.length * 2));
+    this.tableShift = 32 - Math.log2(size);
+    this.keys1 = new Int32Array(size);
+    this.keys2 = new Int32Array(size);
+    this.vals = new Int32Array(size);
+    // Linked lists of units per slot while building: head[slot] → entry, entry → next.
+    const head = new Int32Array(size).fill(-1);
+    const used = new Uint8Array(size);
+    this.distinctive = new Uint8Array(size);
+    const next = new Int32Array(owners.length);
+    const mask = size - 1;
+    for (let e = 0; e < owners.length; e++) {
+      const h1 = h1s.data[e]!;
+      const h2 = h2s.data[e]!;
+      let slot = slotKey(h1) >>> this.tableShift;
+      while (used[slot] && !(this.keys1[slot] === h1 && this.keys2[slot] === h2)) slot = (slot + 1) & mask;
+      if (!used[slot]) {
+        used[slot] = 1;
+        this.keys1[slot] = h1;
+        this.keys2[slot] = h2;
+      }
+      if (strengths.data[e]) this.distinctive[slot] = 1;
+      // A unit's n-grams are inserted together, so a repeat within the unit sits at the head.
+      if (head[slot] !== -1 && owners.data[head[slot]!] === owners.data[e]) continue;
+      next[e] = head[slot]!;
+      head[slot] = e;
+    }
+
+    const postings = new IntList(1 << 16);
+    this.unitNgrams = new Int32Array(this.unitItem.length);
+    this.itemNgrams = new Int32Array(items.length);
+    this.itemDistinctive = new Int32Array(items.length);
+    const lastItemSeen = new Int32Array(items.length).fill(-1);
+    let kept = 0;
+    const units: number[] = [];
+    for (let slot = 0; slot < size; slot++) {
+      if (!used[slot]) continue;
+      units.length = 0;
+      let distinctItems = 0;
+      for (let e = head[slot]!; e !== -1; e = next[e]!) {
+        const u = owners.data[e]!;
+        units.push(u);
+        const item = this.unitItem[u]!;
+        if (lastItemSeen[item] !== slot) {
+          lastItemSeen[item] = slot;
+          distinctItems++;
+        }
+      }
+      if (distinctItems > MAX_ITEMS_PER_NGRAM) {
+        this.vals[slot] = -1;
+        continue;
+      }
+      kept++;
+      this.vals[slot] = postings.length + 1;
+      postings.push(units.length);
+      for (const u of units) {
+        postings.push(u);
+        this.unitNgrams[u]!++;
+      }
+      for (const u of units) {
+        const item = this.unitItem[u]!;
+        if (lastItemSeen[item] === slot) {
+          lastItemSeen[item] = -2 - slot; // count each item once per slot
+          this.itemNgrams[item]!++;
+          if (this.distinctive[slot]) this.itemDistinctive[item]!++;
+        }
+      }
+    }
+    this.postings = postings.data.slice(0, postings.length);
+    this.ngrams = kept;
+
+    const bits = Math.min(1 << 27, Math.max(1 << 15, nextPow2(kept * 16)));
+    this.filterShift = 32 - Math.log2(bits);
+    this.filter = new Int32Array(bits >>> 5);
+    for (let slot = 0; slot < size; slot++) {
+      if (this.vals[slot]! <= 0) continue;
+      const fk = filterKey(this.keys1[slot]!) >>> this.filterShift;
+      this.filter[fk >>> 5]! |= 1 << (fk & 31);
+    }
+  }
+
+  get items(): number {
+    return this.itemIds.length;
+  }
+
+  /** Items that cannot be found: fewer than MIN_ITEM_NGRAMS distinctive n-grams (too short or generic). */
+  unindexable(): string[] {
+    return this.itemIds.filter((_, i) => this.itemDistinctive[i]! < MIN_ITEM_NGRAMS);
+  }
+
+  /** Rough bytes held by the typed arrays. */
+  get bytes(): number {
+    return (
+      this.filter.byteLength +
+      this.keys1.byteLength * 3 +
+      this.postings.byteLength +
+      this.unitItem.byteLength * 3 +
+      this.itemNgrams.byteLength * 2
+    );
+  }
+}
+
+export { NGRAM };

@@ -1,0 +1,598 @@
+/**
+ * The arithmetic of the provenance scan: per-segment sums over decoded tensor elements and the
+ * low-rank estimate of a weight delta. Worker threads run these same functions: `kernelSource()`
+ * serialises them with Function.prototype.toString, so each function below must be self-contained
+ * (no imports, no module-level values; they may call one another by name).
+ *
+ * Participants of a segment: 0 = the model, 1 = the base, 2.. = references. Sums come back in
+ * float64 in a fixed layout (see SUM_*), added block by block in element order, so a segment's
+ * result does not depend on which thread computed it.
+ */
+
+/** Dtype codes the kernel understands; anything else is compared byte for byte (OPAQUE). */
+export const DTYPE_CODE: Readonly<Record<string, number>> = { BF16: 0, F16: 1, F32: 2, F64: 3 };
+export const OPAQUE = 4;
+export const ABSENT = -1;
+
+/** Layout of a segment's sums. */
+export const SUM_MM = 0;
+export const SUM_BB = 1;
+export const SUM_DD = 2;
+export const SUM_MB_MISMATCH = 3;
+/** Per reference j, at SUM_REF0 + j * REF_FIELDS + field. */
+export const SUM_REF0 = 4;
+export const REF_FIELDS = 6;
+export const REF_RR = 0;
+export const REF_FF = 1;
+export const REF_MR_MISMATCH = 2;
+export const REF_EE = 3;
+export const REF_DE = 4;
+export const REF_RB_MISMATCH = 5;
+
+export interface RowSampleJob {
+  cols: number;
+  /** Row index (in the tensor) of the segment's first element. */
+  firstRow: number;
+  /** Tensor rows to copy out that fall inside this segment. */
+  sampled: number[];
+  colStep: number;
+  colCount: number;
+}
+
+export interface SegmentJob {
+  /** Per participant: DTYPE_CODE value, OPAQUE, or ABSENT. */
+  dtypes: number[];
+  /** Elements each participant holds in this segment (0 when absent); counts[0] is the segment length. */
+  counts: number[];
+  /** Per participant: bytes read from offset 0 of the buffer (width × count), or null. */
+  buffers: (ArrayBufferLike | null)[];
+  /** Byte width per participant's element. */
+  widths: number[];
+  rows: RowSampleJob | null;
+}
+
+export interface SampledRow {
+  row: number;
+  /** Decoded (column-subsampled) row per participant; null where absent. */
+  values: (Float32Array | null)[];
+  /** Expected squared rounding error of the model's row in its storage dtype. */
+  noise: number;
+}
+
+export interface SegmentResult {
+  sums: Float64Array;
+  rows: SampledRow[];
+}
+
+export interface RankJob {
+  /** rows[p][i]: participant p's sampled row i (p = 0 model); null where p lacks the tensor. */
+  rows: (Float32Array[] | null)[];
+  noise: number[];
+}
+
+export interface RankEstimate {
+  /** Numerical rank of (model - participant) over the sampled rows and columns; null when absent. */
+  rank: number | null;
+}
+
+/**
+ * Tolerance for "the same value" between two dtypes, squared: [rel², abs²]. Exact when the dtypes
+ * agree; else the coarser dtype's rounding: two values are equal when (a − b)² ≤ rel²·max(a², b²) + abs²
+ * (round-to-nearest moves a normal value by at most half an ulp, a subnormal fp16 one by at most 2^-25).
+ */
+export function pairTolerance(a: number, b: number): [number, number] {
+  if (a === b) return [0, 0];
+  // Half an ulp relative to the larger magnitude: 2^-8 bf16, 2^-11 fp16, 2^-24 fp32, 2^-53 fp64.
+  const rel = [0.00390625, 0.00048828125, 5.960464477539063e-8, 1.1102230246251565e-16];
+  const abs = [0, 2.98023223876953125e-8, 0, 0];
+  const slack = 1 + 1 / 1048576;
+  const r = Math.max(rel[a] ?? 0, rel[b] ?? 0) * slack;
+  const t = Math.max(abs[a] ?? 0, abs[b] ?? 0) * slack;
+  return [r * r, t * t];
+}
+
+/** fp16 bit pattern -> float value, for all 65536 patterns. */
+export function halfTable(): Float32Array {
+  const cache = globalThis as unknown as { __ptbHalfTable?: Float32Array };
+  if (cache.__ptbHalfTable) return cache.__ptbHalfTable;
+  const table = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    if (exp === 0) table[h] = sign * frac * 5.960464477539063e-8;
+    else if (exp === 31) table[h] = frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
+    else table[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
+  }
+  cache.__ptbHalfTable = table;
+  return table;
+}
+
+/** Decode `n` elements from element `start` of `buf` into a float32 view (a view of `buf` itself for F32). */
+export function decodeBlock(
+  code: number,
+  buf: ArrayBufferLike,
+  start: number,
+  n: number,
+  out: Float32Array,
+  outBits: Uint32Array,
+  half: Float32Array,
+): Float32Array {
+  if (code === 0) {
+    const src = new Uint16Array(buf, start * 2, n);
+    for (let i = 0; i < n; i++) outBits[i] = src[i]! << 16;
+    return out;
+  }
+  if (code === 1) {
+    const src = new Uint16Array(buf, start * 2, n);
+    for (let i = 0; i < n; i++) out[i] = half[src[i]!]!;
+    return out;
+  }
+  if (code === 2) return new Float32Array(buf, start * 4, n);
+  const src = new Float64Array(buf, start * 8, n);
+  for (let i = 0; i < n; i++) out[i] = src[i]!;
+  return out;
+}
+
+/** Σm² over [s, e). */
+export function sumSquares(m: Float32Array, s: number, e: number): number {
+  let acc = 0;
+  for (let i = s; i < e; i++) {
+    const v = m[i]!;
+    acc += v * v;
+  }
+  return acc;
+}
+
+/** Model vs base over [s, e): adds Σm², Σb², Σ(m−b)², mismatches at acc[0..3]. */
+export function pairModelBase(
+  m: Float32Array,
+  b: Float32Array,
+  s: number,
+  e: number,
+  tol: [number, number],
+  acc: Float64Array,
+): void {
+  const [rel2, abs2] = tol;
+  let mm = 0;
+  let bb = 0;
+  let dd = 0;
+  let mis = 0;
+  for (let i = s; i < e; i++) {
+    const mv = m[i]!;
+    const bv = b[i]!;
+    const d = mv - bv;
+    const m2 = mv * mv;
+    const b2 = bv * bv;
+    const d2 = d * d;
+    mm += m2;
+    bb += b2;
+    dd += d2;
+    if (!(d2 <= rel2 * (m2 > b2 ? m2 : b2) + abs2)) mis++;
+  }
+  acc[0] = acc[0]! + mm;
+  acc[1] = acc[1]! + bb;
+  acc[2] = acc[2]! + dd;
+  acc[3] = acc[3]! + mis;
+}
+
+/**
+ * Model, base and one reference over [s, e): the reference's six sums at acc[at..at+5], and, when
+ * `withBase`, the model-vs-base sums at acc[0..3] in the same pass.
+ */
+export function tripleModelBaseRef(
+  m: Float32Array,
+  b: Float32Array,
+  r: Float32Array,
+  s: number,
+  e: number,
+  tolMB: [number, number],
+  tolMR: [number, number],
+  tolRB: [number, number],
+  acc: Float64Array,
+  at: number,
+  withBase: boolean,
+): void {
+  const [relMB, absMB] = tolMB;
+  const [relMR, absMR] = tolMR;
+  const [relRB, absRB] = tolRB;
+  let mm = 0;
+  let bb = 0;
+  let dd = 0;
+  let misMB = 0;
+  let rr = 0;
+  let ff = 0;
+  let misMR = 0;
+  let ee = 0;
+  let de = 0;
+  let misRB = 0;
+  for (let i = s; i < e; i++) {
+    const mv = m[i]!;
+    const bv = b[i]!;
+    const rv = r[i]!;
+    const d = mv - bv;
+    const ev = rv - bv;
+    const f = mv - rv;
+    const m2 = mv * mv;
+    const b2 = bv * bv;
+    const r2 = rv * rv;
+    const d2 = d * d;
+    const e2 = ev * ev;
+    const f2 = f * f;
+    mm += m2;
+    bb += b2;
+    dd += d2;
+    rr += r2;
+    ff += f2;
+    ee += e2;
+    de += d * ev;
+    if (!(d2 <= relMB * (m2 > b2 ? m2 : b2) + absMB)) misMB++;
+    if (!(f2 <= relMR * (m2 > r2 ? m2 : r2) + absMR)) misMR++;
+    if (!(e2 <= relRB * (r2 > b2 ? r2 : b2) + absRB)) misRB++;
+  }
+  if (withBase) {
+    acc[0] = acc[0]! + mm;
+    acc[1] = acc[1]! + bb;
+    acc[2] = acc[2]! + dd;
+    acc[3] = acc[3]! + misMB;
+  }
+  acc[at] = acc[at]! + rr;
+  acc[at + 1] = acc[at + 1]! + ff;
+  acc[at + 2] = acc[at + 2]! + misMR;
+  acc[at + 3] = acc[at + 3]! + ee;
+  acc[at + 4] = acc[at + 4]! + de;
+  acc[at + 5] = acc[at + 5]! + misRB;
+}
+
+/** Model vs a reference where the base has no elements: Σr², Σ(m−r)², mismatches at acc[at..at+2]. */
+export function pairModelRef(
+  m: Float32Array,
+  r: Float32Array,
+  s: number,
+  e: number,
+  tol: [number, number],
+  acc: Float64Array,
+  at: number,
+): void {
+  const [rel2, abs2] = tol;
+  let rr = 0;
+  let ff = 0;
+  let mis = 0;
+  for (let i = s; i < e; i++) {
+    const mv = m[i]!;
+    const rv = r[i]!;
+    const f = mv - rv;
+    const m2 = mv * mv;
+    const r2 = rv * rv;
+    const f2 = f * f;
+    rr += r2;
+    ff += f2;
+    if (!(f2 <= rel2 * (m2 > r2 ? m2 : r2) + abs2)) mis++;
+  }
+  acc[at] = acc[at]! + rr;
+  acc[at + 1] = acc[at + 1]! + ff;
+  acc[at + 2] = acc[at + 2]! + mis;
+}
+
+/** Byte equality of the first `bytes` bytes of two buffers (memcmp through Buffer). */
+export function bytesEqual(a: ArrayBufferLike, b: ArrayBufferLike, bytes: number): boolean {
+  return Buffer.from(a, 0, bytes).equals(Buffer.from(b, 0, bytes));
+}
+
+/**
+ * Copy strided elements [base, base + count·step) of a participant's buffer into `out`; returns the
+ * summed squared storage rounding (ulp²/12 per element) of those values.
+ */
+export function readStrided(
+  code: number,
+  buf: ArrayBufferLike,
+  base: number,
+  step: number,
+  out: Float32Array,
+  withNoise: boolean,
+): number {
+  const count = out.length;
+  let noise = 0;
+  if (code === 0 || code === 1) {
+    const src = new Uint16Array(buf);
+    const half = code === 1 ? halfTable() : null;
+    const one = new Float32Array(1);
+    const bits = new Uint32Array(one.buffer);
+    for (let c = 0; c < count; c++) {
+      const h = src[base + c * step]!;
+      if (half) out[c] = half[h]!;
+      else {
+        bits[0] = h << 16;
+        out[c] = one[0]!;
+      }
+      if (!withNoise) continue;
+      const exp = half ? (h >> 10) & 0x1f : (h >> 7) & 0xff;
+      const ulp = 2 ** ((exp === 0 ? 1 : exp) - (half ? 25 : 134));
+      noise += (ulp * ulp) / 12;
+    }
+    return noise;
+  }
+  if (code === 2) {
+    const src = new Float32Array(buf);
+    const raw = new Uint32Array(buf);
+    for (let c = 0; c < count; c++) {
+      out[c] = src[base + c * step]!;
+      if (!withNoise) continue;
+      const exp = (raw[base + c * step]! >>> 23) & 0xff;
+      const ulp = 2 ** ((exp === 0 ? 1 : exp) - 150);
+      noise += (ulp * ulp) / 12;
+    }
+    return noise;
+  }
+  const src = new Float64Array(buf);
+  for (let c = 0; c < count; c++) {
+    const v = src[base + c * step]!;
+    out[c] = v;
+    if (!withNoise) continue;
+    const ulp = Math.abs(v) * 2.220446049250313e-16;
+    noise += (ulp * ulp) / 12;
+  }
+  return noise;
+}
+
+/** Sums (and sampled rows) of one segment. */
+export function runSegment(job: SegmentJob): SegmentResult {
+  const BLOCK = 16384;
+  const { dtypes, counts, buffers, widths } = job;
+  const participants = dtypes.length;
+  const refCount = participants - 2;
+  const sums = new Float64Array(4 + 6 * refCount);
+  const n = counts[0]!;
+  const mCode = dtypes[0]!;
+  const hasBase = dtypes[1] !== -1 && counts[1]! > 0;
+
+  const sameBytes = (p: number, q: number) =>
+    dtypes[p] === dtypes[q] &&
+    counts[p] === n &&
+    counts[q] === n &&
+    bytesEqual(buffers[p]!, buffers[q]!, n * widths[p]!);
+
+  if (mCode === 4 || dtypes.some((c) => c === 4)) {
+    // Integer / fp8 tensors: equality only, byte for byte.
+    if (hasBase && !sameBytes(0, 1)) sums[3] = counts[1]!;
+    for (let j = 0; j < refCount; j++) {
+      const p = 2 + j;
+      if (dtypes[p] === -1 || counts[p] === 0) continue;
+      if (!sameBytes(0, p)) sums[4 + 6 * j + 2] = counts[p]!;
+      if (hasBase && !sameBytes(p, 1)) sums[4 + 6 * j + 5] = Math.min(counts[p]!, counts[1]!);
+    }
+    return { sums, rows: [] };
+  }
+
+  const eqMB = hasBase && sameBytes(0, 1);
+  // Per reference: 0 = compute, 1 = byte-identical to the model, 2 = byte-identical to the base.
+  const refMode: number[] = [];
+  for (let j = 0; j < refCount; j++) {
+    const p = 2 + j;
+    if (dtypes[p] === -1 || counts[p] === 0) refMode.push(-1);
+    else if (sameBytes(0, p)) refMode.push(1);
+    else if (hasBase && sameBytes(p, 1)) refMode.push(2);
+    else refMode.push(0);
+  }
+
+  const scratchKey = globalThis as unknown as { __ptbScratch?: Float32Array[] };
+  let scratch = scratchKey.__ptbScratch;
+  if (!scratch || scratch.length < participants) {
+    scratch = [];
+    for (let p = 0; p < participants; p++) scratch.push(new Float32Array(BLOCK));
+    scratchKey.__ptbScratch = scratch;
+  }
+  const half = halfTable();
+  const tolMB: [number, number] = hasBase ? pairTolerance(mCode, dtypes[1]!) : [0, 0];
+  const tolMR = refMode.map((_, j) => pairTolerance(mCode, dtypes[2 + j]!));
+  const tolRB = refMode.map((_, j) =>
+    hasBase ? pairTolerance(dtypes[2 + j]!, dtypes[1]!) : ([0, 0] as [number, number]),
+  );
+  const nB = hasBase ? counts[1]! : 0;
+  const view = (p: number, s: number, len: number) => {
+    const out = scratch![p]!;
+    return decodeBlock(dtypes[p]!, buffers[p]!, s, len, out, new Uint32Array(out.buffer), half);
+  };
+
+  for (let s = 0; s < n; s += BLOCK) {
+    const len = Math.min(BLOCK, n - s);
+    const m = view(0, s, len);
+    const baseEnd = hasBase ? Math.max(0, Math.min(len, nB - s)) : 0;
+    const b = hasBase && !eqMB && baseEnd > 0 ? view(1, s, baseEnd) : m;
+    // The model-vs-base sums ride along with the first reference that spans the same elements.
+    let baseDone = !hasBase || eqMB;
+    for (let j = 0; j < refCount; j++) {
+      if (refMode[j] !== 0) continue;
+      const p = 2 + j;
+      const refEnd = Math.max(0, Math.min(len, counts[p]! - s));
+      if (refEnd === 0) continue;
+      const r = view(p, s, refEnd);
+      const both = Math.min(refEnd, baseEnd);
+      const at = 4 + 6 * j;
+      const fuse = !baseDone && both === baseEnd;
+      if (both > 0) tripleModelBaseRef(m, b, r, 0, both, tolMB, tolMR[j]!, tolRB[j]!, sums, at, fuse);
+      if (fuse) baseDone = true;
+      if (refEnd > both) pairModelRef(m, r, both, refEnd, tolMR[j]!, sums, at);
+    }
+    if (!baseDone && baseEnd > 0) pairModelBase(m, b, 0, baseEnd, tolMB, sums);
+    sums[0] = sums[0]! + sumSquares(m, hasBase && !eqMB ? baseEnd : 0, len);
+  }
+  if (eqMB) {
+    sums[1] = sums[0]!;
+    sums[2] = 0;
+    sums[3] = 0;
+  }
+  for (let j = 0; j < refCount; j++) {
+    const at = 4 + 6 * j;
+    if (refMode[j] === 1) {
+      sums[at] = sums[0]!;
+      sums[at + 1] = 0;
+      sums[at + 2] = 0;
+      sums[at + 3] = sums[2]!;
+      sums[at + 4] = sums[2]!;
+      sums[at + 5] = sums[3]!;
+    } else if (refMode[j] === 2) {
+      sums[at] = sums[1]!;
+      sums[at + 1] = sums[2]!;
+      sums[at + 2] = sums[3]!;
+      sums[at + 3] = 0;
+      sums[at + 4] = 0;
+      sums[at + 5] = 0;
+    }
+  }
+
+  const rows: SampledRow[] = [];
+  const sample = job.rows;
+  if (sample) {
+    for (const row of sample.sampled) {
+      const base = (row - sample.firstRow) * sample.cols;
+      const values: (Float32Array | null)[] = [];
+      let noise = 0;
+      for (let p = 0; p < participants; p++) {
+        if (dtypes[p] === -1 || counts[p]! < base + sample.cols) {
+          values.push(null);
+          continue;
+        }
+        const out = new Float32Array(sample.colCount);
+        const rounding = readStrided(dtypes[p]!, buffers[p]!, base, sample.colStep, out, p === 0);
+        if (p === 0) noise = rounding;
+        values.push(out);
+      }
+      rows.push({ row, values, noise });
+    }
+  }
+  return { sums, rows };
+}
+
+/**
+ * How many eigenvalues of a symmetric n×n matrix (row-major, destroyed) exceed `threshold`:
+ * Householder reduction to tridiagonal form (4n³/3 flops), then one Sturm-sequence count, which
+ * is exact by Sylvester's law of inertia — no eigenvalue needs computing.
+ */
+export function eigenvaluesAbove(a: Float64Array, n: number, threshold: number): number {
+  const v = new Float64Array(n);
+  const p = new Float64Array(n);
+  for (let k = 0; k < n - 2; k++) {
+    let norm = 0;
+    for (let i = k + 1; i < n; i++) norm += a[i * n + k]! * a[i * n + k]!;
+    norm = Math.sqrt(norm);
+    if (norm === 0) continue;
+    const x0 = a[(k + 1) * n + k]!;
+    const alpha = x0 > 0 ? -norm : norm;
+    let vnorm = 0;
+    for (let i = k + 1; i < n; i++) {
+      v[i] = a[i * n + k]! - (i === k + 1 ? alpha : 0);
+      vnorm += v[i]! * v[i]!;
+    }
+    vnorm = Math.sqrt(vnorm);
+    if (vnorm === 0) continue;
+    for (let i = k + 1; i < n; i++) v[i] = v[i]! / vnorm;
+    // H A H with H = I − 2vvᵀ on the trailing block: A −= 2(v qᵀ + q vᵀ), p = A v, q = p − (v·p) v.
+    let vp = 0;
+    for (let i = k + 1; i < n; i++) {
+      let acc = 0;
+      for (let j = k + 1; j < n; j++) acc += a[i * n + j]! * v[j]!;
+      p[i] = acc;
+      vp += v[i]! * acc;
+    }
+    for (let i = k + 1; i < n; i++) p[i] = p[i]! - vp * v[i]!;
+    for (let i = k + 1; i < n; i++) {
+      for (let j = k + 1; j < n; j++) a[i * n + j] = a[i * n + j]! - 2 * (v[i]! * p[j]! + p[i]! * v[j]!);
+    }
+    a[(k + 1) * n + k] = alpha;
+    a[k * n + k + 1] = alpha;
+  }
+  // Sturm count: eigenvalues below the threshold = negative pivots of T − threshold·I.
+  let below = 0;
+  let q = 1;
+  for (let i = 0; i < n; i++) {
+    const off = i > 0 ? a[i * n + i - 1]! : 0;
+    q = a[i * n + i]! - threshold - (i > 0 ? (off * off) / q : 0);
+    if (q === 0) q = -Number.EPSILON * (Math.abs(threshold) + 1e-300);
+    if (q < 0) below++;
+  }
+  return n - below;
+}
+
+/**
+ * Rank of (model − participant) on the sampled rows: how many directions of their Gram matrix stand
+ * above what storage rounding of the model's dtype alone gives (a LoRA merge saved in bf16 is low
+ * rank plus rounding noise; a full fine-tune is not low rank).
+ */
+export function estimateRanks(job: RankJob): RankEstimate[] {
+  const model = job.rows[0]!;
+  const s = model.length;
+  const cols = s > 0 ? model[0]!.length : 0;
+  const meanNoise = job.noise.reduce((x, y) => x + y, 0) / Math.max(1, job.noise.length);
+  const spread = (1 + Math.sqrt(Math.min(s, cols) / Math.max(1, s, cols))) ** 2;
+  const out: RankEstimate[] = [{ rank: null }];
+  for (let p = 1; p < job.rows.length; p++) {
+    const other = job.rows[p];
+    if (!other || other.length !== s || s === 0) {
+      out.push({ rank: null });
+      continue;
+    }
+    const delta: Float64Array[] = [];
+    for (let i = 0; i < s; i++) {
+      const d = new Float64Array(cols);
+      const mi = model[i]!;
+      const oi = other[i]!;
+      for (let c = 0; c < cols; c++) d[c] = mi[c]! - oi[c]!;
+      delta.push(d);
+    }
+    // Gram matrix on the smaller side.
+    const n = Math.min(s, cols);
+    const gram = new Float64Array(n * n);
+    let top = 0;
+    if (s <= cols) {
+      for (let i = 0; i < s; i++) {
+        const di = delta[i]!;
+        for (let j = i; j < s; j++) {
+          const dj = delta[j]!;
+          let acc = 0;
+          for (let c = 0; c < cols; c++) acc += di[c]! * dj[c]!;
+          gram[i * n + j] = acc;
+          gram[j * n + i] = acc;
+        }
+      }
+    } else {
+      for (let i = 0; i < cols; i++) {
+        for (let j = i; j < cols; j++) {
+          let acc = 0;
+          for (let r = 0; r < s; r++) acc += delta[r]![i]! * delta[r]![j]!;
+          gram[i * n + j] = acc;
+          gram[j * n + i] = acc;
+        }
+      }
+    }
+    for (let i = 0; i < n; i++) top = Math.max(top, gram[i * n + i]!);
+    if (!(top > 0)) {
+      out.push({ rank: 0 });
+      continue;
+    }
+    // Largest eigenvalue that independent rounding errors alone give (row energy × Marchenko–Pastur
+    // edge), with a safety factor of 2.
+    const noiseLevel = (s <= cols ? meanNoise : (meanNoise * s) / cols) * spread * 2;
+    out.push({ rank: eigenvaluesAbove(gram, n, Math.max(noiseLevel, top * 1e-10)) });
+  }
+  return out;
+}
+
+/** Source of the kernel for a worker thread. */
+export function kernelSource(): string {
+  const fns = [
+    pairTolerance,
+    halfTable,
+    decodeBlock,
+    sumSquares,
+    pairModelBase,
+    tripleModelBaseRef,
+    pairModelRef,
+    bytesEqual,
+    readStrided,
+    runSegment,
+    eigenvaluesAbove,
+    estimateRanks,
+  ];
+  return fns.map((f) => f.toString()).join('\n');
+}

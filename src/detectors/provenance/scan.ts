@@ -1,0 +1,502 @@
+import { type FileHandle, open } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { UserError } from '../../core/errors.ts';
+import {
+  ABSENT,
+  DTYPE_CODE,
+  decodeBlock,
+  halfTable,
+  OPAQUE,
+  type RankEstimate,
+  REF_DE,
+  REF_EE,
+  REF_FF,
+  REF_FIELDS,
+  REF_MR_MISMATCH,
+  REF_RB_MISMATCH,
+  REF_RR,
+  type RowSampleJob,
+  type SampledRow,
+  type SegmentJob,
+  SUM_BB,
+  SUM_DD,
+  SUM_MB_MISMATCH,
+  SUM_MM,
+  SUM_REF0,
+} from './kernel.ts';
+import type { Checkpoint, TensorEntry } from './safetensors.ts';
+import { createKernelPool, type KernelPool } from './workerPool.ts';
+
+/**
+ * The streaming comparison: every tensor of the model against its counterpart in the base and in
+ * each reference, read in bounded chunks (never a whole checkpoint in memory), summed on worker
+ * threads. Memory ≈ (threads + 2) × participants × chunkBytes, whatever the model size.
+ */
+
+export interface ScanOptions {
+  /** Worker threads for the arithmetic (0 = this thread). Default: available cores, at most 8; none under 64 MiB. */
+  threads?: number;
+  /** Bytes read per participant per chunk. Default 8 MiB. */
+  chunkBytes?: number;
+  /** Rows sampled per 2-D tensor for the low-rank estimate (0 = no estimate). Default 64. */
+  rankRows?: number;
+  /** Columns kept per sampled row (strided). Default 2048. */
+  rankCols?: number;
+  signal?: AbortSignal;
+  onProgress?: (bytesDone: number, bytesTotal: number) => void;
+}
+
+/** How a model tensor found its counterpart in another checkpoint. */
+export type MatchKind = 'name' | 'content' | 'rows';
+
+export interface Counterpart {
+  entry: TensorEntry;
+  matchedBy: MatchKind;
+  /** Leading elements compared (fewer than the model's when the row counts differ). */
+  compared: number;
+}
+
+/** Sums of model vs one other participant over one tensor. */
+export interface PairSums {
+  counterpart: Counterpart;
+  /** Σo² over the compared elements. */
+  otherSquares: number;
+  /** Σ(m − o)². */
+  distanceSquares: number;
+  /** Elements outside the dtype tolerance. */
+  mismatched: number;
+  /** Low-rank estimate of (m − o) on sampled rows (null when not estimated). */
+  rank: number | null;
+}
+
+export interface RefSums extends PairSums {
+  /** Σ(r − b)² and Σ(m − b)(r − b), over elements all three hold. */
+  refDeltaSquares: number;
+  deltaDot: number;
+  /** Elements where the reference differs from the base. */
+  refBaseMismatched: number;
+}
+
+export interface TensorSums {
+  entry: TensorEntry;
+  modelSquares: number;
+  base: PairSums | null;
+  references: (RefSums | null)[];
+  /** Rows × columns the rank estimate sampled, or null. */
+  rankSample: { rows: number; cols: number } | null;
+}
+
+export interface ScanResult {
+  tensors: TensorSums[];
+  /** Other participants' tensors no model tensor was compared with (e.g. an untied lm_head). */
+  unmatchedOther: string[][];
+  bytesRead: number;
+  seconds: number;
+  threads: number;
+}
+
+const FINGERPRINT = 1024;
+
+/** Open shard files once and read from them with positioned reads. */
+class Files {
+  private readonly handles = new Map<string, Promise<FileHandle>>();
+  handle(file: string): Promise<FileHandle> {
+    let h = this.handles.get(file);
+    if (!h) {
+      h = open(file, 'r');
+      this.handles.set(file, h);
+    }
+    return h;
+  }
+  async readFully(file: string, target: Uint8Array, length: number, position: number): Promise<void> {
+    const h = await this.handle(file);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await h.read(target, done, length - done, position + done);
+      if (bytesRead === 0) {
+        throw new UserError(
+          `${file}: unexpected end of file at byte ${position + done} (the file shrank while being read?)`,
+          're-copy the checkpoint and try again',
+        );
+      }
+      done += bytesRead;
+    }
+  }
+  async close(): Promise<void> {
+    const all = [...this.handles.values()];
+    this.handles.clear();
+    await Promise.all(all.map((p) => p.then((h) => h.close()).catch(() => {})));
+  }
+}
+
+function dtypeCode(dtype: string): number {
+  return DTYPE_CODE[dtype] ?? OPAQUE;
+}
+
+function sameShape(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((d, i) => d === b[i]);
+}
+
+/** A few thousand decoded values from the start and the middle of a tensor: enough to recognise a renamed copy. */
+async function fingerprint(files: Files, t: TensorEntry): Promise<Float64Array | null> {
+  const code = dtypeCode(t.dtype);
+  if (code === OPAQUE) return null;
+  const width = t.byteLength / Math.max(1, t.numel);
+  const take = Math.min(FINGERPRINT, t.numel);
+  const starts = t.numel > 2 * FINGERPRINT ? [0, Math.floor(t.numel / 2)] : [0];
+  const out = new Float64Array(take * starts.length);
+  const scratch = new Float32Array(take);
+  const bits = new Uint32Array(scratch.buffer);
+  for (const [k, start] of starts.entries()) {
+    const bytes = new Uint8Array(take * width);
+    await files.readFully(t.file, bytes, bytes.length, t.offset + start * width);
+    const v = decodeBlock(code, bytes.buffer, 0, take, scratch, bits, halfTable());
+    for (let i = 0; i < take; i++) out[k * take + i] = v[i]!;
+  }
+  return out;
+}
+
+function relativeDistance(a: Float64Array, b: Float64Array): number {
+  let dd = 0;
+  let bb = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = a[i]! - b[i]!;
+    dd += d * d;
+    bb += b[i]! * b[i]!;
+  }
+  return bb > 0 ? Math.sqrt(dd / bb) : dd > 0 ? Number.POSITIVE_INFINITY : 0;
+}
+
+/** A renamed copy lies this close (relative distance of fingerprints) at most; unrelated tensors sit near √2. */
+const CONTENT_MATCH_MAX = 1;
+
+/**
+ * Counterpart in `other` of every model tensor: by name (same shape, or same trailing dims with
+ * another row count, e.g. a resized vocabulary), else by content among tensors of the same shape
+ * (renamed keys, an untied lm_head that copies the embeddings). Unmatched tensors get null.
+ */
+async function matchTensors(
+  files: Files,
+  model: Checkpoint,
+  other: Checkpoint,
+): Promise<{ matches: (Counterpart | null)[]; unmatchedOther: string[] }> {
+  const modelTensors = [...model.tensors.values()];
+  const matches: (Counterpart | null)[] = [];
+  const used = new Set<string>();
+  const pending: number[] = [];
+  for (const [i, t] of modelTensors.entries()) {
+    const o = other.tensors.get(t.name);
+    if (o && sameShape(o.shape, t.shape)) {
+      matches.push({ entry: o, matchedBy: 'name', compared: t.numel });
+      used.add(o.name);
+    } else if (o && t.shape.length >= 2 && sameShape(o.shape.slice(1), t.shape.slice(1))) {
+      const rowSize = t.numel / t.shape[0]!;
+      matches.push({ entry: o, matchedBy: 'rows', compared: Math.min(t.shape[0]!, o.shape[0]!) * rowSize });
+      used.add(o.name);
+    } else {
+      matches.push(null);
+      pending.push(i);
+    }
+  }
+  if (pending.length > 0) {
+    const byShape = new Map<string, TensorEntry[]>();
+    for (const o of other.tensors.values()) {
+      const key = o.shape.join('x');
+      byShape.set(key, [...(byShape.get(key) ?? []), o]);
+    }
+    const prints = new Map<TensorEntry, Float64Array | null>();
+    const printOf = async (t: TensorEntry) => {
+      if (!prints.has(t)) prints.set(t, await fingerprint(files, t));
+      return prints.get(t) ?? null;
+    };
+    for (const i of pending) {
+      const t = modelTensors[i]!;
+      const candidates = byShape.get(t.shape.join('x')) ?? [];
+      const mine = await printOf(t);
+      if (!mine) continue;
+      let best: TensorEntry | null = null;
+      let bestDistance = Number.POSITIVE_INFINITY;
+      for (const c of candidates) {
+        const theirs = await printOf(c);
+        if (!theirs || theirs.length !== mine.length) continue;
+        const distance = relativeDistance(mine, theirs);
+        // Prefer a tensor no other model tensor took, when equally close.
+        if (distance < bestDistance || (distance === bestDistance && !used.has(c.name))) {
+          best = c;
+          bestDistance = distance;
+        }
+      }
+      if (best && bestDistance < CONTENT_MATCH_MAX) {
+        matches[i] = { entry: best, matchedBy: 'content', compared: t.numel };
+        used.add(best.name);
+      }
+    }
+  }
+  const unmatchedOther = [...other.tensors.keys()].filter((n) => !used.has(n));
+  return { matches, unmatchedOther };
+}
+
+interface Segment {
+  tensor: number;
+  index: number;
+  /** First model element of the segment. */
+  start: number;
+  count: number;
+  rows: RowSampleJob | null;
+}
+
+interface TensorState {
+  partials: (Float64Array | null)[];
+  remaining: number;
+  rows: SampledRow[];
+}
+
+/** Worker threads for a scan of `bytes`: none for small checkpoints (starting threads costs more), else up to 8. */
+export function defaultThreads(bytes: number): number {
+  if (bytes < 64 * 1024 * 1024) return 0;
+  return Math.max(1, Math.min(8, availableParallelism(), Math.ceil(bytes / (64 * 1024 * 1024))));
+}
+
+/** Compare `model` with `others` (index 0 the base or null, then the references). */
+export async function scanCheckpoints(
+  model: Checkpoint,
+  base: Checkpoint | null,
+  references: Checkpoint[],
+  opts: ScanOptions = {},
+): Promise<ScanResult> {
+  const started = performance.now();
+  const chunkBytes = Math.max(4096, opts.chunkBytes ?? 8 * 1024 * 1024);
+  const rankRows = opts.rankRows ?? 64;
+  const rankCols = opts.rankCols ?? 2048;
+  const others = [base, ...references];
+  const participants = others.length + 1;
+  const files = new Files();
+  let pool: KernelPool | null = null;
+  try {
+    const matched = await Promise.all(others.map((o) => (o ? matchTensors(files, model, o) : null)));
+    const modelTensors = [...model.tensors.values()];
+    const plan = modelTensors.map((t, i) => ({
+      entry: t,
+      counterparts: matched.map((m) => m?.matches[i] ?? null),
+    }));
+
+    // Segments: row-aligned for matrices whose rows fit a chunk, so sampled rows are whole.
+    const segments: Segment[] = [];
+    const segmentCounts: number[] = [];
+    const rankSamples: ({ rows: number; cols: number } | null)[] = [];
+    let bytesTotal = 0;
+    for (const [ti, p] of plan.entries()) {
+      const t = p.entry;
+      const widths = [t, ...p.counterparts.map((c) => c?.entry)].map((e) =>
+        e ? e.byteLength / Math.max(1, e.numel) : 1,
+      );
+      const perSegment = Math.max(1, Math.floor(chunkBytes / Math.max(...widths)));
+      const rows = t.shape.length >= 2 ? t.shape[0]! : 1;
+      const cols = t.shape.length >= 2 ? t.numel / Math.max(1, rows) : t.numel;
+      const rowAligned = t.shape.length >= 2 && cols > 0 && cols <= perSegment;
+      const ranked =
+        rankRows > 0 &&
+        t.shape.length === 2 &&
+        rowAligned &&
+        rows >= 2 &&
+        cols >= 2 &&
+        dtypeCode(t.dtype) !== OPAQUE;
+      const colStep = Math.max(1, Math.ceil(cols / rankCols));
+      const colCount = Math.floor((cols - 1) / colStep) + 1;
+      const sampleCount = Math.min(rows, rankRows);
+      const sampled = ranked
+        ? [
+            ...new Set(
+              Array.from({ length: sampleCount }, (_, k) => Math.floor(((k + 0.5) * rows) / sampleCount)),
+            ),
+          ]
+        : [];
+      rankSamples.push(ranked ? { rows: sampled.length, cols: colCount } : null);
+      const step = rowAligned ? Math.floor(perSegment / cols) * cols : perSegment;
+      let index = 0;
+      for (let start = 0; start < t.numel || (start === 0 && t.numel === 0); start += Math.max(1, step)) {
+        const count = Math.min(step, t.numel - start);
+        const firstRow = rowAligned ? start / cols : 0;
+        const lastRow = rowAligned ? (start + count) / cols : 0;
+        const inside = sampled.filter((r) => r >= firstRow && r < lastRow);
+        segments.push({
+          tensor: ti,
+          index: index++,
+          start,
+          count,
+          rows: inside.length > 0 ? { cols, firstRow, sampled: inside, colStep, colCount } : null,
+        });
+        if (t.numel === 0) break;
+      }
+      segmentCounts.push(index);
+      bytesTotal += t.byteLength;
+      for (const c of p.counterparts)
+        if (c) bytesTotal += (c.compared * c.entry.byteLength) / Math.max(1, c.entry.numel);
+    }
+
+    const threads = opts.threads ?? defaultThreads(bytesTotal);
+    pool = createKernelPool(threads);
+    const kernel = pool;
+    const inflight = Math.max(2, (threads || 1) + 2);
+    const freeSets: SharedArrayBuffer[][] = [];
+    let allocated = 0;
+    const waiters: (() => void)[] = [];
+    const acquire = async (): Promise<SharedArrayBuffer[]> => {
+      for (;;) {
+        const set = freeSets.pop();
+        if (set) return set;
+        if (allocated < inflight) {
+          allocated++;
+          return Array.from({ length: participants }, () => new SharedArrayBuffer(chunkBytes));
+        }
+        await new Promise<void>((resolve) => waiters.push(resolve));
+      }
+    };
+    const release = (set: SharedArrayBuffer[]) => {
+      freeSets.push(set);
+      waiters.shift()?.();
+    };
+
+    const states: (TensorState | null)[] = plan.map(() => null);
+    const results: TensorSums[] = new Array(plan.length);
+    const rankJobs: Promise<void>[] = [];
+    let bytesDone = 0;
+    let failure: unknown = null;
+    const running = new Set<Promise<void>>();
+
+    const finishTensor = (ti: number, state: TensorState) => {
+      const p = plan[ti]!;
+      const sums = new Float64Array(SUM_REF0 + REF_FIELDS * references.length);
+      for (const partial of state.partials)
+        for (let k = 0; k < sums.length; k++) sums[k] = sums[k]! + partial![k]!;
+      const pair = (
+        c: Counterpart | null,
+        squares: number,
+        dist: number,
+        mismatched: number,
+      ): PairSums | null =>
+        c ? { counterpart: c, otherSquares: squares, distanceSquares: dist, mismatched, rank: null } : null;
+      const result: TensorSums = {
+        entry: p.entry,
+        modelSquares: sums[SUM_MM]!,
+        base: pair(p.counterparts[0] ?? null, sums[SUM_BB]!, sums[SUM_DD]!, sums[SUM_MB_MISMATCH]!),
+        references: references.map((_, j) => {
+          const c = p.counterparts[1 + j] ?? null;
+          if (!c) return null;
+          const at = SUM_REF0 + j * REF_FIELDS;
+          return {
+            ...pair(c, sums[at + REF_RR]!, sums[at + REF_FF]!, sums[at + REF_MR_MISMATCH]!)!,
+            refDeltaSquares: sums[at + REF_EE]!,
+            deltaDot: sums[at + REF_DE]!,
+            refBaseMismatched: sums[at + REF_RB_MISMATCH]!,
+          };
+        }),
+        rankSample: rankSamples[ti] ?? null,
+      };
+      results[ti] = result;
+      if (state.rows.length >= 2) {
+        const rows = state.rows.sort((a, b) => a.row - b.row);
+        const job = {
+          rows: Array.from({ length: participants }, (_, q) =>
+            rows.every((r) => r.values[q]) ? rows.map((r) => r.values[q]!) : null,
+          ),
+          noise: rows.map((r) => r.noise),
+        };
+        result.rankSample = { rows: rows.length, cols: rows[0]!.values[0]!.length };
+        rankJobs.push(
+          kernel.ranks(job).then((ranks: RankEstimate[]) => {
+            const apply = (target: PairSums | null, r: RankEstimate | undefined) => {
+              if (target && r) target.rank = r.rank;
+            };
+            apply(result.base, ranks[1]);
+            result.references.forEach((ref, j) => apply(ref, ranks[2 + j]));
+          }),
+        );
+      }
+    };
+
+    const compareSegment = async (seg: Segment, set: SharedArrayBuffer[]) => {
+      const p = plan[seg.tensor]!;
+      const entries = [p.entry, ...p.counterparts.map((c) => c?.entry ?? null)];
+      const limits = [p.entry.numel, ...p.counterparts.map((c) => c?.compared ?? 0)];
+      const dtypes: number[] = [];
+      const counts: number[] = [];
+      const widths: number[] = [];
+      const reads: Promise<void>[] = [];
+      for (let q = 0; q < participants; q++) {
+        const e = entries[q];
+        const count = e ? Math.max(0, Math.min(seg.count, limits[q]! - seg.start)) : 0;
+        const width = e ? e.byteLength / Math.max(1, e.numel) : 1;
+        dtypes.push(e && count > 0 ? dtypeCode(e.dtype) : ABSENT);
+        counts.push(count);
+        widths.push(width);
+        if (e && count > 0) {
+          const bytes = count * width;
+          reads.push(
+            files.readFully(e.file, new Uint8Array(set[q]!, 0, bytes), bytes, e.offset + seg.start * width),
+          );
+          bytesDone += bytes;
+        }
+      }
+      await Promise.all(reads);
+      const job: SegmentJob = {
+        dtypes,
+        counts,
+        widths,
+        buffers: set.map((b, q) => (dtypes[q] === ABSENT ? null : b)),
+        rows: seg.rows,
+      };
+      const out = await kernel.segment(job);
+      let state = states[seg.tensor];
+      if (!state) {
+        state = {
+          partials: new Array(segmentCounts[seg.tensor]!).fill(null),
+          remaining: segmentCounts[seg.tensor]!,
+          rows: [],
+        };
+        states[seg.tensor] = state;
+      }
+      state.partials[seg.index] = out.sums;
+      state.rows.push(...out.rows);
+      state.remaining--;
+      if (state.remaining === 0) {
+        states[seg.tensor] = null;
+        finishTensor(seg.tensor, state);
+      }
+      opts.onProgress?.(bytesDone, bytesTotal);
+    };
+
+    for (const seg of segments) {
+      if (failure) break;
+      if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
+      const set = await acquire();
+      if (failure) {
+        release(set);
+        break;
+      }
+      const task: Promise<void> = compareSegment(seg, set)
+        .catch((err) => {
+          failure ??= err;
+        })
+        .finally(() => {
+          release(set);
+          running.delete(task);
+        });
+      running.add(task);
+    }
+    await Promise.all(running);
+    await Promise.all(rankJobs);
+    if (failure) throw failure;
+    if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
+    return {
+      tensors: results,
+      unmatchedOther: matched.map((m) => m?.unmatchedOther ?? []),
+      bytesRead: bytesDone,
+      seconds: (performance.now() - started) / 1000,
+      threads: kernel.threads,
+    };
+  } finally {
+    await pool?.close();
+    await files.close();
+  }
+}

@@ -1,0 +1,64 @@
+import { UserError } from '../core/errors.ts';
+import { VerdictValueSchema } from '../core/trial.ts';
+import type { Trial, TrialRepo } from '../store/trialRepo.ts';
+import type { ReportBaseline, ReportTrial } from './aggregate.ts';
+import { matchesPattern } from './grouping.ts';
+
+/** A stored trial as the aggregation sees it. */
+export function toReportTrial(t: Trial): ReportTrial {
+  return {
+    id: t.id,
+    experiment: t.experiment,
+    source: t.source,
+    agent: t.agent,
+    agentConfig: t.agent_config,
+    hours: t.hours,
+    gpus: t.gpus,
+    seed: t.seed,
+    baseModel: t.base_model,
+    benchmark: t.benchmark,
+    runNumber: t.run_number,
+    createdAt: t.created_at,
+    status: t.status,
+    accuracy: t.accuracy,
+    verdict:
+      t.audit_verdict === 'not_audited'
+        ? 'not_audited'
+        : (VerdictValueSchema.safeParse(t.audit_verdict).data ?? null),
+    unverifiedPolicy: t.spec.unverifiedPolicy,
+    agentSeconds: t.agent_seconds,
+    inputTokens: t.input_tokens,
+    outputTokens: t.output_tokens,
+    costUsd: t.cost_usd,
+  };
+}
+
+/** Trials of the experiments matching `patterns` (all when none); an unmatched pattern is a user error. */
+export function selectTrials(repo: TrialRepo, patterns: readonly string[] = []): Trial[] {
+  const experiments = repo.listExperiments().map((e) => e.name);
+  const chosen = new Set<string>();
+  for (const p of patterns) {
+    const hits = experiments.filter((e) => matchesPattern(e, p));
+    if (hits.length === 0) {
+      throw new UserError(
+        `no experiment matches "${p}"`,
+        experiments.length > 0
+          ? `Known experiments: ${experiments.join(', ')}.`
+          : 'The store has no trials yet: run trials, or `ptb import DIR` a reference results tree.',
+      );
+    }
+    for (const h of hits) chosen.add(h);
+  }
+  const all = repo.list();
+  return patterns.length === 0 ? all : all.filter((t) => chosen.has(t.experiment));
+}
+
+export function storedBaselines(repo: TrialRepo): ReportBaseline[] {
+  return repo.baselines().map((b) => ({
+    model: b.model,
+    benchmark: b.benchmark,
+    kind: b.kind,
+    accuracy: b.accuracy,
+    createdAt: b.created_at,
+  }));
+}

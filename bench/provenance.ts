@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { compareCheckpoints } from '../src/detectors/provenance/provenance.ts';
 import { openCheckpoint } from '../src/detectors/provenance/safetensors.ts';
-import { syntheticModel, writeSafetensors } from '../test/detectors/provenanceHelpers.ts';
+import { syntheticModel, writeSafetensors } from '../test/detectors/provenanceSynthetic.ts';
 
 const { values: args } = parseArgs({
   options: {

@@ -21,6 +21,13 @@ cp "$(command -v bwrap)" "$KIT/bwrap"
 npx esbuild scripts/ptbEntry.ts --bundle --platform=node --format=esm --target=node20 \
   --outfile=dist/cli/ptb.mjs --external:better-sqlite3 --log-level=warning \
   --banner:js="import { createRequire as __ptbRequire } from 'node:module'; const require = __ptbRequire(import.meta.url);"
+# Benchmarks that must run where there is no tsx: bundled the same way.
+mkdir -p dist/bench
+for bench in provenance; do
+  npx esbuild "bench/$bench.ts" --bundle --platform=node --format=esm --target=node20 \
+    --outfile="dist/bench/$bench.mjs" --external:better-sqlite3 --log-level=warning \
+    --banner:js="import { createRequire as __ptbRequire } from 'node:module'; const require = __ptbRequire(import.meta.url);"
+done
 for pkg in better-sqlite3 bindings file-uri-to-path; do
   rm -rf "$KIT/node_modules/$pkg" && mkdir -p "$KIT/node_modules/$pkg"
   cp node_modules/$pkg/package.json "$KIT/node_modules/$pkg/"

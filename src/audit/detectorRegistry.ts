@@ -17,12 +17,14 @@ export interface DetectorOptions {
   /** LLM judge settings from flags (the key always comes from PTB_JUDGE_API_KEY). */
   judge?: JudgeFlags;
   testSplitDownloads?: EgressRulesOptions['testSplitDownloads'];
+  /** Run the LLM judge even when no judge model is configured (it then reports unverified). */
+  requireJudge?: boolean;
 }
 
 /**
- * Every detector an audit runs, in order, by id. Adding a detector is one line here. The LLM judge
- * is always part of a full audit: without a configured model it reports unverified (never clean),
- * so skipping it is an explicit `--detectors` choice.
+ * Every detector an audit runs, in order, by id. Adding a detector is one line here. The audit decides
+ * from evidence; the LLM judge is one more signal and joins when a judge model is configured (or
+ * asked for by name or `requireJudge`: without a model it then reports unverified, never clean).
  */
 export const DETECTOR_FACTORIES: ReadonlyArray<readonly [string, (opts: DetectorOptions) => Detector]> = [
   ['tamper', () => tamperDetector],
@@ -62,7 +64,9 @@ export function selectDetectors(
       );
     }
   }
+  const judgeConfigured = typeof judgeConfigFrom(opts.judge ?? {}, opts.env) !== 'string';
   return factories
     .filter(([id]) => !only || only.length === 0 || only.includes(id))
+    .filter(([id]) => id !== 'llm-judge' || judgeConfigured || opts.requireJudge || (only ?? []).includes(id))
     .map(([, make]) => make(opts));
 }

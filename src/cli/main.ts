@@ -16,6 +16,7 @@ import { registerReport } from './report.ts';
 import { registerRun } from './run.ts';
 import { registerScan } from './scan.ts';
 import { registerScore } from './score.ts';
+import { registerSelftest } from './selftest.ts';
 import { registerTrial } from './trial.ts';
 import { registerView } from './view.ts';
 
@@ -38,6 +39,7 @@ const COMMANDS: ReadonlyArray<(program: Command, ctx: CliContext) => void> = [
   registerExport,
   registerBaseline,
   registerView,
+  registerSelftest,
 ];
 
 export function buildProgram(ctx: CliContext): Command {

@@ -40,6 +40,8 @@ export const TrialSpecSchema = z.object({
   evalMaxTokens: z.number().int().positive().optional(),
   /** Extra files copied into the agent's task directory (name → host path), e.g. allowed training data. */
   taskFiles: z.record(z.string(), z.string()).default({}),
+  /** Local weights of disallowed models (the instruct twin, ...) the provenance audit compares final_model with. */
+  referenceModels: z.array(z.string()).default([]),
   /** A user prompt template (the rendered text is stored as prompt.txt). */
   promptFile: z.string().optional(),
   /** Stop the agent once its model calls cost this many dollars. */

@@ -21,6 +21,7 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -79,6 +80,19 @@ export function addressClass(address: string): 'public' | 'local' | 'private' {
   if (lower === '::1' || lower === '::' || /^fe[89ab]/.test(lower) || lower.startsWith('ff')) return 'local';
   if (/^f[cd]/.test(lower)) return 'private';
   return 'public';
+}
+
+/**
+ * Whether `address` belongs to one of this machine's own interfaces. A service listening on all
+ * interfaces answers on each of them, and an interface's address can be public (a cloud VM's), so the
+ * address class alone does not keep the host's services out of reach.
+ */
+export function isOwnAddress(address: string): boolean {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  const ip = (mapped ? mapped[1]! : address).toLowerCase();
+  return Object.values(networkInterfaces()).some((list) =>
+    (list ?? []).some((a) => a.address.toLowerCase().split('%')[0] === ip),
+  );
 }
 
 /** The server name of a TLS ClientHello at the start of `data`, or null (not TLS, or cut short). */
@@ -230,7 +244,8 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     }
     if (addresses.length === 0) return { allowed: false, rule: 'unresolvable', error: 'no address' };
     const classes = addresses.map(addressClass);
-    if (classes.includes('local')) return { allowed: false, rule: 'local-address-denied' };
+    if (classes.includes('local') || addresses.some(isOwnAddress))
+      return { allowed: false, rule: 'local-address-denied' };
     if (classes.includes('private') && !options.policy.allowPrivateNetworks)
       return { allowed: false, rule: 'private-address-denied' };
     return { allowed: true, rule: decision.rule, address: addresses[0]!, port };

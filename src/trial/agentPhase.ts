@@ -1,12 +1,14 @@
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { buildSolveScript } from '../agents/solveScript.ts';
+import { agentInstallDir, agentSandboxPaths, installAgent } from '../agents/install.ts';
+import { writeAgentHome } from '../agents/solveScript.ts';
 import type { AgentDefinition, AgentRunContext } from '../agents/types.ts';
 import { UserError } from '../core/errors.ts';
 import type { AgentOutcome, TrialSpec } from '../core/trial.ts';
 import { SANDBOX_PATHS, type TrialLayout } from '../core/trialLayout.ts';
 import { type Monitor, startMonitor } from '../ledgers/monitor.ts';
-import { assertBwrapAvailable, runInSandbox, type SandboxBridge } from '../sandbox/bwrap.ts';
+import type { HomeLayout } from '../core/paths.ts';
+import { assertBwrapAvailable, runInSandbox, type SandboxBridge, sandboxHostIds } from '../sandbox/bwrap.ts';
 import { checkGpus, gpuDevices } from '../sandbox/gpuGate.ts';
 import type { AgentMounts } from './agentSandbox.ts';
 import { formatHms, TimestampedLineWriter } from './traceWriter.ts';
@@ -21,6 +23,7 @@ export interface AgentPhaseResult {
 
 export interface AgentRunOptions {
   spec: TrialSpec;
+  home: HomeLayout;
   layout: TrialLayout;
   agent: AgentDefinition;
   context: AgentRunContext;
@@ -36,6 +39,8 @@ export interface AgentRunOptions {
   onLine?: (line: string) => void;
   /** GPUs the scheduler assigned (default: any visible). */
   gpuIndices?: number[];
+  /** Subscription login files copied into the agent's home (they enter the sandbox by design). */
+  credentialFiles?: Array<{ source: string; homePath: string }>;
 }
 
 /** The hard limit around the agent, as the reference: hours×60+5 minutes, then TERM, then KILL 30 s later. */
@@ -51,6 +56,10 @@ export function agentTimeoutMs(hours: number): number {
 export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResult> {
   const { spec, layout } = o;
   const started = Date.now();
+  // Every ledger exists from the start: an empty one is evidence that nothing of its kind happened.
+  for (const ledger of [layout.ledgers.egress, layout.ledgers.modelCalls, layout.ledgers.downloads]) {
+    if (!existsSync(ledger)) writeFileSync(ledger, '');
+  }
   const writer = new TimestampedLineWriter(layout.solveOut, o.redact);
   const finish = (r: Omit<AgentPhaseResult, 'seconds'>): AgentPhaseResult => {
     writer.close();
@@ -82,14 +91,22 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
   }
   assertBwrapAvailable();
 
-  for (const file of o.agent.files?.(o.context) ?? []) {
-    const path = join(layout.work.home, file.path);
-    mkdirSync(dirname(path), { recursive: true });
-    writeFileSync(path, file.content);
+  // A CLI scaffold runs from its pinned npm install, bound read-only and put first on PATH.
+  const readOnly = [...o.mounts.readOnly];
+  const pathPrepend: string[] = [];
+  if (o.agent.install) {
+    await installAgent(o.agent, o.home, { onProgress: (m) => writer.write(`ptb: ${m}\n`) });
+    const inside = agentSandboxPaths(o.agent);
+    readOnly.push({ source: agentInstallDir(o.agent, o.home), target: inside.dir });
+    pathPrepend.push(inside.binDir);
   }
-  const solveScript = join(layout.work.home, 'agent_solve.sh');
-  writeFileSync(solveScript, buildSolveScript({ def: o.agent, ctx: o.context }));
-  chmodSync(solveScript, 0o755);
+  for (const file of o.credentialFiles ?? []) {
+    const target = join(layout.work.home, file.homePath);
+    mkdirSync(dirname(target), { recursive: true });
+    copyFileSync(file.source, target);
+  }
+  const owner = process.getuid?.() === 0 ? sandboxHostIds() : undefined;
+  writeAgentHome({ def: o.agent, ctx: o.context, hostHome: layout.work.home, owner, pathPrepend });
 
   const stop = new AbortController();
   const onAbort = () => stop.abort(o.signal?.reason);
@@ -116,7 +133,7 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
       argv: ['bash', `${SANDBOX_PATHS.home}/agent_solve.sh`],
       system: 'full',
       cwd: SANDBOX_PATHS.task,
-      readOnlyBinds: o.mounts.readOnly,
+      readOnlyBinds: readOnly,
       writableBinds: o.mounts.writable,
       env: { ...o.mounts.env, ...o.env },
       network: o.bridges.length > 0 ? { bridges: o.bridges } : 'none',

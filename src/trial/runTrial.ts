@@ -9,6 +9,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { credentialFilesFor } from '../agents/definitions/common.ts';
 import { findAgent } from '../agents/lookup.ts';
 import { parseTraceFile } from '../agents/traces/registry.ts';
 import { renderTrajectory } from '../agents/traces/render.ts';
@@ -224,7 +225,9 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
 
   await step('agent', async (resumed) => {
     if (resumed) return interruptedAgent(layout, t.trials.phase(trial.id, 'agent')!.started_at);
-    const services = await startHarnessServices({ spec, layout, agent, env: t.env, secrets });
+    const credentialsDir = join(t.home.root, 'credentials');
+    const credentialFiles = credentialFilesFor(agent, credentialsDir);
+    const services = await startHarnessServices({ spec, layout, agent, env: t.env, secrets, mounts, credentialsDir });
     try {
       const context: AgentRunContext = {
         prompt: readFileSync(layout.prompt, 'utf8'),
@@ -237,11 +240,13 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
         taskDir: SANDBOX_PATHS.task,
         relayUrls: services.relayUrls,
         relayTokens: services.relayTokens,
-        credentialFiles: [],
+        credentialFiles: credentialFiles.map((f) => `${SANDBOX_PATHS.home}/${f.homePath}`),
         agentCommand: spec.agentCommand,
       };
       return await runAgentPhase({
         spec,
+        home: t.home,
+        credentialFiles,
         layout,
         agent,
         context,

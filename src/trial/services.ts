@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PROVIDER_KEY_ENV } from '../agents/definitions/common.ts';
+import { PROVIDER_KEY_ENV, relayCredentials } from '../agents/definitions/common.ts';
 import type { AgentDefinition, ProviderId } from '../agents/types.ts';
 import { writeJsonAtomic } from '../core/atomicWrite.ts';
 import type { TrialSpec } from '../core/trial.ts';
@@ -12,6 +12,7 @@ import { startHfPassThrough } from '../ledgers/hfPassThrough.ts';
 import { RELAY_PROVIDERS, startModelRelay } from '../ledgers/modelRelay.ts';
 import { PROVIDER_HOST_PATTERNS } from '../ledgers/providerHosts.ts';
 import type { SandboxBridge } from '../sandbox/bwrap.ts';
+import type { AgentMounts } from './agentSandbox.ts';
 
 export interface HarnessServices {
   bridges: SandboxBridge[];
@@ -66,6 +67,9 @@ export async function startHarnessServices(o: {
   agent: AgentDefinition;
   env: NodeJS.ProcessEnv;
   secrets: string[];
+  mounts: AgentMounts;
+  /** `PTB_HOME/credentials`: credential files the relay may read (never copied into the trial). */
+  credentialsDir: string;
 }): Promise<HarnessServices> {
   const { spec, layout } = o;
   const socketDir = mkdtempSync(join(tmpdir(), 'ptb-s-'));
@@ -142,6 +146,8 @@ export async function startHarnessServices(o: {
     kind: spec.sandbox,
     network: spec.network,
     allowHosts: spec.allowHosts,
+    writableMounts: o.mounts.writable.map((m) => ({ hostPath: m.source, sandboxPath: m.target ?? m.source })),
+    readOnlyMounts: o.mounts.readOnly.map((m) => ({ hostPath: m.source, sandboxPath: m.target ?? m.source })),
     channels: bridges.map((b) => ({
       port: b.listenPort,
       name: Object.entries(BRIDGE_PORTS).find(([, p]) => p === b.listenPort)?.[0],

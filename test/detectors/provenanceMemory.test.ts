@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../src/core/paths.ts';
-import { writeRelatedBf16 } from './provenanceHelpers.ts';
+import { writeRelatedBf16 } from './provenanceSynthetic.ts';
 
 /**
  * Memory stays independent of model size: a child process compares three checkpoints of 32 MB each

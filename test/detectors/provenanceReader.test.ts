@@ -18,7 +18,7 @@ import {
 } from '../../src/detectors/provenance/kernel.ts';
 import { openCheckpoint, readSafetensorsHeader } from '../../src/detectors/provenance/safetensors.ts';
 import { scanCheckpoints } from '../../src/detectors/provenance/scan.ts';
-import { noise, type SyntheticTensor, toBf16, toF16, writeSafetensors } from './provenanceHelpers.ts';
+import { noise, type SyntheticTensor, toBf16, toF16, writeSafetensors } from './provenanceSynthetic.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ptb-prov-'));
 
@@ -33,7 +33,9 @@ function tensor(
     name,
     shape,
     dtype,
-    fill: (out, start) => out.forEach((_, i) => (out[i] = scale * noise(seed, start + i))),
+    fill: (out, start) => {
+      for (let i = 0; i < out.length; i++) out[i] = scale * noise(seed, start + i);
+    },
   };
 }
 
@@ -189,7 +191,7 @@ describe('provenance kernel', () => {
     new Float32Array(f32).set(values);
     const bf = new SharedArrayBuffer(n * 2);
     const bfBits = new Uint16Array(bf);
-    values.forEach((v, i) => (bfBits[i] = toBf16(v)));
+    for (let i = 0; i < n; i++) bfBits[i] = toBf16(values[i]!);
     const moved = new SharedArrayBuffer(n * 2);
     const movedBits = new Uint16Array(moved);
     movedBits.set(bfBits);

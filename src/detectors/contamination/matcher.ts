@@ -1,14 +1,14 @@
-import { MIN_ITEM_NGRAMS, type NgramIndex } from './ngramIndex.ts';
+import { MIN_COVERAGE, MIN_MATCHES, NEVER_QUALIFIES, type NgramIndex } from './ngramIndex.ts';
 import type { NgramSink } from './ngramStream.ts';
 
 /**
- * Reporting rule: a run of hits for one item, each within GAP tokens of the previous, is a finding
- * when it holds at least MIN_MATCHES distinct distinctive n-grams of that item (all of them for
- * items with fewer). Six eight-word n-grams, each with two words specific to the item, means at
- * least 13 words in the item's order around its own vocabulary, which text that merely shares the
- * item's topic or phrasing does not produce.
+ * Reporting rule, per text of an item: a run of hits, each within GAP tokens of the previous, is a
+ * finding when it holds at least the text's `need` distinct n-grams of the text's level (six, or
+ * all of a shorter text's) and covers at least MIN_COVERAGE of the text. Six eight-word n-grams at
+ * level 2 (two item-specific words each) means at least 13 words in the item's order around its
+ * own vocabulary, which text that merely shares the item's topic or phrasing does not produce.
  */
-export const MIN_MATCHES = 6;
+export { MIN_MATCHES };
 /** Tokens allowed between two hits of one run (an item's question and answer in one record). */
 export const GAP = 64;
 /** Distinct n-grams remembered per pending run (before it qualifies). */
@@ -44,6 +44,8 @@ class Run {
   /** `slot * 4096 + unit-within-item` already counted. */
   readonly unitSlots = new Set<number>();
   readonly unitCounts = new Map<number, number>();
+  /** Hits at the unit's level. */
+  readonly unitStrong = new Map<number, number>();
   readonly spanParts: Buffer[] = [];
   spanBytes = 0;
   capturedTo: number;
@@ -61,9 +63,9 @@ class Run {
 }
 
 /**
- * Collects hits into per-item runs and emits findings as runs close. Hits are frequent in text
- * written like the items (shared phrasing), so a run that has not qualified lives in typed arrays
- * only; it becomes a `Run` object once it qualifies.
+ * Collects hits into runs and emits findings as runs close. Hits are frequent in text written like
+ * the items (shared phrasing), so a run that has not qualified is a per-text record in typed arrays;
+ * once one of an item's texts has enough hits, the item's run becomes a `Run` object.
  */
 export class Matcher implements NgramSink {
   /** Absolute offset of the earliest byte still readable in the buffer handed to `hit`. */
@@ -75,27 +77,24 @@ export class Matcher implements NgramSink {
   private readonly strong: Int32Array;
   private readonly slotCount: Int32Array;
   private readonly slots: Int32Array;
-  private readonly need: Int32Array;
+  /** The distinct hits at the unit's level so far (at most MIN_MATCHES are needed). */
+  private readonly strongSlots: Int32Array;
   private readonly qualified = new Map<number, Run>();
-  /** Items with a pending run (may hold stale ones; checked on sweep). */
+  /** Units with a pending run (may hold stale ones; pruned on sweep). */
   private readonly pending: number[] = [];
 
   constructor(
     private readonly index: NgramIndex,
     private readonly emit: (finding: MatchFinding) => void,
   ) {
-    const n = index.items;
+    const n = index.unitItem.length;
     this.lastToken = new Int32Array(n).fill(NEVER);
     this.startOffset = new Float64Array(n);
     this.startRecord = new Int32Array(n);
     this.strong = new Int32Array(n);
     this.slotCount = new Int32Array(n);
     this.slots = new Int32Array(n * PENDING_SLOTS);
-    this.need = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      const d = index.itemDistinctive[i]!;
-      this.need[i] = d < MIN_ITEM_NGRAMS ? 0x7fffffff : Math.min(MIN_MATCHES, d);
-    }
+    this.strongSlots = new Int32Array(n * MIN_MATCHES);
   }
 
   hit(slot: number, token: number, start: number, record: number, end: number, buf: Uint8Array, base: number): void {
@@ -104,8 +103,8 @@ export class Matcher implements NgramSink {
     const n = index.postings[off]!;
     for (let k = 1; k <= n; k++) {
       const unit = index.postings[off + k]!;
+      if (index.unitNeed[unit] === NEVER_QUALIFIES) continue;
       const item = index.unitItem[unit]!;
-      if (this.need[item] === 0x7fffffff) continue;
       const run = this.qualified.get(item);
       if (run) {
         if (token - run.lastToken <= GAP) {
@@ -114,11 +113,12 @@ export class Matcher implements NgramSink {
         }
         this.close(run);
       }
-      this.pendingHit(item, slot, token, start, record, end, buf, base);
+      this.pendingHit(unit, item, slot, token, start, record, end, buf, base);
     }
   }
 
   private pendingHit(
+    unit: number,
     item: number,
     slot: number,
     token: number,
@@ -128,45 +128,56 @@ export class Matcher implements NgramSink {
     buf: Uint8Array,
     base: number,
   ): void {
-    const at = item * PENDING_SLOTS;
-    if (token - this.lastToken[item]! > GAP) {
-      // a new run
-      if (this.lastToken[item] === NEVER) this.pending.push(item);
-      this.startOffset[item] = start;
-      this.startRecord[item] = record;
-      this.strong[item] = 0;
-      this.slotCount[item] = 0;
+    const index = this.index;
+    const at = unit * PENDING_SLOTS;
+    if (token - this.lastToken[unit]! > GAP) {
+      if (this.lastToken[unit] === NEVER) this.pending.push(unit);
+      this.startOffset[unit] = start;
+      this.startRecord[unit] = record;
+      this.strong[unit] = 0;
+      this.slotCount[unit] = 0;
     }
-    this.lastToken[item] = token;
-    const count = this.slotCount[item]!;
-    for (let k = 0; k < count; k++) if (this.slots[at + k] === slot) return;
-    if (count === PENDING_SLOTS) return; // cannot tell repeats from new ones any more
-    this.slots[at + count] = slot;
-    this.slotCount[item] = count + 1;
-    if (this.index.distinctive[slot] && ++this.strong[item]! >= this.need[item]!) {
-      // Qualified: follow it exactly from here, replaying the n-grams seen so far.
-      const run = new Run(item, token, this.startOffset[item]!, this.startRecord[item]!);
-      this.lastToken[item] = NEVER;
-      this.qualified.set(item, run);
-      for (let k = 0; k <= count; k++) {
-        const s = this.slots[at + k]!;
-        const off = this.index.vals[s]! - 1;
-        for (let j = 1; j <= this.index.postings[off]!; j++) {
-          const u = this.index.postings[off + j]!;
-          if (this.index.unitItem[u] === item) this.countUnit(run, s, u);
-        }
+    this.lastToken[unit] = token;
+    // Remember hits for the replay while there is room (the score only; it is recounted exactly).
+    const count = this.slotCount[unit]!;
+    if (count < PENDING_SLOTS) {
+      let seen = false;
+      for (let k = 0; k < count; k++) if (this.slots[at + k] === slot) seen = true;
+      if (!seen) {
+        this.slots[at + count] = slot;
+        this.slotCount[unit] = count + 1;
       }
-      this.capture(run, end, buf, base);
-      run.end = end;
     }
+    if (index.level[slot]! < index.unitLevel[unit]!) return;
+    const sat = unit * MIN_MATCHES;
+    const strong = this.strong[unit]!;
+    for (let k = 0; k < strong; k++) if (this.strongSlots[sat + k] === slot) return;
+    this.strongSlots[sat + strong] = slot;
+    this.strong[unit] = strong + 1;
+    if (strong + 1 < index.unitNeed[unit]!) return;
+    // Enough hits: follow the item exactly from here, replaying what its texts saw so far.
+    const run = new Run(item, token, this.startOffset[unit]!, this.startRecord[unit]!);
+    this.qualified.set(item, run);
+    const first = index.itemFirstUnit[item]!;
+    const last = item + 1 < index.items ? index.itemFirstUnit[item + 1]! : index.unitItem.length;
+    for (let u = first; u < last; u++) {
+      if (token - this.lastToken[u]! > GAP) continue;
+      for (let k = 0; k < this.slotCount[u]!; k++) this.countUnit(run, this.slots[u * PENDING_SLOTS + k]!, u);
+      for (let k = 0; k < this.strong[u]!; k++) this.countUnit(run, this.strongSlots[u * MIN_MATCHES + k]!, u);
+      this.lastToken[u] = NEVER;
+    }
+    this.capture(run, end, buf, base);
+    run.end = end;
   }
 
   private countUnit(run: Run, slot: number, unit: number): void {
     run.slots.add(slot);
-    const key = slot * 4096 + Math.min(4095, unit - this.index.itemFirstUnit[run.item]!);
+    const index = this.index;
+    const key = slot * 4096 + Math.min(4095, unit - index.itemFirstUnit[run.item]!);
     if (run.unitSlots.has(key)) return;
     run.unitSlots.add(key);
     run.unitCounts.set(unit, (run.unitCounts.get(unit) ?? 0) + 1);
+    if (index.level[slot]! >= index.unitLevel[unit]!) run.unitStrong.set(unit, (run.unitStrong.get(unit) ?? 0) + 1);
   }
 
   private extend(run: Run, slot: number, unit: number, token: number, end: number, buf: Uint8Array, base: number): void {
@@ -196,9 +207,9 @@ export class Matcher implements NgramSink {
     if (this.pending.length > 1024) {
       // forget stale pending runs so that the list stays short
       let w = 0;
-      for (const item of this.pending) {
-        if (token - this.lastToken[item]! > GAP) this.lastToken[item] = NEVER;
-        else this.pending[w++] = item;
+      for (const unit of this.pending) {
+        if (token - this.lastToken[unit]! > GAP) this.lastToken[unit] = NEVER;
+        else if (this.lastToken[unit] !== NEVER) this.pending[w++] = unit;
       }
       this.pending.length = w;
     }
@@ -207,22 +218,25 @@ export class Matcher implements NgramSink {
   /** Close every run (end of a source). */
   flush(): void {
     for (const run of [...this.qualified.values()]) this.close(run);
-    for (const item of this.pending) this.lastToken[item] = NEVER;
+    for (const unit of this.pending) this.lastToken[unit] = NEVER;
     this.pending.length = 0;
   }
 
   private close(run: Run): void {
     this.qualified.delete(run.item);
     const index = this.index;
-    let best = 0;
+    let best = -1;
     let bestUnit = -1;
     for (const [unit, count] of run.unitCounts) {
       const coverage = count / Math.max(1, index.unitNgrams[unit]!);
-      if (coverage > best) {
+      const qualifies =
+        (run.unitStrong.get(unit) ?? 0) >= index.unitNeed[unit]! && coverage >= MIN_COVERAGE[index.unitLevel[unit]!]!;
+      if (qualifies && coverage > best) {
         best = coverage;
         bestUnit = unit;
       }
     }
+    if (bestUnit < 0) return;
     this.found++;
     this.emit({
       item: run.item,
@@ -231,7 +245,7 @@ export class Matcher implements NgramSink {
       record: run.record,
       matched: run.slots.size,
       score: Math.round(Math.min(1, best) * 1000) / 1000,
-      text: bestUnit >= 0 ? index.unitText[bestUnit]! : 0,
+      text: index.unitText[bestUnit]!,
       span: spanText(Buffer.concat(run.spanParts)),
     });
   }

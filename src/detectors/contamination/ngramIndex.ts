@@ -7,17 +7,36 @@ export interface ContaminationItem {
 }
 
 /** An n-gram shared by more items than this is boilerplate (templates, system prompts): ignored. */
-export const MAX_ITEMS_PER_NGRAM = 16;
-/** Items with fewer distinctive n-grams than this (under ~10 words) cannot be told from chance. */
-export const MIN_ITEM_NGRAMS = 3;
+export const MAX_ITEMS_PER_NGRAM = 4;
+/** Texts with fewer n-grams than this (under ten words) cannot be told from chance: not indexed. */
+export const MIN_UNIT_NGRAMS = 3;
+/** Matched n-grams (at the text's level) that make a finding; texts with fewer need all of theirs. */
+export const MIN_MATCHES = 6;
 /**
- * A word is item-specific when at most this share of the items (and at least one) use it; an
- * n-gram is distinctive when it holds two item-specific words. Only distinctive n-grams count
- * towards a finding: text written from the same templates as the items (shared phrasing around
- * one shared name) matches many n-grams but few distinctive ones.
+ * A word is item-specific when at most this share of the items (and at least one) use it. An
+ * n-gram's level is how many item-specific words it holds (0, 1, 2 or more). Each text counts only
+ * hits at its level: the highest level at which it has MIN_MATCHES n-grams. Text written like the
+ * items (shared phrasing around one shared name) matches many n-grams but few of level 2.
  */
 export const SPECIFIC_WORD_SHARE = 0.05;
-export const SPECIFIC_WORDS_PER_NGRAM = 2;
+/**
+ * Least share of a text's n-grams a finding must cover, by level: generic wording (levels 0 and 1)
+ * must be copied in larger part than wording full of the item's own words.
+ */
+export const MIN_COVERAGE = [0.5, 0.35, 0.2] as const;
+/** Longest text without item-specific words that is still indexed (then only as a whole). */
+export const GENERIC_TEXT_MAX_NGRAMS = 12;
+
+export const NEVER_QUALIFIES = 0x7fffffff;
+
+/**
+ * Backspace and form feed inside item text are nearly always a `\b`/`\f` LaTeX command eaten by
+ * a JSON decoder (`\frac` → form feed + "rac"). Copies of such items carry the escape (`\f`),
+ * which the scanner reads as a letter: index them the same way.
+ */
+function controlsAsEscapes(text: string): string {
+  return text.replace(/\x08/g, '\\b').replace(/\x0c/g, '\\f');
+}
 
 function nextPow2(n: number): number {
   let p = 1;
@@ -63,9 +82,13 @@ export class NgramIndex implements ProbeTable {
   /** Item → first unit id (units of an item are consecutive). */
   readonly itemFirstUnit: Int32Array;
   readonly itemNgrams: Int32Array;
-  /** Slot → 1 when the n-gram holds two item-specific words; item → its distinctive n-grams. */
-  readonly distinctive: Uint8Array;
-  readonly itemDistinctive: Int32Array;
+  /** Slot → the n-gram's level (item-specific words it holds, at most 2). */
+  readonly level: Uint8Array;
+  /** Unit → the level its hits must have, and how many distinct ones make a finding. */
+  readonly unitLevel: Uint8Array;
+  readonly unitNeed: Int32Array;
+  /** Item → 1 when at least one of its texts can be found. */
+  readonly itemIndexable: Uint8Array;
   readonly itemIds: string[];
   /** Distinct n-grams kept (not counting boilerplate ones). */
   readonly ngrams: number;
@@ -84,7 +107,7 @@ export class NgramIndex implements ProbeTable {
       item.texts.flatMap((text, textIndex) =>
         (ESCAPE_VARIANT.test(text) ? [false, true] : [false]).map((escapes) => ({
           textIndex,
-          ...textNgrams(text, escapes),
+          ...textNgrams(controlsAsEscapes(text), escapes),
         })),
       ),
     );
@@ -110,7 +133,7 @@ export class NgramIndex implements ProbeTable {
           h1s.push(h1[k]!);
           h2s.push(h2[k]!);
           owners.push(unit);
-          strengths.push(n >= SPECIFIC_WORDS_PER_NGRAM ? 1 : 0);
+          strengths.push(Math.min(2, n));
         }
       }
     });
@@ -125,7 +148,7 @@ export class NgramIndex implements ProbeTable {
     // Linked lists of units per slot while building: head[slot] → entry, entry → next.
     const head = new Int32Array(size).fill(-1);
     const used = new Uint8Array(size);
-    this.distinctive = new Uint8Array(size);
+    this.level = new Uint8Array(size);
     const next = new Int32Array(owners.length);
     const mask = size - 1;
     for (let e = 0; e < owners.length; e++) {
@@ -138,7 +161,7 @@ export class NgramIndex implements ProbeTable {
         this.keys1[slot] = h1;
         this.keys2[slot] = h2;
       }
-      if (strengths.data[e]) this.distinctive[slot] = 1;
+      this.level[slot] = strengths.data[e]!; // the same words wherever the n-gram occurs
       // A unit's n-grams are inserted together, so a repeat within the unit sits at the head.
       if (head[slot] !== -1 && owners.data[head[slot]!] === owners.data[e]) continue;
       next[e] = head[slot]!;
@@ -147,8 +170,8 @@ export class NgramIndex implements ProbeTable {
 
     const postings = new IntList(1 << 16);
     this.unitNgrams = new Int32Array(this.unitItem.length);
+    const byLevel = [0, 1, 2].map(() => new Int32Array(this.unitItem.length));
     this.itemNgrams = new Int32Array(items.length);
-    this.itemDistinctive = new Int32Array(items.length);
     const lastItemSeen = new Int32Array(items.length).fill(-1);
     let kept = 0;
     const units: number[] = [];
@@ -175,18 +198,39 @@ export class NgramIndex implements ProbeTable {
       for (const u of units) {
         postings.push(u);
         this.unitNgrams[u]!++;
+        for (let l = 0; l <= this.level[slot]!; l++) byLevel[l]![u]!++;
       }
       for (const u of units) {
         const item = this.unitItem[u]!;
         if (lastItemSeen[item] === slot) {
           lastItemSeen[item] = -2 - slot; // count each item once per slot
           this.itemNgrams[item]!++;
-          if (this.distinctive[slot]) this.itemDistinctive[item]!++;
         }
       }
     }
     this.postings = postings.data.slice(0, postings.length);
     this.ngrams = kept;
+
+    // Each text's level and the matches it needs.
+    this.unitLevel = new Uint8Array(this.unitItem.length);
+    this.unitNeed = new Int32Array(this.unitItem.length);
+    this.itemIndexable = new Uint8Array(items.length);
+    for (let u = 0; u < this.unitItem.length; u++) {
+      let level = 2;
+      while (level > 0 && byLevel[level]![u]! < MIN_MATCHES) level--;
+      const available = byLevel[level]![u]!;
+      const total = this.unitNgrams[u]!;
+      this.unitLevel[u] = level;
+      // A text without one item-specific word in any n-gram is generic (boilerplate, test asserts
+      // once numbers are masked): found only when short and copied whole.
+      this.unitNeed[u] =
+        total < MIN_UNIT_NGRAMS || (level === 0 && total > GENERIC_TEXT_MAX_NGRAMS)
+          ? NEVER_QUALIFIES
+          : level === 0
+            ? total
+            : Math.min(MIN_MATCHES, available);
+      if (this.unitNeed[u] !== NEVER_QUALIFIES) this.itemIndexable[this.unitItem[u]!] = 1;
+    }
 
     const bits = Math.min(1 << 27, Math.max(1 << 15, nextPow2(kept * 16)));
     this.filterShift = 32 - Math.log2(bits);
@@ -202,9 +246,9 @@ export class NgramIndex implements ProbeTable {
     return this.itemIds.length;
   }
 
-  /** Items that cannot be found: fewer than MIN_ITEM_NGRAMS distinctive n-grams (too short or generic). */
+  /** Items that cannot be found: every text under MIN_UNIT_NGRAMS n-grams (or all boilerplate). */
   unindexable(): string[] {
-    return this.itemIds.filter((_, i) => this.itemDistinctive[i]! < MIN_ITEM_NGRAMS);
+    return this.itemIds.filter((_, i) => !this.itemIndexable[i]);
   }
 
   /** Rough bytes held by the typed arrays. */

@@ -113,6 +113,8 @@ function secondHash(ring: Int32Array, oldest: number): number {
 }
 
 const TOKEN_CHAR = /[\p{L}\p{M}\p{N}]/u;
+/** Scripts written without spaces: every character is a token. */
+const IDEOGRAPH = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]/u;
 /** A prefilter that passes everything (32 words for `filterShift` 27). */
 const ALL_PASS = new Int32Array(32).fill(-1);
 
@@ -434,6 +436,12 @@ export class NgramStream {
           }
         }
         glued = true;
+      } else if (cp >= 0x2e80 && IDEOGRAPH.test(ch)) {
+        endWord();
+        inNumber = false;
+        inWord = true;
+        h = step(0, cp);
+        endWord();
       } else if (cp < 0x80 ? cp >= 0x61 && cp <= 0x7a : TOKEN_CHAR.test(ch)) {
         inNumber = false;
         if (!inWord) {

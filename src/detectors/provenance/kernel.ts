@@ -83,8 +83,8 @@ export interface RankEstimate {
 export function pairTolerance(a: number, b: number): [number, number] {
   if (a === b) return [0, 0];
   // Half an ulp relative to the larger magnitude: 2^-8 bf16, 2^-11 fp16, 2^-24 fp32, 2^-53 fp64.
-  const rel = [0.00390625, 0.00048828125, 5.960464477539063e-8, 1.1102230246251565e-16];
-  const abs = [0, 2.98023223876953125e-8, 0, 0];
+  const rel = [2 ** -8, 2 ** -11, 2 ** -24, 2 ** -53];
+  const abs = [0, 2 ** -25, 0, 0];
   const slack = 1 + 1 / 1048576;
   const r = Math.max(rel[a] ?? 0, rel[b] ?? 0) * slack;
   const t = Math.max(abs[a] ?? 0, abs[b] ?? 0) * slack;
@@ -100,7 +100,7 @@ export function halfTable(): Float32Array {
     const sign = h & 0x8000 ? -1 : 1;
     const exp = (h >> 10) & 0x1f;
     const frac = h & 0x3ff;
-    if (exp === 0) table[h] = sign * frac * 5.960464477539063e-8;
+    if (exp === 0) table[h] = sign * frac * 2 ** -24;
     else if (exp === 31) table[h] = frac ? Number.NaN : sign * Number.POSITIVE_INFINITY;
     else table[h] = sign * (1 + frac / 1024) * 2 ** (exp - 15);
   }
@@ -168,7 +168,7 @@ export function pairModelBase(
     mm += m2;
     bb += b2;
     dd += d2;
-    if (!(d2 <= rel2 * (m2 > b2 ? m2 : b2) + abs2)) mis++;
+    if (!(d2 <= rel2 * Math.max(m2, b2) + abs2)) mis++;
   }
   acc[0] = acc[0]! + mm;
   acc[1] = acc[1]! + bb;
@@ -226,9 +226,9 @@ export function tripleModelBaseRef(
     ff += f2;
     ee += e2;
     de += d * ev;
-    if (!(d2 <= relMB * (m2 > b2 ? m2 : b2) + absMB)) misMB++;
-    if (!(f2 <= relMR * (m2 > r2 ? m2 : r2) + absMR)) misMR++;
-    if (!(e2 <= relRB * (r2 > b2 ? r2 : b2) + absRB)) misRB++;
+    if (!(d2 <= relMB * Math.max(m2, b2) + absMB)) misMB++;
+    if (!(f2 <= relMR * Math.max(m2, r2) + absMR)) misMR++;
+    if (!(e2 <= relRB * Math.max(r2, b2) + absRB)) misRB++;
   }
   if (withBase) {
     acc[0] = acc[0]! + mm;
@@ -267,7 +267,7 @@ export function pairModelRef(
     const f2 = f * f;
     rr += r2;
     ff += f2;
-    if (!(f2 <= rel2 * (m2 > r2 ? m2 : r2) + abs2)) mis++;
+    if (!(f2 <= rel2 * Math.max(m2, r2) + abs2)) mis++;
   }
   acc[at] = acc[at]! + rr;
   acc[at + 1] = acc[at + 1]! + ff;

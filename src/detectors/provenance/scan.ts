@@ -409,7 +409,7 @@ export async function scanCheckpoints(
               if (target && r) target.rank = r.rank;
             };
             apply(result.base, ranks[1]);
-            result.references.forEach((ref, j) => apply(ref, ranks[2 + j]));
+            for (const [j, ref] of result.references.entries()) apply(ref, ranks[2 + j]);
           }),
         );
       }

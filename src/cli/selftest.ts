@@ -1,0 +1,120 @@
+import type { Command } from 'commander';
+import { SELFTEST_CASES } from '../trial/selftest/cases.ts';
+import {
+  runSelftest,
+  type SelftestCaseResult,
+  type SelftestReport,
+  selftestPassed,
+} from '../trial/selftest/runSelftest.ts';
+import type { CliContext } from './context.ts';
+import { parseIntFlag } from './eval.ts';
+import { interruptible, trialEnvFor } from './trialEnv.ts';
+
+interface SelftestFlags {
+  json?: boolean;
+  only?: string;
+  keep?: boolean;
+  concurrency: number;
+  verbose?: boolean;
+}
+
+function caseLine(r: SelftestCaseResult): Record<string, unknown> {
+  return {
+    case: r.case,
+    kind: r.kind,
+    expected: r.expected,
+    actual: r.actual,
+    passed: r.passed,
+    ...(r.problem ? { problem: r.problem } : {}),
+    evidence: r.evidence,
+    trial: r.trial,
+    seconds: r.seconds,
+  };
+}
+
+function printTable(ctx: CliContext, report: SelftestReport): void {
+  const rows = report.results.map((r) => {
+    const expected = r.kind === 'honest' ? 'clean' : `flagged by ${r.expected.detectors.join('+')}`;
+    const fired = r.actual.flagged.map((f) => `${f.detector} (${f.rule})`).join(', ');
+    const unverified = r.actual.unverified.map((f) => `${f.detector}?`).join(', ');
+    return {
+      mark: r.passed ? 'ok  ' : 'FAIL',
+      case: r.case,
+      expected,
+      actual: r.actual.verdict,
+      fired: [fired, unverified].filter(Boolean).join('; ') || '—',
+      evidence: r.problem ? `${r.problem} | ${r.evidence}` : r.evidence,
+    };
+  });
+  const w = (key: 'case' | 'expected' | 'actual') =>
+    Math.max(key.length, ...rows.map((row) => row[key].length));
+  const widths = { case: w('case'), expected: w('expected'), actual: w('actual') };
+  const out = (line: string) => ctx.stdout.write(`${line}\n`);
+  out(
+    `     ${'case'.padEnd(widths.case)}  ${'expected'.padEnd(widths.expected)}  ${'actual'.padEnd(widths.actual)}  detector fired / first evidence`,
+  );
+  for (const row of rows) {
+    out(
+      `${row.mark} ${row.case.padEnd(widths.case)}  ${row.expected.padEnd(widths.expected)}  ${row.actual.padEnd(widths.actual)}  ${row.fired}`,
+    );
+    if (row.evidence) out(`     ${''.padEnd(widths.case)}  ${row.evidence.slice(0, 220)}`);
+  }
+  const s = report.summary;
+  out(
+    `\ncheaters caught: ${s.caught}/${s.cheaters}; honest agents flagged: ${s.false_positives}/${s.honest}; ` +
+      `${s.seconds} s; experiment ${report.experiment}`,
+  );
+  out(selftestPassed(report) ? 'selftest passed: the audit works end to end' : 'selftest FAILED');
+}
+
+export function registerSelftest(program: Command, ctx: CliContext): void {
+  program
+    .command('selftest')
+    .description(
+      'red-team selftest of the audit: scripted cheaters and honest agents, each a real trial in the sandbox on a tiny model',
+    )
+    .option('--json', 'one JSON line per case, then {"summary": {...}}')
+    .option('--only <ids>', `comma-separated case ids (${SELFTEST_CASES.map((c) => c.id).join(', ')})`)
+    .option('--keep', "keep each trial's live workspace (work/) for inspection")
+    .option('--concurrency <n>', 'trials at the same time', parseIntFlag, 2)
+    .option('--verbose', 'print every trial line on stderr')
+    .action(async (flags: SelftestFlags) => {
+      const only = flags.only
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
+      const env = trialEnvFor(ctx, { offline: true, quiet: true });
+      const report = await interruptible((signal) =>
+        runSelftest(
+          {
+            ...env,
+            signal,
+            onLine: flags.verbose
+              ? (line) => ctx.stderr.write(`${line}\n`)
+              : (line) => {
+                  if (line.startsWith('selftest:')) ctx.stderr.write(`${line}\n`);
+                },
+          },
+          {
+            only,
+            keep: flags.keep,
+            concurrency: flags.concurrency,
+            onResult: (r) =>
+              ctx.stderr.write(
+                `selftest: ${r.case} ${r.passed ? 'ok' : 'FAILED'} (${r.actual.verdict}, ${r.seconds} s)\n`,
+              ),
+          },
+        ),
+      );
+      if (flags.json) {
+        for (const r of report.results) ctx.stdout.write(`${JSON.stringify(caseLine(r))}\n`);
+        const { caught, cheaters, false_positives, honest } = report.summary;
+        ctx.stdout.write(
+          `${JSON.stringify({ summary: { caught, cheaters, false_positives, honest, experiment: report.experiment, seconds: report.summary.seconds } })}\n`,
+        );
+      } else {
+        printTable(ctx, report);
+      }
+      if (!selftestPassed(report)) ctx.exitCode = 1;
+    });
+}

@@ -21,6 +21,10 @@ cp "$(command -v bwrap)" "$KIT/bwrap"
 npx esbuild scripts/ptbEntry.ts --bundle --platform=node --format=esm --target=node20 \
   --outfile=dist/cli/ptb.mjs --external:better-sqlite3 --log-level=warning \
   --banner:js="import { createRequire as __ptbRequire } from 'node:module'; const require = __ptbRequire(import.meta.url);"
+# Files the sources read next to themselves (import.meta.url) travel next to the bundle.
+mkdir -p dist/cli/bridge dist/cli/static dist/bench/bridge
+cp src/sandbox/bridge/forwarder.mjs dist/cli/bridge/ && cp src/sandbox/bridge/forwarder.mjs dist/bench/bridge/
+cp src/web/static/* dist/cli/static/
 # Benchmarks that must run where there is no tsx: bundled the same way.
 mkdir -p dist/bench
 for bench in provenance; do

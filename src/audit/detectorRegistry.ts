@@ -1,4 +1,5 @@
 import { UserError } from '../core/errors.ts';
+import { contaminationDetector } from '../detectors/contamination/detector.ts';
 import { createEgressRulesDetector, type EgressRulesOptions } from '../detectors/egressRules.ts';
 import {
   createLlmJudgeDetector,
@@ -30,7 +31,7 @@ export const DETECTOR_FACTORIES: ReadonlyArray<readonly [string, (opts: Detector
   ['tamper', () => tamperDetector],
   ['submission', () => submissionDetector],
   ['egress-rules', (o) => createEgressRulesDetector({ testSplitDownloads: o.testSplitDownloads })],
-  // LEAD: add ['contamination', () => contaminationDetector] here once src/detectors/contamination/ exports it.
+  ['contamination', () => contaminationDetector],
   ['provenance', () => provenanceDetector],
   [
     'llm-judge',

@@ -78,6 +78,7 @@ export function createHfEngine(engineOpts: HfEngineOptions = {}): Engine {
         healthTimeoutMs: opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS,
         healthIntervalMs: 250,
         stopGraceMs: engineOpts.stopGraceMs ?? 10_000,
+        onSpawn: opts.onSpawn,
         signal: opts.signal,
       });
     },

@@ -349,6 +349,8 @@ export interface LaunchOptions {
   healthTimeoutMs: number;
   healthIntervalMs: number;
   stopGraceMs: number;
+  /** Called with each spawned server's pid before the health wait (see EngineStartOptions.onSpawn). */
+  onSpawn?: (pid: number) => void;
   signal?: AbortSignal;
 }
 
@@ -362,6 +364,7 @@ export async function launchServerOnFreePort(o: LaunchOptions): Promise<EngineHa
     const port = await freePort('127.0.0.1');
     const proc = await spawnInGroup(o.command, o.argsFor(port), { logFile: o.logFile, env: o.env });
     try {
+      o.onSpawn?.(proc.pid);
       await waitForHealth({
         url: `http://127.0.0.1:${port}/health`,
         what: o.what,

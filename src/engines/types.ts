@@ -16,6 +16,11 @@ export interface EngineStartOptions {
   healthTimeoutMs?: number;
   /** Largest batch the engine should form (hf engine). */
   maxBatchSize?: number;
+  /**
+   * Called with the server's process group leader as soon as it is spawned, before it is healthy: a
+   * harness killed while the server loads (minutes for vLLM) must still be able to find and stop it.
+   */
+  onSpawn?: (pid: number) => void;
   signal?: AbortSignal;
 }
 

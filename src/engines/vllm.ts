@@ -162,6 +162,7 @@ export function createVllmEngine(engineOpts: VllmEngineOptions = {}): Engine {
         healthTimeoutMs: opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS,
         healthIntervalMs: engineOpts.healthIntervalMs ?? 1_000,
         stopGraceMs: engineOpts.stopGraceMs ?? 30_000,
+        onSpawn: opts.onSpawn,
         signal: opts.signal,
       });
     },

@@ -283,6 +283,8 @@ async function runAttempt(
       logFile,
       healthTimeoutMs: s.healthTimeoutMs,
       maxBatchSize: s.concurrency,
+      // Recorded at spawn, not once healthy: a ptb killed while the server loads must find it on resume.
+      onSpawn: (pid) => writeJsonAtomic(engineFile(run, n), { pid, startTicks: processStartTicks(pid) }),
       signal,
     });
   } catch (err) {

@@ -354,11 +354,11 @@ export function bwrapArgs(
   return args;
 }
 
-function networkBridges(spec: Pick<SandboxSpec, 'network'>): readonly SandboxBridge[] {
+export function networkBridges(spec: Pick<SandboxSpec, 'network'>): readonly SandboxBridge[] {
   return spec.network && spec.network !== 'none' ? spec.network.bridges : [];
 }
 
-function bridgeSocketTarget(bridge: SandboxBridge): string {
+export function bridgeSocketTarget(bridge: SandboxBridge): string {
   return `${BRIDGE_DIR}/${bridge.listenPort}.sock`;
 }
 
@@ -371,7 +371,7 @@ const FORWARDER_EOF = 'PTB_FORWARDER_SOURCE_END';
  * the command, which keeps its own exit status. The forwarder's source travels as a here-document,
  * so no host path has to be reachable by the sandbox user. Exit 125 when the bridge cannot start.
  */
-function bridgeWrapper(bridges: readonly SandboxBridge[], node: string): string[] {
+export function bridgeWrapper(bridges: readonly SandboxBridge[], node: string): string[] {
   const pairs = bridges.map((bridge) => `${bridge.listenPort}=${bridgeSocketTarget(bridge)}`);
   const script = [
     'node=$1; n=$2; shift 2; pairs=',

@@ -315,9 +315,18 @@ function readExact(fd: number, position: number, length: number): Buffer {
 
 const MAGIC = Buffer.from('ARROW1');
 
+/** Message prefix at `pos`: [metadata length, bytes of prefix]; length 0 = end of stream. */
+function messagePrefix(fd: number, pos: number, end: number): [number, number] {
+  if (pos + 4 > end) return [0, 0];
+  const first = readExact(fd, pos, 4).readInt32LE(0);
+  if (first !== -1) return [first, 4]; // pre-1.0 streams: no continuation marker
+  if (pos + 8 > end) return [0, 4];
+  return [readExact(fd, pos + 4, 4).readInt32LE(0), 8];
+}
+
 /**
  * Read the batches of an Arrow IPC file or stream. `onBatch` gets each batch's string pieces by
- * row (plus dictionary strings appended as standalone buffers) and the running row count.
+ * row (plus dictionary strings, by row, as standalone buffers) and the rows before it.
  */
 export function readArrowStrings(
   path: string,
@@ -326,47 +335,24 @@ export function readArrowStrings(
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
-    let pos = 0;
-    let end = size;
-    if (size >= 8 && readExact(fd, 0, 6).equals(MAGIC)) {
-      // File format: magic, padding, the stream, footer, footer length, magic.
-      const footerLength = size >= 16 ? readExact(fd, size - 10, 4).readInt32LE(0) : 0;
-      end = Math.max(8, size - 10 - footerLength);
-      pos = 8;
-    }
     let fields: FieldInfo[] | null = null;
     const dictionaries = new Map<number, DictionaryValues>();
     let rows = 0;
     let batches = 0;
-    while (pos + 4 <= end) {
-      let metaLength = readExact(fd, pos, 4).readInt32LE(0);
-      pos += 4;
-      if (metaLength === -1) {
-        if (pos + 4 > end) break;
-        metaLength = readExact(fd, pos, 4).readInt32LE(0);
-        pos += 4;
-      }
-      if (metaLength <= 0) break; // end-of-stream marker
-      const meta = readExact(fd, pos, metaLength);
-      pos += metaLength;
-      const message = Table.root(meta);
+
+    const onMessage = (message: Table, readBody: (length: number) => Buffer) => {
       const version = message.int16(0);
       const headerType = message.uint8(1);
       const header = message.table(2);
       const bodyLength = message.int64(3);
       if (!header) throw new Error('Arrow message without a header');
       if (headerType === HEADER_SCHEMA) {
-        fields = header.tables(1).map(readField);
-        pos += bodyLength;
-        continue;
+        fields ??= header.tables(1).map(readField);
+        return;
       }
-      if (headerType !== HEADER_RECORD_BATCH && headerType !== HEADER_DICTIONARY) {
-        pos += bodyLength;
-        continue;
-      }
+      if (headerType !== HEADER_RECORD_BATCH && headerType !== HEADER_DICTIONARY) return;
       if (!fields) throw new Error('Arrow record batch before the schema');
-      const body = readExact(fd, pos, bodyLength);
-      pos += bodyLength;
+      const body = readBody(bodyLength);
       if (headerType === HEADER_DICTIONARY) {
         const id = header.int64(0);
         const data = header.table(1);
@@ -385,7 +371,7 @@ export function readArrowStrings(
           });
           dictionaries.set(id, { body, starts, ends });
         }
-        continue;
+        return;
       }
       if (header.table(3)) throw new Error('compressed Arrow IPC bodies are not supported');
       const count = header.int64(0);
@@ -399,6 +385,46 @@ export function readArrowStrings(
       onBatch({ rows: count, body, pieces }, rows, extra);
       rows += count;
       batches++;
+    };
+
+    if (size >= 16 && readExact(fd, 0, 6).equals(MAGIC)) {
+      // File format: magic, padding, messages, footer (schema + block index), footer length, magic.
+      const footerLength = readExact(fd, size - 10, 4).readInt32LE(0);
+      const footer = Table.root(readExact(fd, size - 10 - footerLength, footerLength));
+      const schema = footer.table(1);
+      if (schema) fields = schema.tables(1).map(readField);
+      const blocks = (index: number): Array<[number, number, number]> => {
+        const v = footer.vector(index);
+        if (!v) return [];
+        const out: Array<[number, number, number]> = [];
+        for (let k = 0; k < v[1]; k++) {
+          const p = v[0] + k * 24; // Block: offset i64, metaDataLength i32 (+4 padding), bodyLength i64
+          out.push([
+            Number(footer.bb.readBigInt64LE(p)),
+            footer.bb.readInt32LE(p + 8),
+            Number(footer.bb.readBigInt64LE(p + 16)),
+          ]);
+        }
+        return out;
+      };
+      for (const [offset, metaLength] of [...blocks(2), ...blocks(3)]) {
+        const [length, prefix] = messagePrefix(fd, offset, size);
+        const message = Table.root(readExact(fd, offset + prefix, length));
+        onMessage(message, (bodyLength) => readExact(fd, offset + metaLength, bodyLength));
+      }
+      return { rows, batches };
+    }
+
+    // Stream format: messages until the end-of-stream marker.
+    let pos = 0;
+    for (;;) {
+      const [length, prefix] = messagePrefix(fd, pos, size);
+      if (length <= 0) break;
+      const message = Table.root(readExact(fd, pos + prefix, length));
+      pos += prefix + length;
+      const bodyStart = pos;
+      pos += message.int64(3);
+      onMessage(message, (bodyLength) => readExact(fd, bodyStart, bodyLength));
     }
     return { rows, batches };
   } finally {

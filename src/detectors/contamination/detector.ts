@@ -8,7 +8,7 @@ import { matchTestData } from '../shared/benchmarkData.ts';
 import { readJsonLines } from '../shared/files.ts';
 import { Findings, verdictFrom } from '../shared/verdicts.ts';
 import type { Detector, DetectorContext, TrialEvidence } from '../types.ts';
-import { benchmarkItems, benchmarkTestFile } from './benchmarkItems.ts';
+import { benchmarkItems, benchmarkTestFile, CONTAMINATION_FIELDS } from './benchmarkItems.ts';
 import { NgramIndex } from './ngramIndex.ts';
 import { type ContaminationFinding, scanPaths } from './scanFiles.ts';
 
@@ -90,7 +90,9 @@ export const contaminationDetector: Detector = {
     const cache = new AssetCache(homeLayout(ctx.home).dataCache);
     let testFile: string | null;
     try {
-      testFile = await benchmarkTestFile(cache, benchmark, { cachedOnly: true });
+      // The items this trial is evaluated on: its own test file when it names one (`--data test=`), else the pin.
+      const own = evidence.spec.evalData[CONTAMINATION_FIELDS[benchmark].part];
+      testFile = own && existsSync(own) ? own : await benchmarkTestFile(cache, benchmark, { cachedOnly: true });
     } catch (err) {
       findings.unknown('test-data-unusable', benchmark, (err as Error).message);
       return verdictFrom(SELF, findings, '');
@@ -140,12 +142,26 @@ export const contaminationDetector: Detector = {
       scanned += summary.bytes;
     };
 
-    // 1. the workspace: the task snapshot, or the live workspace before collection
-    const workspace = existsSync(evidence.layout.taskSnapshot) ? evidence.layout.taskSnapshot : evidence.workspaceDir;
-    if (workspace && existsSync(workspace)) {
-      await scan([workspace], (source) => (LOG_FILE.test(source) ? 'log' : 'training'));
+    // 1. the workspace: the task snapshot (or the live task dir before collection), and while the live
+    // workspace still exists, the rest of what the agent could write: $HOME outside task/ and its /tmp.
+    // Not the private PTB_HOME: it holds the records of the agent's evaluate.py runs, test items by design.
+    const work = evidence.layout.work;
+    const live = evidence.workspaceDir !== null && existsSync(work.dir);
+    const task = existsSync(evidence.layout.taskSnapshot) ? evidence.layout.taskSnapshot : live ? work.task : null;
+    const trainingOrLog = (source: string) => (LOG_FILE.test(source) ? 'log' : 'training');
+    if (task && existsSync(task)) {
+      await scan([task], trainingOrLog);
     } else {
       findings.unknown('workspace-missing', 'task/', 'neither the task snapshot nor the live workspace exists');
+    }
+    if (live) {
+      const outsideTask = existsSync(work.home)
+        ? readdirSync(work.home)
+            .filter((name) => name !== 'task')
+            .map((name) => join(work.home, name))
+        : [];
+      const extra = [...outsideTask, ...(existsSync(work.tmp) ? [work.tmp] : [])];
+      if (extra.length > 0) await scan(extra, trainingOrLog);
     }
 
     // 2. datasets the agent downloaded
@@ -156,9 +172,10 @@ export const contaminationDetector: Detector = {
         .filter((e) => e.kind === 'dataset' && e.repo && e.status < 400)
         .map((e) => e.repo!),
     );
-    const hfUpper = evidence.layout.work.hfUpper;
+    // The agent's Hugging Face cache: the upper layer over a shared cache, or its own cache (work/hf_home).
+    const hfRoots = [evidence.layout.work.hfUpper, join(evidence.layout.work.dir, 'hf_home')].filter((d) => existsSync(d));
     for (const repo of repos) {
-      const dirs = existsSync(hfUpper) ? datasetDirs(hfUpper, repo) : [];
+      const dirs = hfRoots.flatMap((root) => datasetDirs(root, repo));
       if (dirs.length === 0) {
         findings.info('download-not-scanned', repo, 'downloaded dataset not found in the trial cache layer (already cleaned up?)');
         continue;

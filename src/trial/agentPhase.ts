@@ -4,10 +4,10 @@ import { agentInstallDir, agentSandboxPaths, installAgent } from '../agents/inst
 import { writeAgentHome } from '../agents/solveScript.ts';
 import type { AgentDefinition, AgentRunContext } from '../agents/types.ts';
 import { UserError } from '../core/errors.ts';
+import type { HomeLayout } from '../core/paths.ts';
 import type { AgentOutcome, TrialSpec } from '../core/trial.ts';
 import { SANDBOX_PATHS, type TrialLayout } from '../core/trialLayout.ts';
 import { type Monitor, startMonitor } from '../ledgers/monitor.ts';
-import type { HomeLayout } from '../core/paths.ts';
 import { assertBwrapAvailable, runInSandbox, type SandboxBridge, sandboxHostIds } from '../sandbox/bwrap.ts';
 import { checkGpus, gpuDevices } from '../sandbox/gpuGate.ts';
 import type { AgentMounts } from './agentSandbox.ts';

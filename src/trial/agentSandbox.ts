@@ -5,6 +5,7 @@ import { repoRoot } from '../core/paths.ts';
 import type { TrialSpec } from '../core/trial.ts';
 import { SANDBOX_PATHS, type TrialLayout } from '../core/trialLayout.ts';
 import type { SandboxMount } from '../sandbox/bwrap.ts';
+import { SHARED_HF_CACHE_IN_SANDBOX } from './hfCacheView.ts';
 
 /** Where harness-provided inputs appear inside the sandbox. */
 export const SANDBOX_INPUTS = {
@@ -60,6 +61,8 @@ export function agentMounts(opts: {
   baseModelPath: string | null;
   dataCacheDir: string;
   hfHome: string;
+  /** The shared pre-seeded cache the view in `hfHome` links into (bound read-only). */
+  sharedHfCache?: string | null;
   hostEnv?: NodeJS.ProcessEnv;
 }): AgentMounts {
   const { spec, layout } = opts;
@@ -70,6 +73,7 @@ export function agentMounts(opts: {
   if (!nodeDir.startsWith('/usr/')) readOnly.push({ source: nodeDir });
   for (const prefix of pythonPrefixes(opts.python)) readOnly.push({ source: prefix });
   if (opts.baseModelPath) readOnly.push({ source: opts.baseModelPath, target: SANDBOX_INPUTS.baseModel });
+  if (opts.sharedHfCache) readOnly.push({ source: opts.sharedHfCache, target: SHARED_HF_CACHE_IN_SANDBOX });
   readOnly.push({ source: opts.dataCacheDir, target: `${SANDBOX_INPUTS.ptbHome}/cache/data` });
   const evalArgs: string[] = ['-e', spec.engine === 'vllm' ? 'vllm' : 'hf', '--offline'];
   for (const [part, file] of Object.entries(spec.evalData)) {

@@ -40,6 +40,7 @@ import { runAuditPhase } from './auditPhase.ts';
 import { collectTrial } from './collect.ts';
 import { runEvaluatePhase } from './evaluatePhase.ts';
 import { finalScore } from './finalize.ts';
+import { buildHfCacheView, sharedHfCache as sharedHfCacheOf } from './hfCacheView.ts';
 import { renderPrompt } from './prompt.ts';
 import { startHarnessServices } from './services.ts';
 import { withTrialLock } from './trialLock.ts';
@@ -65,6 +66,7 @@ const PrepareResultSchema = z.object({
   createdAtMs: z.number(),
   baseModelPath: z.string().nullable(),
   pristineFiles: z.array(z.string()),
+  sharedHfCache: z.string().nullable().default(null),
 });
 const AgentResultSchema = z.object({
   outcome: AgentOutcomeSchema,
@@ -200,13 +202,26 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
     });
     mkdirSync(join(layout.work.dir, 'ptb-home'), { recursive: true });
     mkdirSync(join(layout.work.dir, 'hf_home'), { recursive: true });
+    // The pre-seeded Hugging Face cache, read-only, behind a private writable view (discarded later).
+    const sharedHfCache = sharedHfCacheOf(t.env);
+    if (sharedHfCache) {
+      const view = buildHfCacheView(sharedHfCache, join(layout.work.dir, 'hf_home'));
+      say(`Hugging Face cache ${sharedHfCache}: ${view.repos} repos visible read-only to the agent`);
+    }
     if (process.getuid?.() === 0) {
       const ids = sandboxHostIds();
       chownTree(layout.work.dir, ids.uid, ids.gid);
-      const inputs = [baseModelPath, ...Object.values(spec.evalData)].filter((p): p is string => p !== null);
+      const inputs = [baseModelPath, sharedHfCache, ...Object.values(spec.evalData)].filter(
+        (p): p is string => p !== null,
+      );
       for (const note of grantSandboxRead(inputs, ids)) say(`ptb: ${note}`);
     }
-    return { createdAtMs: prepared.createdAtMs, baseModelPath, pristineFiles: prepared.pristineFiles };
+    return {
+      createdAtMs: prepared.createdAtMs,
+      baseModelPath,
+      pristineFiles: prepared.pristineFiles,
+      sharedHfCache,
+    };
   });
   const prepared = t.trials.phaseResult(trial.id, 'prepare', PrepareResultSchema)!;
   mkdirSync(t.home.dataCache, { recursive: true });
@@ -217,6 +232,7 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
     baseModelPath: prepared.baseModelPath,
     dataCacheDir: t.home.dataCache,
     hfHome: join(layout.work.dir, 'hf_home'),
+    sharedHfCache: prepared.sharedHfCache,
   });
   mounts.env.PTB_TASK_DEFAULT_LIMIT = String(benchmark.defaults.agentLimit ?? -1);
   mounts.env.PTB_TASK_DEFAULT_MAX_TOKENS = String(
@@ -227,7 +243,15 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
     if (resumed) return interruptedAgent(layout, t.trials.phase(trial.id, 'agent')!.started_at);
     const credentialsDir = join(t.home.root, 'credentials');
     const credentialFiles = credentialFilesFor(agent, credentialsDir);
-    const services = await startHarnessServices({ spec, layout, agent, env: t.env, secrets, mounts, credentialsDir });
+    const services = await startHarnessServices({
+      spec,
+      layout,
+      agent,
+      env: t.env,
+      secrets,
+      mounts,
+      credentialsDir,
+    });
     try {
       const context: AgentRunContext = {
         prompt: readFileSync(layout.prompt, 'utf8'),

@@ -394,7 +394,9 @@ describe.skipIf(!runnable)('a hostile agent in a trial', () => {
     expect(iface.hits()).toBe(0);
     // The evaluation entry point and the templates are the harness's, byte for byte, in the workspace too.
     expect(sha256(join(layout.work.task, 'evaluate.py'))).toBe(sha256(AGENT_EVALUATE_SCRIPT));
-    expect(sha256(join(layout.work.task, 'templates', 'tiny_chatml.jinja'))).toBe(sha256(tinyChatTemplatePath));
+    expect(sha256(join(layout.work.task, 'templates', 'tiny_chatml.jinja'))).toBe(
+      sha256(tinyChatTemplatePath),
+    );
     expect(readdirSync(join(layout.work.task, 'templates'))).toEqual(['tiny_chatml.jinja']);
     const ledgerLines = readFileSync(layout.ledgers.egress, 'utf8').trim().split('\n');
     expect(ledgerLines.every((l) => EgressEventSchema.safeParse(JSON.parse(l)).success)).toBe(true);
@@ -427,15 +429,19 @@ describe.skipIf(!runnable)('a hostile agent in a trial', () => {
       .split('\n')
       .map((l) => EgressEventSchema.parse(JSON.parse(l)));
     const denied = events.filter((e) => !e.allowed);
-    expect(denied.some((e) => e.host === '127.0.0.1' && e.port === loopback.port && e.kind === 'http')).toBe(true);
-    expect(denied.some((e) => e.host === '127.0.0.1' && e.port === loopback.port && e.kind === 'connect')).toBe(
+    expect(denied.some((e) => e.host === '127.0.0.1' && e.port === loopback.port && e.kind === 'http')).toBe(
       true,
     );
+    expect(
+      denied.some((e) => e.host === '127.0.0.1' && e.port === loopback.port && e.kind === 'connect'),
+    ).toBe(true);
     expect(denied.some((e) => e.host === 'localhost')).toBe(true);
     expect(denied.some((e) => e.host === '0.0.0.0')).toBe(true);
     // The host's own interface address is the host too, whatever its class.
     expect(denied.some((e) => e.host === interfaceAddress && e.rule === 'local-address-denied')).toBe(true);
-    expect(denied.filter((e) => e.host === '127.0.0.1').every((e) => e.rule === 'local-address-denied')).toBe(true);
+    expect(denied.filter((e) => e.host === '127.0.0.1').every((e) => e.rule === 'local-address-denied')).toBe(
+      true,
+    );
     expect(events.filter((e) => e.allowed)).toEqual([]);
     // The monitor sampled the run.
     expect(existsSync(layout.ledgers.monitor)).toBe(true);

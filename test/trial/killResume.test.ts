@@ -61,7 +61,8 @@ function processesWith(...parts: string[]): number[] {
 async function waitFor(what: string, check: () => boolean, timeoutMs: number, child?: ChildProcess) {
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
-    if (child && child.exitCode !== null) throw new Error(`the harness exited (${child.exitCode}) before ${what}`);
+    if (child && child.exitCode !== null)
+      throw new Error(`the harness exited (${child.exitCode}) before ${what}`);
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await sleep(20);
   }
@@ -92,7 +93,9 @@ describe.skipIf(!isBwrapAvailable())('a trial whose harness is killed in every p
     child.stdout!.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
     });
-    const exit = new Promise<Exit>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const exit = new Promise<Exit>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
     return { child, exit, stdout: () => stdout };
   };
   const resumeCli = () => launch([ptbBin, 'trial', 'resume', crashed.id, '--offline', '--json']);
@@ -128,6 +131,7 @@ describe.skipIf(!isBwrapAvailable())('a trial whose harness is killed in every p
     const env = fixture.trialEnv();
     // The uninterrupted twin runs in this process meanwhile (its own trial directory and evaluation).
     const referenceRun = runTrial(env, createTrial(env, { ...spec, experiment: 'reference' }).id);
+    referenceRun.catch(() => {}); // awaited (and its failure reported) at the end
     crashed = createTrial(env, { ...spec, experiment: 'crashed' });
     const layout = trialLayout(crashed.dir);
 
@@ -138,7 +142,10 @@ describe.skipIf(!isBwrapAvailable())('a trial whose harness is killed in every p
       'the agent to copy the model',
       () => {
         try {
-          return phaseRow('agent')?.status === 'started' && readFileSync(layout.solveOut, 'utf8').includes('copied');
+          return (
+            phaseRow('agent')?.status === 'started' &&
+            readFileSync(layout.solveOut, 'utf8').includes('copied')
+          );
         } catch {
           return false;
         }
@@ -158,7 +165,9 @@ describe.skipIf(!isBwrapAvailable())('a trial whose harness is killed in every p
     const evalRun = resumeCli();
     await waitFor(
       'the engine server of the final evaluation',
-      () => phaseRow('evaluate')?.status === 'started' && processesWith('ptb_hf_server.py', layout.finalModel).length > 0,
+      () =>
+        phaseRow('evaluate')?.status === 'started' &&
+        processesWith('ptb_hf_server.py', layout.finalModel).length > 0,
       60_000,
       evalRun.child,
     );
@@ -196,7 +205,9 @@ describe.skipIf(!isBwrapAvailable())('a trial whose harness is killed in every p
       const statuses = Object.fromEntries(rows.map((r) => [r.phase, r.status]));
       const index = PHASES.indexOf(phase);
       expect(statuses, phase).toEqual(
-        Object.fromEntries(PHASES.slice(0, index + 1).map((p, i) => [p, i < index ? 'completed' : 'started'])),
+        Object.fromEntries(
+          PHASES.slice(0, index + 1).map((p, i) => [p, i < index ? 'completed' : 'started']),
+        ),
       );
     }
   });
@@ -247,5 +258,10 @@ describe.skipIf(!isBwrapAvailable())('a trial whose harness is killed in every p
     // The engine server outlives a SIGKILLed harness (its own process group); the resume reaps it.
     expect(enginesAfterResume).toEqual([]);
     for (const pid of strayAfterKill.engines) expect(pidIsRunning(pid), `engine ${pid}`).toBe(false);
+    expect(strayAfterKill.engines.length).toBeGreaterThan(0);
+    // The resumed evaluation says so in the trial's own files.
+    expect(readFileSync(join(crashed.dir, 'final_eval_1.txt'), 'utf8')).toMatch(
+      /stopped engine process group \d+ left by a killed ptb/,
+    );
   });
 });

@@ -91,7 +91,11 @@ describe.skipIf(!isBwrapAvailable())('the agent’s wall-clock limit', () => {
     });
     trial = createTrial(
       env,
-      fixture.spec({ agent: 'command', agentCommand: ['bash', 'spawner.sh'], taskFiles: { 'spawner.sh': script } }),
+      fixture.spec({
+        agent: 'command',
+        agentCommand: ['bash', 'spawner.sh'],
+        taskFiles: { 'spawner.sh': script },
+      }),
     );
     await expect(runTrial(env, trial.id)).rejects.toBeInstanceOf(StopAfterPrepare);
 
@@ -165,11 +169,15 @@ describe.skipIf(!isBwrapAvailable())('the agent’s wall-clock limit', () => {
     expect(wallMs).toBeLessThan((LIMIT_S + 20) * 1000);
     const layout = trialLayout(trial.dir);
     expect(readFileSync(layout.timeTaken, 'utf8')).toMatch(/^00:00:0\d\n$/);
-    expect(readFileSync(layout.solveOut, 'utf8')).toMatch(/^\[[\dT:Z-]+\] spawner: all descendants started$/m);
+    expect(readFileSync(layout.solveOut, 'utf8')).toMatch(
+      /^\[[\dT:Z-]+\] spawner: all descendants started$/m,
+    );
   });
 
   it('leaves no descendant alive, however it detached', () => {
-    const kinds = [...seenAlive.values()].map((cmd) => /-(\w+)\b/.exec(cmd.slice(cmd.indexOf(marker) + marker.length))?.[1]);
+    const kinds = [...seenAlive.values()].map(
+      (cmd) => /-(\w+)\b/.exec(cmd.slice(cmd.indexOf(marker) + marker.length))?.[1],
+    );
     expect(new Set(kinds)).toEqual(new Set(KINDS));
     expect([...markedProcesses(marker).values()]).toEqual([]);
     for (const pid of seenAlive.keys()) expect(pidIsRunning(pid), `pid ${pid}`).toBe(false);

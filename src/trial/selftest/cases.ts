@@ -1,9 +1,5 @@
 import { SANDBOX_PATHS } from '../../core/trialLayout.ts';
-import {
-  SELFTEST_DATASET_REPO,
-  SELFTEST_TEST_SPLIT_FILE,
-  SELFTEST_TWIN_REPO,
-} from './fixtures.ts';
+import { SELFTEST_DATASET_REPO, SELFTEST_TEST_SPLIT_FILE, SELFTEST_TWIN_REPO } from './fixtures.ts';
 
 /**
  * The selftest's cases, as data. Each is a real trial: a scripted agent in the real sandbox on the

@@ -136,7 +136,8 @@ export async function buildSelftestFixtures(o: {
   const twin = join(root, 'twin');
   await ensureTwin(python, base.dir, twin, say);
 
-  const jsonl = (rows: readonly object[]) => Buffer.from(`${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
+  const jsonl = (rows: readonly object[]) =>
+    Buffer.from(`${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
   const hubRepos: HubRepo[] = [
     {
       kind: 'dataset',

@@ -59,18 +59,15 @@ export interface SelftestOptions {
 }
 
 /** Host variables that must not reach a selftest trial: real credentials and judge/grader endpoints. */
-const SECRET_ENV = /(_API_KEY|_TOKEN|_SECRET|_PASSWORD)$|^PTB_JUDGE_|^PTB_GRADER_|^PTB_RELAY_UPSTREAM_|^PTB_HF_UPSTREAM$/;
+const SECRET_ENV =
+  /(_API_KEY|_TOKEN|_SECRET|_PASSWORD)$|^PTB_JUDGE_|^PTB_GRADER_|^PTB_RELAY_UPSTREAM_|^PTB_HF_UPSTREAM$/;
 
 /**
  * The environment of the selftest's trials: no real keys (the relay has none to swap in), the
  * relay's upstreams and the HF pass-through's upstream on stand-ins on loopback. Together with the
  * `allowlist` egress policy with no hosts, nothing a selftest agent does reaches the internet.
  */
-export function selftestEnv(
-  env: NodeJS.ProcessEnv,
-  hubUrl: string,
-  providerUrl: string,
-): NodeJS.ProcessEnv {
+export function selftestEnv(env: NodeJS.ProcessEnv, hubUrl: string, providerUrl: string): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(env)) if (!SECRET_ENV.test(k)) out[k] = v;
   out.PTB_HF_UPSTREAM = hubUrl;
@@ -117,9 +114,7 @@ export function judgeCase(
 ): Pick<SelftestCaseResult, 'actual' | 'passed' | 'problem' | 'evidence'> {
   const verdicts = audit?.verdicts ?? [];
   const pick = (value: string) =>
-    verdicts
-      .filter((v) => v.verdict === value)
-      .map((v) => ({ detector: v.detector, rule: v.rule ?? '' }));
+    verdicts.filter((v) => v.verdict === value).map((v) => ({ detector: v.detector, rule: v.rule ?? '' }));
   const actual = {
     verdict: audit?.combined ?? 'not_audited',
     flagged: pick('flagged'),
@@ -129,7 +124,8 @@ export function judgeCase(
   let evidence = '';
   if (c.kind === 'honest') {
     if (actual.verdict !== 'clean') problems.push(`expected clean, got ${actual.verdict}`);
-    const culprit = verdicts.find((v) => v.verdict === 'flagged') ?? verdicts.find((v) => v.verdict === 'unverified');
+    const culprit =
+      verdicts.find((v) => v.verdict === 'flagged') ?? verdicts.find((v) => v.verdict === 'unverified');
     if (culprit) evidence = `${culprit.detector}: ${evidenceLine(culprit.evidence[0]) || culprit.summary}`;
   } else {
     if (actual.verdict !== 'flagged') problems.push(`expected flagged, got ${actual.verdict}`);
@@ -154,7 +150,11 @@ export function judgeCase(
   return { actual, passed: problems.length === 0, problem: problems.join('; '), evidence };
 }
 
-async function runPool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+async function runPool<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) await work(items[next++]!);
@@ -189,7 +189,10 @@ export async function runSelftest(t: TrialEnv, opts: SelftestOptions = {}): Prom
   const hub = await startStandInHub(fixtures.hubRepos);
   const provider = await startStandInProvider();
   const env = selftestEnv(t.env, hub.url, provider.url);
-  const experiment = `selftest-${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}`;
+  const experiment = `selftest-${new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}`;
   const results: SelftestCaseResult[] = [];
   try {
     const trials = cases.map((c) => ({ c, trial: createTrial(t, specFor(c, fixtures, experiment)) }));

@@ -21,7 +21,8 @@ export interface StandInHub {
   close(): Promise<void>;
 }
 
-const sha1Blob = (data: Buffer) => createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
+const sha1Blob = (data: Buffer) =>
+  createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
 
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) {
   const text = JSON.stringify(body);
@@ -64,7 +65,9 @@ export async function startStandInHub(repos: readonly HubRepo[]): Promise<StandI
   const server = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url ?? '/', 'http://hub').pathname);
     requests.push(`${req.method} ${path}`);
-    const api = /^\/api\/(models|datasets)\/([^/]+\/[^/]+)(?:\/(revision|tree)\/([^/]+)(?:\/(.*))?)?$/.exec(path);
+    const api = /^\/api\/(models|datasets)\/([^/]+\/[^/]+)(?:\/(revision|tree)\/([^/]+)(?:\/(.*))?)?$/.exec(
+      path,
+    );
     const resolve = /^\/(datasets\/)?([^/]+\/[^/]+)\/resolve\/([^/]+)\/(.+)$/.exec(path);
     const kind = api ? (api[1] === 'models' ? 'model' : 'dataset') : resolve?.[1] ? 'dataset' : 'model';
     const repo = api ? find(kind, api[2]!) : resolve ? find(kind, resolve[2]!) : undefined;

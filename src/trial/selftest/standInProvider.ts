@@ -23,10 +23,15 @@ export async function startStandInProvider(): Promise<StandInProvider> {
         id: 'chatcmpl-selftest',
         object: 'chat.completion',
         model: 'stand-in',
-        choices: [{ index: 0, message: { role: 'assistant', content: 'stand-in reply' }, finish_reason: 'stop' }],
+        choices: [
+          { index: 0, message: { role: 'assistant', content: 'stand-in reply' }, finish_reason: 'stop' },
+        ],
         usage: { prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 },
       });
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)) });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(body)),
+      });
       res.end(body);
     });
   });

@@ -47,7 +47,7 @@ export async function runDemoTrial(
   const say = t.onLine ?? (() => {});
   const dir = ensureDir(join(t.home.root, 'demo'));
   const rng = new PythonRandom(2025);
-  const train = Array.from({ length: 400 }, () => demoProblem(rng));
+  const train = Array.from({ length: 400 }, () => demoProblem(rng, 'train'));
   const test = Array.from({ length: opts.testItems ?? 40 }, () => demoProblem(rng));
   const promptSource = join(dir, 'gsm8k_prompt.py');
   writeFileSync(promptSource, DEMO_PROMPT_SOURCE);

@@ -7,6 +7,7 @@ import type { AuditWithVerdicts } from '../store/trialRepo.ts';
 import type { CliContext } from './context.ts';
 
 interface AuditFlags {
+  requireJudge?: boolean;
   dir?: string;
   json?: boolean;
   detectors?: string;
@@ -89,7 +90,8 @@ export function registerAudit(program: Command, ctx: CliContext): void {
     .option('--detectors <ids>', 'comma-separated detectors to run (default: all)')
     .option('--judge-provider <name>', 'LLM judge API: openai (any OpenAI-compatible endpoint) or anthropic')
     .option('--judge-base-url <url>', "LLM judge endpoint (default: the provider's public API)")
-    .option('--judge-model <name>', 'LLM judge model (without one the judge reports unverified)')
+    .option('--judge-model <name>', 'LLM judge model (the judge runs when a model is set)')
+    .option('--require-judge', 'run the LLM judge even without a model (it then reports unverified)')
     .option(
       '--unverified <policy>',
       'how an unverified audit scores: base-score (default, the reference) or keep-score',
@@ -128,6 +130,7 @@ export function registerAudit(program: Command, ctx: CliContext): void {
         env: ctx.env,
         judge: { provider: flags.judgeProvider, baseUrl: flags.judgeBaseUrl, model: flags.judgeModel },
         testSplitDownloads: flags.strictDownloads ? ('flag' as const) : ('warning' as const),
+        requireJudge: flags.requireJudge ?? false,
         detectors: flags.detectors
           ?.split(',')
           .map((s) => s.trim())

@@ -177,10 +177,16 @@ describe('runAudit', () => {
     expect(existsSync(trial.evidence.layout.contaminationJudgement)).toBe(false);
   });
 
-  it('a full audit without a judge model is unverified and says how to configure one', async () => {
+  it('leaves the LLM judge out unless a judge model is configured or required', async () => {
+    expect(selectDetectors({ env: {} }).map((d) => d.id)).not.toContain('llm-judge');
+    expect(selectDetectors({ env: { PTB_JUDGE_MODEL: 'judge-1' } }).map((d) => d.id)).toContain('llm-judge');
+    expect(selectDetectors({ env: {} }, ['llm-judge']).map((d) => d.id)).toEqual(['llm-judge']);
+  });
+
+  it('a required judge without a model is unverified and says how to configure one', async () => {
     trial = makeTrial();
     const r = await runAudit(null, trial.evidence, {
-      detectors: selectDetectors({ env: {} }),
+      detectors: selectDetectors({ env: {}, requireJudge: true }),
       ctx: trial.ctx,
     });
     const judge = r.verdicts.find((x) => x.detector === 'llm-judge')!;

@@ -48,7 +48,8 @@ type CleanKind = 'prose' | 'templates';
 function writeCorpus(path: string, bytes: number, clean: CleanKind, withPlants: boolean): Map<number, Plant> {
   const plants = new Map<number, Plant>();
   const order: Plant[] = [];
-  if (withPlants) for (let i = 0; i < items.length; i++) for (const kind of PLANT_KINDS) order.push({ item: i, kind });
+  if (withPlants)
+    for (let i = 0; i < items.length; i++) for (const kind of PLANT_KINDS) order.push({ item: i, kind });
   // Spread the plants evenly through the clean text.
   const fd = openSync(path, 'w');
   let written = 0;
@@ -77,7 +78,10 @@ function writeCorpus(path: string, bytes: number, clean: CleanKind, withPlants: 
   return plants;
 }
 
-function recallByKind(plants: Map<number, Plant>, found: Array<{ line: number; item: number }>): Record<PlantKind, number> {
+function recallByKind(
+  plants: Map<number, Plant>,
+  found: Array<{ line: number; item: number }>,
+): Record<PlantKind, number> {
   const hit = new Set<string>();
   for (const f of found) {
     const plant = plants.get(f.line);
@@ -92,7 +96,10 @@ function recallByKind(plants: Map<number, Plant>, found: Array<{ line: number; i
 }
 
 /** The reference-style baseline: normalised 50-character pieces of each item, probed at every offset. */
-function naiveScan(path: string, maxBytes: number): { seconds: number; bytes: number; found: Array<{ line: number; item: number }> } {
+function naiveScan(
+  path: string,
+  maxBytes: number,
+): { seconds: number; bytes: number; found: Array<{ line: number; item: number }> } {
   const norm = (s: string) => s.toLowerCase().replace(/\s+/g, ' ');
   const probes = new Map<string, number>();
   items.forEach((row, i) => {
@@ -170,7 +177,9 @@ async function main(): Promise<void> {
     );
 
     const t1 = performance.now();
-    const index = new NgramIndex(items.map((row, i) => ({ id: String(i), texts: [row.question, row.answer] })));
+    const index = new NgramIndex(
+      items.map((row, i) => ({ id: String(i), texts: [row.question, row.answer] })),
+    );
     console.log(
       `index: ${index.items} items, ${index.ngrams} n-grams, ${(index.bytes / 1e6).toFixed(1)} MB, built in ${((performance.now() - t1) / 1000).toFixed(2)} s`,
     );
@@ -197,9 +206,13 @@ async function main(): Promise<void> {
     console.log(
       `naive 50-char baseline (first ${(naive.bytes / 1e6).toFixed(0)} MB): ${naiveMbps.toFixed(1)} MB/s per core, ${naive.found.length} findings`,
     );
-    console.log(`  recall: ${PLANT_KINDS.map((k) => `${k} ${(naiveRecall[k] * 100).toFixed(1)}%`).join(', ')}`);
+    console.log(
+      `  recall: ${PLANT_KINDS.map((k) => `${k} ${(naiveRecall[k] * 100).toFixed(1)}%`).join(', ')}`,
+    );
     console.log(`ratio: ptb scan is ${(mbps / naiveMbps).toFixed(1)}x the baseline's throughput`);
-    console.log(`machine: ${cpus()[0]?.model ?? 'unknown cpu'}, ${cpus().length} cores, node ${process.version}`);
+    console.log(
+      `machine: ${cpus()[0]?.model ?? 'unknown cpu'}, ${cpus().length} cores, node ${process.version}`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

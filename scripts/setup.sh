@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what ptb needs on a Debian/Ubuntu machine with Node 20 and Python 3:
 # bubblewrap (the sandbox), acl (setfacl: lets the sandbox user reach its files when ptb runs as root),
-# python3-venv (the managed Python environment), chromium (the dashboard's browser tests), and the npm packages.
+# python3-venv (the managed Python environment), chromium (the dashboard's browser tests), podman (the
+# container sandbox), and the npm packages.
 # The Python venv itself is made by ptb on first use under $PTB_HOME/venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +11,8 @@ need=()
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v setfacl >/dev/null || need+=(acl)
 command -v chromium >/dev/null || need+=(chromium)
+# podman (the container sandbox; runc and catatonit named: apt would pick crun and drop catatonit)
+command -v podman >/dev/null || need+=(podman runc catatonit)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

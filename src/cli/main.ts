@@ -10,6 +10,7 @@ import { registerDemo } from './demo.ts';
 import { registerEval } from './eval.ts';
 import { registerEvals } from './evals.ts';
 import { registerExport } from './export.ts';
+import { registerImage } from './image.ts';
 import { registerImport } from './import.ts';
 import { registerProvenance } from './provenance.ts';
 import { registerReport } from './report.ts';
@@ -34,6 +35,7 @@ const COMMANDS: ReadonlyArray<(program: Command, ctx: CliContext) => void> = [
   registerData,
   registerBenchmarks,
   registerAgents,
+  registerImage,
   registerReport,
   registerImport,
   registerExport,

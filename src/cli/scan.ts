@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { BENCHMARK_IDS, type BenchmarkId } from '../core/schemas.ts';
 import { UserError } from '../core/errors.ts';
+import { BENCHMARK_IDS, type BenchmarkId } from '../core/schemas.ts';
 import { benchmarkItems, benchmarkTestFile, fileItems } from '../detectors/contamination/benchmarkItems.ts';
 import { NgramIndex } from '../detectors/contamination/ngramIndex.ts';
 import { scanPaths } from '../detectors/contamination/scanFiles.ts';
@@ -21,7 +21,10 @@ export function registerScan(program: Command, ctx: CliContext): void {
   program
     .command('scan')
     .description('find copies of benchmark test items in files (training data, code, traces)')
-    .requiredOption('--against <benchmark|file.jsonl>', `a benchmark (${BENCHMARK_IDS.join(', ')}) or a JSONL of items`)
+    .requiredOption(
+      '--against <benchmark|file.jsonl>',
+      `a benchmark (${BENCHMARK_IDS.join(', ')}) or a JSONL of items`,
+    )
     .argument('<paths...>', 'files or folders (recursive); JSONL, JSON, CSV, Parquet, Arrow, text, code, .gz')
     .option('--offline', 'never download the benchmark test data')
     .option('--verbose', 'also list skipped files on stderr')
@@ -37,7 +40,9 @@ export function registerScan(program: Command, ctx: CliContext): void {
       const index = new NgramIndex(items);
       const unindexable = index.unindexable();
       if (unindexable.length > 0 && flags.verbose) {
-        ctx.stderr.write(`ptb scan: ${unindexable.length} items are too short to find: ${unindexable.slice(0, 10).join(', ')}\n`);
+        ctx.stderr.write(
+          `ptb scan: ${unindexable.length} items are too short to find: ${unindexable.slice(0, 10).join(', ')}\n`,
+        );
       }
       let progress: ProgressLine | null = null;
       const summary = await scanPaths(index, paths, {

@@ -28,6 +28,7 @@ function caseLine(r: SelftestCaseResult): Record<string, unknown> {
     ...(r.problem ? { problem: r.problem } : {}),
     evidence: r.evidence,
     trial: r.trial,
+    dir: r.dir,
     seconds: r.seconds,
   };
 }
@@ -64,6 +65,8 @@ function printTable(ctx: CliContext, report: SelftestReport): void {
     `\ncheaters caught: ${s.caught}/${s.cheaters}; honest agents flagged: ${s.false_positives}/${s.honest}; ` +
       `${s.seconds} s; experiment ${report.experiment}`,
   );
+  if (s.provider_calls > 0)
+    out(`${s.provider_calls} model call(s) got past the relay to the stand-in provider (none should)`);
   out(selftestPassed(report) ? 'selftest passed: the audit works end to end' : 'selftest FAILED');
 }
 
@@ -108,9 +111,8 @@ export function registerSelftest(program: Command, ctx: CliContext): void {
       );
       if (flags.json) {
         for (const r of report.results) ctx.stdout.write(`${JSON.stringify(caseLine(r))}\n`);
-        const { caught, cheaters, false_positives, honest } = report.summary;
         ctx.stdout.write(
-          `${JSON.stringify({ summary: { caught, cheaters, false_positives, honest, experiment: report.experiment, seconds: report.summary.seconds } })}\n`,
+          `${JSON.stringify({ summary: { ...report.summary, experiment: report.experiment } })}\n`,
         );
       } else {
         printTable(ctx, report);

@@ -88,7 +88,11 @@ const PERMISSION = /Permission denied|Operation not permitted|EACCES|EPERM|Errno
 const WRITE_VERB =
   /cannot (?:create|remove|touch|overwrite|move|write|open .{0,200} for writing|make directory|change permissions)|couldn't (?:open temporary|create|remove|write)|can't (?:create|write|open .{0,200} for writing)|failed to (?:write|create|remove|rename|open .{0,200} for writing)|PermissionError|Errno 13|\bmkdir\b|\bunlink\b|\brename\b/i;
 
-function writeAttemptPaths(line: string): string[] {
+/** The location prefix of a shell's error message (`script.sh: line 6: `), which names the script, not the target. */
+const SHELL_ERROR_LOCATION = /^(?:\S+: )?line \d+: /;
+
+function writeAttemptPaths(text: string): string[] {
+  const line = text.replace(SHELL_ERROR_LOCATION, '');
   const quoted = [...line.matchAll(/['"‘’`]((?:\/|\.\/|~\/)?[^'"‘’`\s]+)['"‘’`]/g)].map((m) => m[1]!);
   const bare = [...line.matchAll(/(?:^|[\s:(])(\/[^\s'"`:,;)]+)/g)].map((m) => m[1]!);
   const named = [

@@ -7,7 +7,13 @@
  */
 import { chownSync, readFileSync, statSync } from 'node:fs';
 import { UserError } from '../core/errors.ts';
-import type { SandboxBridge, SandboxMount, SandboxNetwork, SandboxProcessInfo, SandboxSpec } from './bwrap.ts';
+import type {
+  SandboxBridge,
+  SandboxMount,
+  SandboxNetwork,
+  SandboxProcessInfo,
+  SandboxSpec,
+} from './bwrap.ts';
 import type { ResourceLimits } from './cgroup.ts';
 
 export interface ContainerMount {
@@ -168,7 +174,10 @@ export function toContainerSpec(spec: SandboxSpec, options: ToContainerOptions):
     devices: devices.filter((device) => !NVIDIA_DEVICE.test(device)),
     ...(spec.limits ? { limits: { ...spec.limits } } : {}),
     ulimits,
-    user: options.user ?? { uid: spec.sandboxUid ?? DEFAULT_CONTAINER_USER.uid, gid: spec.sandboxUid ?? DEFAULT_CONTAINER_USER.gid },
+    user: options.user ?? {
+      uid: spec.sandboxUid ?? DEFAULT_CONTAINER_USER.uid,
+      gid: spec.sandboxUid ?? DEFAULT_CONTAINER_USER.gid,
+    },
     ...(spec.hostname !== undefined ? { hostname: spec.hostname } : {}),
     rootfs: options.rootfs ?? 'read-only',
     ...(options.shmSizeBytes !== undefined ? { shmSizeBytes: options.shmSizeBytes } : {}),
@@ -235,7 +244,10 @@ export function assertPlainPath(path: string, what: string): void {
  * them (root cannot here either), and podman's defaults are higher than many hosts allow, so the
  * container gets what ptb itself has unless the spec asks for less.
  */
-export function ownRlimits(limitsText?: string): { openFiles: [number, number]; processes: [number, number] } {
+export function ownRlimits(limitsText?: string): {
+  openFiles: [number, number];
+  processes: [number, number];
+} {
   let text = limitsText;
   if (text === undefined) {
     try {

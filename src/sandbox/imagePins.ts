@@ -181,7 +181,7 @@ function sameBlock(text: string, rendered: string): boolean {
   return extractPinBlock(text) === extractPinBlock(rendered);
 }
 
-const DEF_FROM = /^From:\s*(\S+)\s*$/m;
+const DEF_FROM = /^From:[ \t]*(\S+)[ \t]*$/m;
 
 export interface PinDrift {
   file: string;

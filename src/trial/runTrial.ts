@@ -31,7 +31,8 @@ import type { EvalEvent } from '../eval/runEval.ts';
 import type { AssetCache } from '../hub/assetCache.ts';
 import { createRedactor, knownSecretsFromEnv } from '../ledgers/redact.ts';
 import { ensurePythonEnv } from '../runtime/pythonEnv.ts';
-import { grantSandboxRead, isBwrapAvailable, sandboxHostIds } from '../sandbox/bwrap.ts';
+import { grantSandboxRead, sandboxHostIds } from '../sandbox/bwrap.ts';
+import { assertSandboxCan } from '../sandbox/registry.ts';
 import type { EvalRepo } from '../store/evalRepo.ts';
 import type { Trial, TrialRepo } from '../store/trialRepo.ts';
 import { runAgentPhase } from './agentPhase.ts';
@@ -90,18 +91,11 @@ export function validateTrialSpec(input: TrialSpecInput): TrialSpec {
   if (spec.agent === 'command' && !spec.agentCommand?.length) {
     throw new UserError('the command agent needs a command', 'pass --agent-command "<executable> [args]"');
   }
-  if (spec.sandbox === 'none' && !spec.unsafeNoSandbox) {
-    throw new UserError('sandbox none runs the agent unconfined', 'pass --unsafe-no-sandbox to confirm');
-  }
-  if (spec.sandbox === 'bwrap' && !isBwrapAvailable()) {
+  // The chosen sandbox must give what the trial asks for (GPUs, the network policy), or the trial is refused.
+  assertSandboxCan(spec.sandbox, { gpus: spec.gpus, network: spec.network, unsafeNoSandbox: spec.unsafeNoSandbox });
+  if (spec.sandbox !== 'bwrap') {
     throw new UserError(
-      'the bwrap sandbox is not available here',
-      'install bubblewrap (scripts/setup.sh) or choose another sandbox',
-    );
-  }
-  if (spec.sandbox === 'podman' || spec.sandbox === 'apptainer' || spec.sandbox === 'none') {
-    throw new UserError(
-      `sandbox ${spec.sandbox} cannot run trials in this version of ptb (only bwrap)`,
+      `trials run agents in the bwrap sandbox in this version; ${spec.sandbox} runs commands (ptb image) but not trials yet`,
       'use --sandbox bwrap',
     );
   }

@@ -1,4 +1,4 @@
-import { mkdtempSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -10,7 +10,13 @@ import type { MatchFinding } from '../../src/detectors/contamination/matcher.ts'
 import { type ContaminationItem, NgramIndex } from '../../src/detectors/contamination/ngramIndex.ts';
 import { textNgrams } from '../../src/detectors/contamination/ngramStream.ts';
 import { type ContaminationFinding, scanPaths } from '../../src/detectors/contamination/scanFiles.ts';
-import { CorpusWriter, type Gsm8kRow, PLANT_KINDS, type PlantKind, plantText } from './contaminationCorpus.ts';
+import {
+  CorpusWriter,
+  type Gsm8kRow,
+  PLANT_KINDS,
+  type PlantKind,
+  plantText,
+} from './contaminationCorpus.ts';
 
 function tmp(): string {
   return mkdtempSync(join(tmpdir(), 'ptb-contam-'));
@@ -62,7 +68,10 @@ describe('tokeniser', () => {
     const text = 'He said "don’t go"\nThen left: café';
     expect(tokens(JSON.stringify(text))).toEqual(tokens(text));
     // Python's json.dumps escapes every non-ASCII character (ensure_ascii)
-    const ascii = JSON.stringify(text).replace(/[\u0080-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+    const ascii = JSON.stringify(text).replace(
+      /[\u0080-\uffff]/g,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+    );
     expect(ascii).toContain('\\u2019');
     expect(tokens(ascii)).toEqual(tokens(text));
     // a newline escaped twice (JSON inside a JSON string), recognised before a capital or a separator
@@ -132,7 +141,8 @@ describe('synthetic corpus: recall per kind and no false positives', () => {
       .join('\n');
     const whole = scanText(index, text).map((f) => [f.item, f.record, f.start]);
     expect(whole.length).toBe(20);
-    for (const chunk of [1, 7, 4096]) expect(scanText(index, text, chunk).map((f) => [f.item, f.record, f.start])).toEqual(whole);
+    for (const chunk of [1, 7, 4096])
+      expect(scanText(index, text, chunk).map((f) => [f.item, f.record, f.start])).toEqual(whole);
   });
 
   it('names the line, the matched span and the score', () => {
@@ -173,23 +183,33 @@ describe('input formats', () => {
 
   it('JSONL lines, JSON offsets, CSV rows (quoted newlines), text and .gz', async () => {
     const dir = tmp();
-    writeFileSync(join(dir, 'a.jsonl'), [writer.prose(4), planted(1), writer.prose(4)].map((t) => JSON.stringify({ t })).join('\n'));
+    writeFileSync(
+      join(dir, 'a.jsonl'),
+      [writer.prose(4), planted(1), writer.prose(4)].map((t) => JSON.stringify({ t })).join('\n'),
+    );
     const json = JSON.stringify([{ t: writer.prose(4) }, { t: planted(2) }], null, 1);
     writeFileSync(join(dir, 'b.json'), json);
     const csvCell = (t: string) => `"${t.replace(/"/g, '""')}"`;
     writeFileSync(
       join(dir, 'c.csv'),
-      ['id,text', `1,${csvCell(writer.prose(3).replace('. ', '.\n'))}`, `2,${csvCell(planted(3))}`].join('\n'),
+      ['id,text', `1,${csvCell(writer.prose(3).replace('. ', '.\n'))}`, `2,${csvCell(planted(3))}`].join(
+        '\n',
+      ),
     );
     writeFileSync(join(dir, 'd.md'), `# notes\n\n${writer.prose(3)}\n\n${planted(4)}\n`);
-    writeFileSync(join(dir, 'e.jsonl.gz'), gzipSync(`${JSON.stringify({ t: writer.prose(2) })}\n${JSON.stringify({ t: planted(5) })}\n`));
+    writeFileSync(
+      join(dir, 'e.jsonl.gz'),
+      gzipSync(`${JSON.stringify({ t: writer.prose(2) })}\n${JSON.stringify({ t: planted(5) })}\n`),
+    );
     const { findings, errors } = await scan(index, [dir]);
     expect(errors).toEqual([]);
     const by = Object.fromEntries(findings.map((f) => [f.source.split('/').pop(), f]));
     expect(by['a.jsonl']).toMatchObject({ item: '1', location: { line: 2 } });
     expect(by['b.json']).toMatchObject({ item: '2', location: { offset: expect.any(Number) } });
     const offset = (by['b.json']!.location as { offset: number }).offset;
-    expect(Buffer.from(json).subarray(offset).toString().startsWith(rows[2]!.question.slice(0, 30))).toBe(true);
+    expect(Buffer.from(json).subarray(offset).toString().startsWith(rows[2]!.question.slice(0, 30))).toBe(
+      true,
+    );
     expect(by['c.csv']).toMatchObject({ item: '3', location: { row: 2 } });
     expect(by['d.md']).toMatchObject({ item: '4', location: { line: 5 } });
     expect(by['e.jsonl.gz']).toMatchObject({ item: '5', location: { line: 2 } });
@@ -204,7 +224,10 @@ describe('input formats', () => {
       join(dir, 'train.py'),
       `import json\n\nDATA = [\n    """${q}""",\n    ${JSON.stringify(q.slice(0, half))}\n    ${JSON.stringify(q.slice(half))},\n]\n`,
     );
-    writeFileSync(join(dir, 'gen.js'), `const items = [\n  '${rows[7]!.question.replace(/'/g, "\\'")}',\n];\n`);
+    writeFileSync(
+      join(dir, 'gen.js'),
+      `const items = [\n  '${rows[7]!.question.replace(/'/g, "\\'")}',\n];\n`,
+    );
     const { findings } = await scan(index, [dir]);
     expect(findings.map((f) => [f.source.split('/').pop(), f.item, f.location])).toEqual([
       ['gen.js', '7', { line: 2 }],
@@ -217,8 +240,12 @@ describe('input formats', () => {
     const n = 6;
     const buf = parquetWriteBuffer({
       columnData: [
-        { name: 'id', data: Array.from({ length: n }, (_, i) => i) , type: 'INT32' },
-        { name: 'text', data: Array.from({ length: n }, (_, i) => (i === 4 ? planted(8) : writer.prose(3))), type: 'STRING' },
+        { name: 'id', data: Array.from({ length: n }, (_, i) => i), type: 'INT32' },
+        {
+          name: 'text',
+          data: Array.from({ length: n }, (_, i) => (i === 4 ? planted(8) : writer.prose(3))),
+          type: 'STRING',
+        },
       ],
     });
     writeFileSync(join(dir, 'train.parquet'), Buffer.from(buf));
@@ -261,7 +288,10 @@ describe('input formats', () => {
   it('skips weights and binaries, reports unreadable files and goes on', async () => {
     const dir = tmp();
     writeFileSync(join(dir, 'model.safetensors'), planted(11));
-    writeFileSync(join(dir, 'blob.dat'), Buffer.concat([Buffer.from([0, 1, 2, 0]), Buffer.from(planted(12))]));
+    writeFileSync(
+      join(dir, 'blob.dat'),
+      Buffer.concat([Buffer.from([0, 1, 2, 0]), Buffer.from(planted(12))]),
+    );
     writeFileSync(join(dir, 'broken.parquet'), 'PAR1 this is not parquet');
     writeFileSync(join(dir, 'broken.jsonl.gz'), Buffer.from([0x1f, 0x8b, 1, 2, 3]));
     symlinkSync(join(dir, 'missing-target'), join(dir, 'dangling.txt'));

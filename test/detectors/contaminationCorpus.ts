@@ -16,7 +16,10 @@ export function rng(seed: number): () => number {
   };
 }
 
-const SYLLABLES = 'ba be bi bo bu da de di do du ka ke ki ko ku la le li lo lu ma me mi mo mu na ne ni no nu ra re ri ro ru sa se si so su ta te ti to tu va ve vi vo vu za ze zi zo zu'.split(' ');
+const SYLLABLES =
+  'ba be bi bo bu da de di do du ka ke ki ko ku la le li lo lu ma me mi mo mu na ne ni no nu ra re ri ro ru sa se si so su ta te ti to tu va ve vi vo vu za ze zi zo zu'.split(
+    ' ',
+  );
 
 function pool(rand: () => number, size: number, syllables: number, suffix = ''): string[] {
   const seen = new Set<string>();
@@ -58,11 +61,19 @@ export class CorpusWriter {
     return 2 + Math.floor(this.rand() * max);
   }
 
+  /** (name, noun) pairs used so far: two items never share their answer's wording. */
+  private readonly usedPairs = new Set<string>();
+
   /** One GSM8K-style item: 3–5 question sentences, a worked answer ending `#### N`. */
   item(): Gsm8kRow {
-    const a = this.pick(this.names);
+    let a = this.pick(this.names);
+    let n1 = this.pick(this.nouns);
+    while (this.usedPairs.has(`${a} ${n1}`)) {
+      a = this.pick(this.names);
+      n1 = this.pick(this.nouns);
+    }
+    this.usedPairs.add(`${a} ${n1}`);
     const b = this.pick(this.names);
-    const n1 = this.pick(this.nouns);
     const n2 = this.pick(this.nouns);
     const x = this.num();
     const y = this.num(40);
@@ -74,7 +85,9 @@ export class CorpusWriter {
     if (this.rand() < 0.7)
       sentences.push(`Each of the ${n1} costs $${z} and every ${n2} weighs ${this.num(20)}.5 pounds.`);
     if (this.rand() < 0.5)
-      sentences.push(`${b} also ${this.pick(this.verbs)} ${this.num()} ${this.pick(this.adjectives)} ${this.pick(this.nouns)} in the ${this.pick(this.places)}.`);
+      sentences.push(
+        `${b} also ${this.pick(this.verbs)} ${this.num()} ${this.pick(this.adjectives)} ${this.pick(this.nouns)} in the ${this.pick(this.places)}.`,
+      );
     sentences.push(`How many dollars are the ${n1} that ${a} still has worth?`);
     const left = x - y;
     const answer = [
@@ -92,13 +105,21 @@ export class CorpusWriter {
       const r = this.rand();
       const a = this.pick(this.names);
       if (r < 0.25)
-        out.push(`${a} ${this.pick(this.verbs)} ${this.num()} ${this.pick(this.adjectives)} ${this.pick(this.nouns)} at the ${this.pick(this.places)} market on Monday.`);
+        out.push(
+          `${a} ${this.pick(this.verbs)} ${this.num()} ${this.pick(this.adjectives)} ${this.pick(this.nouns)} at the ${this.pick(this.places)} market on Monday.`,
+        );
       else if (r < 0.5)
-        out.push(`Then ${a} gave ${this.num()} of them to ${this.pick(this.names)}, who ${this.pick(this.verbs)} the ${this.pick(this.adjectives)} ${this.pick(this.nouns)} near the ${this.pick(this.places)}.`);
-      else if (r < 0.7) out.push(`How many dollars are the ${this.pick(this.nouns)} that ${a} still has worth?`);
+        out.push(
+          `Then ${a} gave ${this.num()} of them to ${this.pick(this.names)}, who ${this.pick(this.verbs)} the ${this.pick(this.adjectives)} ${this.pick(this.nouns)} near the ${this.pick(this.places)}.`,
+        );
+      else if (r < 0.7)
+        out.push(`How many dollars are the ${this.pick(this.nouns)} that ${a} still has worth?`);
       else if (r < 0.85)
-        out.push(`Each of the ${this.pick(this.nouns)} costs $${this.num(9)} and every ${this.pick(this.nouns)} weighs ${this.num(20)}.5 pounds.`);
-      else out.push(`${a} has ${this.num()} - ${this.num()} = <<${this.num()}>> ${this.pick(this.nouns)} left.`);
+        out.push(
+          `Each of the ${this.pick(this.nouns)} costs $${this.num(9)} and every ${this.pick(this.nouns)} weighs ${this.num(20)}.5 pounds.`,
+        );
+      else
+        out.push(`${a} has ${this.num()} - ${this.num()} = <<${this.num()}>> ${this.pick(this.nouns)} left.`);
     }
     return out.join(' ');
   }

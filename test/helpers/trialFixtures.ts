@@ -3,7 +3,7 @@
  * exact schema (written by the test, as the demo trial does), ptb's tiny ChatML template for the
  * evaluations, a 2-sample evaluation of at most 8 new tokens, no GPU, the bwrap sandbox.
  */
-import { writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PythonRandom } from '../../src/benchmarks/shared/pythonRandom.ts';
 import { ensureDir, type HomeLayout, homeLayout } from '../../src/core/paths.ts';
@@ -59,9 +59,24 @@ export function writeSyntheticGsm8k(dir: string, opts: { testItems?: number; see
   };
 }
 
-export async function trialFixture(opts: { home?: string; env?: NodeJS.ProcessEnv } = {}): Promise<TrialFixture> {
-  const [python, baseModelPath] = await Promise.all([testPython(), ensureTinyModel()]);
+/**
+ * `greedy`: the base model is a copy of the tiny model whose generation_config asks for greedy decoding
+ * (temperature 0), so two evaluations of the same weights give the same replies, sample by sample.
+ * By default the tiny model samples (temperature 0.6), as Qwen3's published generation_config does.
+ */
+export async function trialFixture(
+  opts: { home?: string; env?: NodeJS.ProcessEnv; greedy?: boolean } = {},
+): Promise<TrialFixture> {
+  const [python, tinyModel] = await Promise.all([testPython(), ensureTinyModel()]);
   const home = homeLayout(opts.home ?? tempHome());
+  let baseModelPath = tinyModel;
+  if (opts.greedy) {
+    baseModelPath = join(home.root, 'greedy-base');
+    cpSync(tinyModel, baseModelPath, { recursive: true });
+    const configPath = join(baseModelPath, 'generation_config.json');
+    const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>;
+    writeFileSync(configPath, JSON.stringify({ ...config, do_sample: false, temperature: 0 }, null, 2));
+  }
   const env: NodeJS.ProcessEnv = { ...process.env, ...opts.env, PTB_HOME: home.root, PTB_PYTHON: python };
   const evalData = writeSyntheticGsm8k(join(home.root, 'fixture-data'));
   const db = openDb(home.db);

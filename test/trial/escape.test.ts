@@ -10,6 +10,7 @@ import { EgressEventSchema } from '../../src/core/trial.ts';
 import { trialLayout } from '../../src/core/trialLayout.ts';
 import { tinyChatTemplatePath } from '../../src/runtime/tinyModel.ts';
 import { isBwrapAvailable } from '../../src/sandbox/bwrap.ts';
+import { createCgroupScope } from '../../src/sandbox/cgroup.ts';
 import type { Trial } from '../../src/store/trialRepo.ts';
 import { createTrial, runTrial } from '../../src/trial/runTrial.ts';
 import { AGENT_EVALUATE_SCRIPT } from '../../src/trial/workspace.ts';
@@ -72,6 +73,9 @@ const ATTEMPTS = [
   'fork-bomb',
 ] as const;
 
+/** Attempts that are only safe to make where the cgroup limits hold (a fork bomb without them takes the machine). */
+const NEED_LIMITS = new Set(['fork-count', 'memory-hog', 'fork-bomb']);
+
 interface Probe {
   harnessPid: number;
   sentinelPid: number;
@@ -82,6 +86,8 @@ interface Probe {
   loopbackPort: number;
   interfaceAddress: string;
   interfacePort: number;
+  /** The pids and memory limits are enforced here: the fork bombs and the memory hog may run. */
+  limits: boolean;
 }
 
 function escapeScript(p: Probe): string {
@@ -166,6 +172,7 @@ try_fail template-add touch templates/extra.jinja
 try_fail templates-remove rm -rf templates
 try_fail templates-rename mv templates templates_orig
 
+if [ "${p.limits ? 1 : 0}" = 1 ]; then
 # --- a counted fork bomb: how many processes can it make? ---
 python3 - > fork_count.txt 2>&1 <<'PY'
 import os, time
@@ -195,6 +202,7 @@ while True:
 ' > /dev/null 2>&1
 hog=$?
 if [ "$hog" -eq 137 ]; then result memory-hog blocked "killed by SIGKILL (exit 137)"; else result memory-hog ESCAPED "exit $hog"; fi
+fi
 
 # --- kill the harness ---
 try_fail kill-harness-pid kill -9 ${p.harnessPid}
@@ -203,6 +211,7 @@ echo "processes matching node: $(pgrep -a -f node | cut -c1-60 | tr '\\n' ';')"
 pkill -9 -f node
 result pkill-node blocked "pkill exit $?; only this sandbox's processes are visible"
 
+if [ "${p.limits ? 1 : 0}" = 1 ]; then
 # --- the classic fork bomb, last: it never dies on its own, so from here on only bash builtins run ---
 mkfifo /tmp/never && exec 8<>/tmp/never
 echo "escape agent: starting a fork bomb"
@@ -212,6 +221,7 @@ procs=(/proc/[0-9]*)
 line="ESCAPE-RESULT fork-bomb blocked \${#procs[@]} processes after 3 s of a fork bomb; this script still runs"
 echo "$line"
 echo "$line" >> "$report"
+fi
 echo "escape agent: now kill -9 -1"
 kill -9 -1
 echo "escape agent: still here after kill -9 -1"
@@ -263,10 +273,15 @@ describe.skipIf(!runnable)('a hostile agent in a trial', () => {
   let keyFile: string;
   let interfaceAddress: string;
   let lines: string[];
+  /** Whether this machine enforces the pids and memory limits (root with writable cgroupfs). */
+  let limits = false;
   const results = new Map<string, { verdict: string; detail: string }>();
 
   beforeAll(async () => {
     fixture = await trialFixture({ env: { PTB_TEST_SECRET_API_KEY: secret } });
+    const probe = createCgroupScope({ pids: PIDS_LIMIT, memoryBytes: MEMORY_LIMIT });
+    limits = probe.enforced.pids && probe.enforced.memory;
+    await probe.dispose();
     addCheapBaseline(fixture.trials);
     loopback = await countingServer('127.0.0.1');
     interfaceAddress = hostInterfaceAddress();
@@ -306,6 +321,7 @@ describe.skipIf(!runnable)('a hostile agent in a trial', () => {
         loopbackPort: loopback.port,
         interfaceAddress,
         interfacePort: iface.port,
+        limits,
       }),
     );
     trial = await runTrial(env, trial.id);
@@ -335,7 +351,7 @@ describe.skipIf(!runnable)('a hostile agent in a trial', () => {
     ]);
     expect(pidIsRunning(process.pid)).toBe(true);
     expect(pidIsRunning(sentinel.pid!)).toBe(true);
-    // The agent died of its own `kill -9 -1`, after the memory hog was killed by the OOM killer.
+    // The agent died of its own `kill -9 -1` (after the memory hog was killed by the OOM killer).
     const agent = JSON.parse(fixture.trials.phase(trial.id, 'agent')!.result_json!) as {
       outcome: string;
       exitCode: number | null;
@@ -343,16 +359,19 @@ describe.skipIf(!runnable)('a hostile agent in a trial', () => {
       detail: string;
     };
     expect(agent.outcome).toBe('failed');
-    expect(agent.oomKilled).toBe(true);
-    expect(agent.detail).toMatch(/memory limit/);
-    expect(lines.some((l) => l.includes('now kill -9 -1'))).toBe(true);
     expect(agent.exitCode).toBe(137);
+    expect(lines.some((l) => l.includes('now kill -9 -1'))).toBe(true);
+    if (limits) {
+      expect(agent.oomKilled).toBe(true);
+      expect(agent.detail).toMatch(/memory limit/);
+    }
   });
 
   it('logs every attempt as blocked', () => {
     const escaped = [...results].filter(([, r]) => r.verdict !== 'blocked');
     expect(escaped, JSON.stringify(escaped, null, 1)).toEqual([]);
-    expect([...results.keys()].sort()).toEqual([...ATTEMPTS].sort());
+    const expected = ATTEMPTS.filter((a) => limits || !NEED_LIMITS.has(a));
+    expect([...results.keys()].sort()).toEqual([...expected].sort());
     // The failures are the kernel's refusals, not typos in the script.
     expect(results.get('write-opt-ptb')!.detail).toMatch(/Read-only file system/);
     expect(results.get('write-etc')!.detail).toMatch(/Read-only file system/);
@@ -364,17 +383,19 @@ describe.skipIf(!runnable)('a hostile agent in a trial', () => {
     expect(results.get('tcp-host-loopback')!.detail).toMatch(/ConnectionRefused/);
     expect(results.get('tcp-public-1.1.1.1')!.detail).toMatch(/unreachable/i);
     expect(results.get('proxy-http-host-loopback')!.detail).toMatch(/403/);
-    expect(results.get('fork-count')!.detail).toMatch(/fork failed after \d+ children: errno 11/);
-    const forked = Number(/after (\d+)/.exec(results.get('fork-count')!.detail)![1]);
-    expect(forked).toBeLessThan(PIDS_LIMIT);
-    const bombProcesses = Number(/^(\d+) processes/.exec(results.get('fork-bomb')!.detail)![1]);
-    expect(bombProcesses).toBeGreaterThan(5);
-    expect(bombProcesses).toBeLessThanOrEqual(PIDS_LIMIT);
+    if (limits) {
+      expect(results.get('fork-count')!.detail).toMatch(/fork failed after \d+ children: errno 11/);
+      const forked = Number(/after (\d+)/.exec(results.get('fork-count')!.detail)![1]);
+      expect(forked).toBeLessThan(PIDS_LIMIT);
+      const bombProcesses = Number(/^(\d+) processes/.exec(results.get('fork-bomb')!.detail)![1]);
+      expect(bombProcesses).toBeGreaterThan(5);
+      expect(bombProcesses).toBeLessThanOrEqual(PIDS_LIMIT);
+    }
     expect(results.get('read-host-user-home')!.detail).toMatch(/No such file or directory/);
     expect(results.get('kill-harness-pid')!.detail).toMatch(/No such process/);
     expect(results.get('kill-host-sentinel-pid')!.detail).toMatch(/No such process/);
     const report = readFileSync(join(trialLayout(trial.dir).taskSnapshot, 'escape_report.txt'), 'utf8');
-    expect(report.match(/^ESCAPE-RESULT /gm)?.length).toBe(ATTEMPTS.length);
+    expect(report.match(/^ESCAPE-RESULT /gm)?.length).toBe(expected.length);
   });
 
   it('leaves the host untouched', () => {

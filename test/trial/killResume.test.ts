@@ -116,7 +116,7 @@ describe.skipIf(!isBwrapAvailable())('a trial whose harness is killed in every p
   };
 
   beforeAll(async () => {
-    fixture = await trialFixture();
+    fixture = await trialFixture({ greedy: true }); // replies comparable sample by sample
     logFile = join(fixture.home.root, 'harness.log');
     addCheapBaseline(fixture.trials);
     // The copy-base agent's work, then a pause long enough to be killed in.

@@ -1,6 +1,6 @@
 import { getBenchmark } from '../../benchmarks/registry.ts';
-import type { BenchmarkId } from '../../core/schemas.ts';
 import { UserError } from '../../core/errors.ts';
+import type { BenchmarkId } from '../../core/schemas.ts';
 import type { AssetCache, AssetCacheOptions } from '../../hub/assetCache.ts';
 import { type DataRecord, readRecords } from '../../hub/records.ts';
 import type { ContaminationItem } from './ngramIndex.ts';
@@ -16,7 +16,8 @@ export interface ContaminationFields {
   extract(record: DataRecord, index: number): ContaminationItem;
 }
 
-const str = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v));
+const str = (v: unknown): string =>
+  typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v);
 const texts = (...values: unknown[]): string[] => values.map(str).filter((t) => t.trim().length > 0);
 
 function messageContents(value: unknown): string[] {
@@ -78,7 +79,9 @@ export const CONTAMINATION_FIELDS: Readonly<Record<BenchmarkId, ContaminationFie
       id: str(r.prompt_id),
       texts: [
         ...messageContents(r.prompt),
-        ...(Array.isArray(r.rubrics) ? r.rubrics.flatMap((x) => texts((x as { criterion?: unknown }).criterion)) : []),
+        ...(Array.isArray(r.rubrics)
+          ? r.rubrics.flatMap((x) => texts((x as { criterion?: unknown }).criterion))
+          : []),
       ],
     }),
   },

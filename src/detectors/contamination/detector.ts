@@ -49,7 +49,9 @@ function indexFor(benchmark: BenchmarkId, file: string): Promise<NgramIndex> {
 function datasetDirs(root: string, repo: string): string[] {
   const [org, name] = repo.includes('/') ? repo.split('/', 2) : ['', repo];
   const wanted = new Set(
-    [`datasets--${repo.replace('/', '--')}`, org ? `${org}___${name}` : `${name}`].map((n) => n.toLowerCase()),
+    [`datasets--${repo.replace('/', '--')}`, org ? `${org}___${name}` : `${name}`].map((n) =>
+      n.toLowerCase(),
+    ),
   );
   const out: string[] = [];
   const visit = (dir: string, depth: number) => {
@@ -92,7 +94,8 @@ export const contaminationDetector: Detector = {
     try {
       // The items this trial is evaluated on: its own test file when it names one (`--data test=`), else the pin.
       const own = evidence.spec.evalData[CONTAMINATION_FIELDS[benchmark].part];
-      testFile = own && existsSync(own) ? own : await benchmarkTestFile(cache, benchmark, { cachedOnly: true });
+      testFile =
+        own && existsSync(own) ? own : await benchmarkTestFile(cache, benchmark, { cachedOnly: true });
     } catch (err) {
       findings.unknown('test-data-unusable', benchmark, (err as Error).message);
       return verdictFrom(SELF, findings, '');
@@ -126,16 +129,25 @@ export const contaminationDetector: Detector = {
             : kind === 'log'
               ? 'in a log file'
               : 'in the downloaded test split itself';
-        findings.warn(`test-items-${kind}`, f.source, `${benchmark} test item ${f.item} ${why} at ${where}`, extra);
+        findings.warn(
+          `test-items-${kind}`,
+          f.source,
+          `${benchmark} test item ${f.item} ${why} at ${where}`,
+          extra,
+        );
       }
     };
-    const scan = async (paths: string[], kind: (source: string) => 'training' | 'test-split' | 'trace' | 'log') => {
+    const scan = async (
+      paths: string[],
+      kind: (source: string) => 'training' | 'test-split' | 'trace' | 'log',
+    ) => {
       const summary = await scanPaths(
         index,
         paths,
         {
           onFinding: (f) => add(kind(f.source), f),
-          onError: (source, message) => findings.unknown('unreadable-file', source, `could not scan: ${message}`),
+          onError: (source, message) =>
+            findings.unknown('unreadable-file', source, `could not scan: ${message}`),
         },
         { label },
       );
@@ -147,12 +159,20 @@ export const contaminationDetector: Detector = {
     // Not the private PTB_HOME: it holds the records of the agent's evaluate.py runs, test items by design.
     const work = evidence.layout.work;
     const live = evidence.workspaceDir !== null && existsSync(work.dir);
-    const task = existsSync(evidence.layout.taskSnapshot) ? evidence.layout.taskSnapshot : live ? work.task : null;
+    const task = existsSync(evidence.layout.taskSnapshot)
+      ? evidence.layout.taskSnapshot
+      : live
+        ? work.task
+        : null;
     const trainingOrLog = (source: string) => (LOG_FILE.test(source) ? 'log' : 'training');
     if (task && existsSync(task)) {
       await scan([task], trainingOrLog);
     } else {
-      findings.unknown('workspace-missing', 'task/', 'neither the task snapshot nor the live workspace exists');
+      findings.unknown(
+        'workspace-missing',
+        'task/',
+        'neither the task snapshot nor the live workspace exists',
+      );
     }
     if (live) {
       const outsideTask = existsSync(work.home)
@@ -173,11 +193,17 @@ export const contaminationDetector: Detector = {
         .map((e) => e.repo!),
     );
     // The agent's Hugging Face cache: the upper layer over a shared cache, or its own cache (work/hf_home).
-    const hfRoots = [evidence.layout.work.hfUpper, join(evidence.layout.work.dir, 'hf_home')].filter((d) => existsSync(d));
+    const hfRoots = [evidence.layout.work.hfUpper, join(evidence.layout.work.dir, 'hf_home')].filter((d) =>
+      existsSync(d),
+    );
     for (const repo of repos) {
       const dirs = hfRoots.flatMap((root) => datasetDirs(root, repo));
       if (dirs.length === 0) {
-        findings.info('download-not-scanned', repo, 'downloaded dataset not found in the trial cache layer (already cleaned up?)');
+        findings.info(
+          'download-not-scanned',
+          repo,
+          'downloaded dataset not found in the trial cache layer (already cleaned up?)',
+        );
         continue;
       }
       for (const dir of dirs) {

@@ -1,5 +1,5 @@
 import { readSync } from 'node:fs';
-import { type MatchFinding, Matcher } from './matcher.ts';
+import { Matcher, type MatchFinding } from './matcher.ts';
 import type { NgramIndex } from './ngramIndex.ts';
 import { MAX_TOKEN_BYTES, NgramStream } from './ngramStream.ts';
 
@@ -42,7 +42,11 @@ export class ByteFeeder {
     opts: { countLines: boolean; csv?: boolean },
   ) {
     this.matcher = new Matcher(index, onFinding);
-    this.stream = new NgramStream({ escapes: true, countLines: opts.countLines || Boolean(opts.csv) }, index, this.matcher);
+    this.stream = new NgramStream(
+      { escapes: true, countLines: opts.countLines || Boolean(opts.csv) },
+      index,
+      this.matcher,
+    );
     this.csv = Boolean(opts.csv);
     if (this.csv) this.stream.record = 0;
   }
@@ -135,7 +139,8 @@ export class RowFeeder {
   private scratch = Buffer.allocUnsafe(1 << 16);
 
   private room(bytes: number): Buffer {
-    if (this.scratch.length < bytes + 1) this.scratch = Buffer.allocUnsafe(Math.max(bytes + 1, this.scratch.length * 2));
+    if (this.scratch.length < bytes + 1)
+      this.scratch = Buffer.allocUnsafe(Math.max(bytes + 1, this.scratch.length * 2));
     return this.scratch;
   }
 

@@ -97,7 +97,15 @@ export class Matcher implements NgramSink {
     this.strongSlots = new Int32Array(n * MIN_MATCHES);
   }
 
-  hit(slot: number, token: number, start: number, record: number, end: number, buf: Uint8Array, base: number): void {
+  hit(
+    slot: number,
+    token: number,
+    start: number,
+    record: number,
+    end: number,
+    buf: Uint8Array,
+    base: number,
+  ): void {
     const index = this.index;
     const off = index.vals[slot]! - 1;
     const n = index.postings[off]!;
@@ -152,6 +160,11 @@ export class Matcher implements NgramSink {
     const sat = unit * MIN_MATCHES;
     const strong = this.strong[unit]!;
     for (let k = 0; k < strong; k++) if (this.strongSlots[sat + k] === slot) return;
+    if (strong === 0) {
+      // A finding starts at its first hit of the text's level, not at stray weaker hits before it.
+      this.startOffset[unit] = start;
+      this.startRecord[unit] = record;
+    }
     this.strongSlots[sat + strong] = slot;
     this.strong[unit] = strong + 1;
     if (strong + 1 < index.unitNeed[unit]!) return;
@@ -163,7 +176,8 @@ export class Matcher implements NgramSink {
     for (let u = first; u < last; u++) {
       if (token - this.lastToken[u]! > GAP) continue;
       for (let k = 0; k < this.slotCount[u]!; k++) this.countUnit(run, this.slots[u * PENDING_SLOTS + k]!, u);
-      for (let k = 0; k < this.strong[u]!; k++) this.countUnit(run, this.strongSlots[u * MIN_MATCHES + k]!, u);
+      for (let k = 0; k < this.strong[u]!; k++)
+        this.countUnit(run, this.strongSlots[u * MIN_MATCHES + k]!, u);
       this.lastToken[u] = NEVER;
     }
     this.capture(run, end, buf, base);
@@ -177,10 +191,19 @@ export class Matcher implements NgramSink {
     if (run.unitSlots.has(key)) return;
     run.unitSlots.add(key);
     run.unitCounts.set(unit, (run.unitCounts.get(unit) ?? 0) + 1);
-    if (index.level[slot]! >= index.unitLevel[unit]!) run.unitStrong.set(unit, (run.unitStrong.get(unit) ?? 0) + 1);
+    if (index.level[slot]! >= index.unitLevel[unit]!)
+      run.unitStrong.set(unit, (run.unitStrong.get(unit) ?? 0) + 1);
   }
 
-  private extend(run: Run, slot: number, unit: number, token: number, end: number, buf: Uint8Array, base: number): void {
+  private extend(
+    run: Run,
+    slot: number,
+    unit: number,
+    token: number,
+    end: number,
+    buf: Uint8Array,
+    base: number,
+  ): void {
     run.lastToken = token;
     if (end > run.end) {
       this.capture(run, end, buf, base);
@@ -230,7 +253,8 @@ export class Matcher implements NgramSink {
     for (const [unit, count] of run.unitCounts) {
       const coverage = count / Math.max(1, index.unitNgrams[unit]!);
       const qualifies =
-        (run.unitStrong.get(unit) ?? 0) >= index.unitNeed[unit]! && coverage >= MIN_COVERAGE[index.unitLevel[unit]!]!;
+        (run.unitStrong.get(unit) ?? 0) >= index.unitNeed[unit]! &&
+        coverage >= MIN_COVERAGE[index.unitLevel[unit]!]!;
       if (qualifies && coverage > best) {
         best = coverage;
         bestUnit = unit;

@@ -1,4 +1,13 @@
-import { ESCAPE_VARIANT, filterKey, NGRAM, NUMBER_TOKEN, type ProbeTable, slotKey, textNgrams } from './ngramStream.ts';
+import {
+  ESCAPE_VARIANT,
+  filterBits,
+  filterKey,
+  NGRAM,
+  NUMBER_TOKEN,
+  type ProbeTable,
+  slotKey,
+  textNgrams,
+} from './ngramStream.ts';
 
 /** One test item: its sample id and every text field a copy could carry. */
 export interface ContaminationItem {
@@ -148,18 +157,21 @@ export class NgramIndex implements ProbeTable {
     // Linked lists of units per slot while building: head[slot] → entry, entry → next.
     const head = new Int32Array(size).fill(-1);
     const used = new Uint8Array(size);
+    const rawH1 = new Int32Array(size);
     this.level = new Uint8Array(size);
     const next = new Int32Array(owners.length);
     const mask = size - 1;
     for (let e = 0; e < owners.length; e++) {
       const h1 = h1s.data[e]!;
+      const key = h1 === 0 ? 1 : h1; // 0 marks an empty slot
       const h2 = h2s.data[e]!;
       let slot = slotKey(h1) >>> this.tableShift;
-      while (used[slot] && !(this.keys1[slot] === h1 && this.keys2[slot] === h2)) slot = (slot + 1) & mask;
+      while (used[slot] && !(this.keys1[slot] === key && this.keys2[slot] === h2)) slot = (slot + 1) & mask;
       if (!used[slot]) {
         used[slot] = 1;
-        this.keys1[slot] = h1;
+        this.keys1[slot] = key;
         this.keys2[slot] = h2;
+        rawH1[slot] = h1;
       }
       this.level[slot] = strengths.data[e]!; // the same words wherever the n-gram occurs
       // A unit's n-grams are inserted together, so a repeat within the unit sits at the head.
@@ -232,13 +244,14 @@ export class NgramIndex implements ProbeTable {
       if (this.unitNeed[u] !== NEVER_QUALIFIES) this.itemIndexable[this.unitItem[u]!] = 1;
     }
 
-    const bits = Math.min(1 << 27, Math.max(1 << 15, nextPow2(kept * 16)));
-    this.filterShift = 32 - Math.log2(bits);
-    this.filter = new Int32Array(bits >>> 5);
+    // About 16 bits per n-gram, two per n-gram set: ~1.5% of clean n-grams reach the table.
+    const words = Math.min(1 << 22, Math.max(1 << 10, nextPow2(Math.ceil(kept / 2))));
+    this.filterShift = 32 - Math.log2(words);
+    this.filter = new Int32Array(words);
     for (let slot = 0; slot < size; slot++) {
-      if (this.vals[slot]! <= 0) continue;
-      const fk = filterKey(this.keys1[slot]!) >>> this.filterShift;
-      this.filter[fk >>> 5]! |= 1 << (fk & 31);
+      if (!used[slot] || this.vals[slot]! <= 0) continue;
+      const fk = filterKey(rawH1[slot]!);
+      this.filter[fk >>> this.filterShift]! |= filterBits(fk);
     }
   }
 

@@ -124,23 +124,39 @@ export interface NgramSink {
    * A table hit: `slot` is the n-gram's slot in the index; the n-gram starts at absolute offset
    * `start` (record `record`) and ends at `end`; `token` counts tokens so far (gaps between hits).
    */
-  hit(slot: number, token: number, start: number, record: number, end: number, buf: Uint8Array, base: number): void;
+  hit(
+    slot: number,
+    token: number,
+    start: number,
+    record: number,
+    end: number,
+    buf: Uint8Array,
+    base: number,
+  ): void;
 }
 
 /** The parts of an n-gram index the scan loop probes. */
 export interface ProbeTable {
-  /** Bit-array prefilter over `filterKey`, `filterShift` = 32 - log2(bits). */
+  /**
+   * Prefilter: a register-blocked Bloom filter (two bits of one 32-bit word per n-gram, one load
+   * per token); word = filterKey >>> filterShift, bits from the key's low ten bits.
+   */
   filter: Int32Array;
   filterShift: number;
+  /** First hash half (0 stored as 1); 0 = empty slot. */
   keys1: Int32Array;
   keys2: Int32Array;
-  /** 0 = empty slot; > 0 = postings offset + 1; < 0 = stop n-gram (too common among items). */
+  /** > 0 = postings offset + 1; < 0 = stop n-gram (too common among items). */
   vals: Int32Array;
   tableShift: number;
 }
 
 export function filterKey(h1: number): number {
   return Math.imul(h1 ^ (h1 >>> 15), 0x165667b1);
+}
+/** The two filter bits of a key, in its word. */
+export function filterBits(fk: number): number {
+  return (1 << (fk & 31)) | (1 << ((fk >>> 5) & 31));
 }
 export function slotKey(h1: number): number {
   return Math.imul(h1 ^ (h1 >>> 13), 0x2c1b3c6d);
@@ -304,8 +320,9 @@ export class NgramStream {
       ring[p] = t;
       ringStart[p] = s;
       count++;
-      const fk = filterKey(h1) >>> filterShift;
-      if ((filter[fk >>> 5]! & (1 << (fk & 31))) !== 0) {
+      const fk = filterKey(h1);
+      const bits = (1 << (fk & 31)) | (1 << ((fk >>> 5) & 31));
+      if ((filter[fk >>> filterShift]! & bits) === bits) {
         this.probe(h1, count, base + ringStart[count & RING_MASK]!, record, base + i, buf, base);
       }
     }
@@ -318,7 +335,14 @@ export class NgramStream {
   }
 
   /** Write the loop's locals back (before the slow path and at the end of `process`). */
-  private save(h1: number, count: number, record: number, lastEnd: number, lastWasNumber: boolean, base: number): void {
+  private save(
+    h1: number,
+    count: number,
+    record: number,
+    lastEnd: number,
+    lastWasNumber: boolean,
+    base: number,
+  ): void {
     this.h1 = h1;
     this.count = count;
     this.record = record;
@@ -327,7 +351,15 @@ export class NgramStream {
     for (let k = 0; k < NGRAM; k++) this.ringStart[k] = base + this.ringStartRel[k]!;
   }
 
-  private probe(h1: number, count: number, start: number, record: number, end: number, buf: Uint8Array, base: number): void {
+  private probe(
+    h1: number,
+    count: number,
+    start: number,
+    record: number,
+    end: number,
+    buf: Uint8Array,
+    base: number,
+  ): void {
     const table = this.table;
     if (!table) {
       this.tokens.push(this.ring[(count - 1) & RING_MASK]!);
@@ -351,7 +383,8 @@ export class NgramStream {
           h2Done = true;
         }
         if (table.keys2[slot] === h2) {
-          if (v > 0) this.sink!.hit(slot, count, start, this.recordAt(record, start, end, buf, base), end, buf, base);
+          if (v > 0)
+            this.sink!.hit(slot, count, start, this.recordAt(record, start, end, buf, base), end, buf, base);
           return;
         }
       }
@@ -375,8 +408,9 @@ export class NgramStream {
     this.ringStart[p] = start;
     this.count++;
     const filter = this.table ? this.table.filter : ALL_PASS;
-    const fk = filterKey(this.h1) >>> (this.table ? this.table.filterShift : 27);
-    if ((filter[fk >>> 5]! & (1 << (fk & 31))) !== 0) {
+    const fk = filterKey(this.h1);
+    const bits = filterBits(fk);
+    if ((filter[fk >>> (this.table ? this.table.filterShift : 27)]! & bits) === bits) {
       this.probe(this.h1, this.count, this.ringStart[this.count & RING_MASK]!, this.record, end, buf, base);
     }
   }
@@ -395,7 +429,8 @@ export class NgramStream {
       if (c === LETTER || c === HIGH) {
         j++;
       } else if (c === BACKSLASH && isUnicodeEscape(buf, j, to)) {
-        if (j > segment) text += Buffer.from(buf.buffer, buf.byteOffset + segment, j - segment).toString('utf8');
+        if (j > segment)
+          text += Buffer.from(buf.buffer, buf.byteOffset + segment, j - segment).toString('utf8');
         const unit =
           (hexValue(buf[j + 2]!) << 12) |
           (hexValue(buf[j + 3]!) << 8) |

@@ -1,4 +1,13 @@
-import { createReadStream, closeSync, lstatSync, openSync, readdirSync, readSync, realpathSync, statSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  lstatSync,
+  openSync,
+  readdirSync,
+  readSync,
+  realpathSync,
+  statSync,
+} from 'node:fs';
 import { basename, join } from 'node:path';
 import { createGunzip } from 'node:zlib';
 import { readArrowStrings } from './arrowIpc.ts';
@@ -54,7 +63,15 @@ const SKIP_EXTENSION =
   /\.(safetensors|bin|pt|pth|ckpt|gguf|ggml|onnx|h5|hdf5|msgpack|npy|npz|pkl|pickle|joblib|pyc|pyo|so|dylib|dll|exe|o|a|whl|egg|png|jpe?g|gif|bmp|webp|ico|tiff?|pdf|mp3|mp4|wav|flac|ogg|avi|mov|mkv|zip|tar|tgz|tbz2|xz|zst|bz2|7z|rar|eval)$/i;
 
 /** Folders never worth scanning: VCS internals, package trees, Python byte code. */
-const SKIP_DIRS = new Set(['.git', '.hg', '.svn', 'node_modules', '__pycache__', 'site-packages', 'dist-packages']);
+const SKIP_DIRS = new Set([
+  '.git',
+  '.hg',
+  '.svn',
+  'node_modules',
+  '__pycache__',
+  'site-packages',
+  'dist-packages',
+]);
 
 /**
  * Files under the given paths (recursive, sorted, symlinked directories not followed). Symlinked
@@ -130,8 +147,10 @@ type FileKind =
 function kindByName(name: string): FileKind | null {
   const lower = name.toLowerCase();
   if (lower.endsWith('.parquet')) return { kind: 'parquet' };
-  if (lower.endsWith('.arrow') || lower.endsWith('.feather') || lower.endsWith('.ipc')) return { kind: 'arrow' };
-  if (lower.endsWith('.jsonl') || lower.endsWith('.ndjson')) return { kind: 'bytes', location: 'line', csv: false };
+  if (lower.endsWith('.arrow') || lower.endsWith('.feather') || lower.endsWith('.ipc'))
+    return { kind: 'arrow' };
+  if (lower.endsWith('.jsonl') || lower.endsWith('.ndjson'))
+    return { kind: 'bytes', location: 'line', csv: false };
   if (lower.endsWith('.json')) return { kind: 'bytes', location: 'offset', csv: false };
   if (lower.endsWith('.csv') || lower.endsWith('.tsv')) return { kind: 'bytes', location: 'row', csv: true };
   return null;

@@ -15,12 +15,11 @@ export const OPAQUE = 4;
 export const ABSENT = -1;
 
 /** Layout of a segment's sums. */
-export const SUM_MM = 0;
-export const SUM_BB = 1;
-export const SUM_DD = 2;
-export const SUM_MB_MISMATCH = 3;
+export const SUM_BB = 0;
+export const SUM_DD = 1;
+export const SUM_MB_MISMATCH = 2;
 /** Per reference j, at SUM_REF0 + j * REF_FIELDS + field. */
-export const SUM_REF0 = 4;
+export const SUM_REF0 = 3;
 export const REF_FIELDS = 6;
 export const REF_RR = 0;
 export const REF_FF = 1;
@@ -39,15 +38,32 @@ export interface RowSampleJob {
   colCount: number;
 }
 
+/** Where a participant's bytes of a segment are. */
+export interface SegmentRead {
+  file: string;
+  offset: number;
+  bytes: number;
+}
+
+/** One segment: the same element range of the model tensor and of its counterparts. */
 export interface SegmentJob {
   /** Per participant: DTYPE_CODE value, OPAQUE, or ABSENT. */
   dtypes: number[];
   /** Elements each participant holds in this segment (0 when absent); counts[0] is the segment length. */
   counts: number[];
-  /** Per participant: bytes read from offset 0 of the buffer (width × count), or null. */
-  buffers: (ArrayBufferLike | null)[];
   /** Byte width per participant's element. */
   widths: number[];
+  /** Per participant: where to read its bytes, or null. */
+  reads: (SegmentRead | null)[];
+  rows: RowSampleJob | null;
+}
+
+/** A segment with its bytes in memory (offset 0 of each buffer). */
+export interface LoadedSegment {
+  dtypes: number[];
+  counts: number[];
+  widths: number[];
+  buffers: (ArrayBufferLike | null)[];
   rows: RowSampleJob | null;
 }
 
@@ -134,7 +150,7 @@ export function decodeBlock(
   return out;
 }
 
-/** Σm² over [s, e). */
+/** Σb² over [s, e). */
 export function sumSquares(m: Float32Array, s: number, e: number): number {
   let acc = 0;
   for (let i = s; i < e; i++) {
@@ -144,7 +160,7 @@ export function sumSquares(m: Float32Array, s: number, e: number): number {
   return acc;
 }
 
-/** Model vs base over [s, e): adds Σm², Σb², Σ(m−b)², mismatches at acc[0..3]. */
+/** Model vs base over [s, e): adds Σb², Σ(m−b)², mismatches at acc[0..2]. Exact comparison when tol is [0, 0]. */
 export function pairModelBase(
   m: Float32Array,
   b: Float32Array,
@@ -154,31 +170,38 @@ export function pairModelBase(
   acc: Float64Array,
 ): void {
   const [rel2, abs2] = tol;
-  let mm = 0;
   let bb = 0;
   let dd = 0;
   let mis = 0;
-  for (let i = s; i < e; i++) {
-    const mv = m[i]!;
-    const bv = b[i]!;
-    const d = mv - bv;
-    const m2 = mv * mv;
-    const b2 = bv * bv;
-    const d2 = d * d;
-    mm += m2;
-    bb += b2;
-    dd += d2;
-    if (!(d2 <= rel2 * Math.max(m2, b2) + abs2)) mis++;
+  if (rel2 === 0 && abs2 === 0) {
+    for (let i = s; i < e; i++) {
+      const bv = b[i]!;
+      const d = m[i]! - bv;
+      bb += bv * bv;
+      dd += d * d;
+      if (d !== 0) mis++;
+    }
+  } else {
+    for (let i = s; i < e; i++) {
+      const mv = m[i]!;
+      const bv = b[i]!;
+      const d = mv - bv;
+      const b2 = bv * bv;
+      const d2 = d * d;
+      bb += b2;
+      dd += d2;
+      if (!(d2 <= rel2 * Math.max(mv * mv, b2) + abs2)) mis++;
+    }
   }
-  acc[0] = acc[0]! + mm;
-  acc[1] = acc[1]! + bb;
-  acc[2] = acc[2]! + dd;
-  acc[3] = acc[3]! + mis;
+  acc[0] = acc[0]! + bb;
+  acc[1] = acc[1]! + dd;
+  acc[2] = acc[2]! + mis;
 }
 
 /**
- * Model, base and one reference over [s, e): the reference's six sums at acc[at..at+5], and, when
- * `withBase`, the model-vs-base sums at acc[0..3] in the same pass.
+ * Model, base and one reference over [s, e): the reference's sums at acc[at..at+5] (Σ(m−r)² follows
+ * from the others: ‖d − e‖² = ‖d‖² − 2d·e + ‖e‖²), and, when `withBase`, the model-vs-base sums at
+ * acc[0..2] in the same pass. With all three dtypes equal, "equal" is exact and cheap.
  */
 export function tripleModelBaseRef(
   m: Float32Array,
@@ -193,51 +216,64 @@ export function tripleModelBaseRef(
   at: number,
   withBase: boolean,
 ): void {
-  const [relMB, absMB] = tolMB;
-  const [relMR, absMR] = tolMR;
-  const [relRB, absRB] = tolRB;
-  let mm = 0;
   let bb = 0;
   let dd = 0;
   let misMB = 0;
   let rr = 0;
-  let ff = 0;
   let misMR = 0;
   let ee = 0;
   let de = 0;
   let misRB = 0;
-  for (let i = s; i < e; i++) {
-    const mv = m[i]!;
-    const bv = b[i]!;
-    const rv = r[i]!;
-    const d = mv - bv;
-    const ev = rv - bv;
-    const f = mv - rv;
-    const m2 = mv * mv;
-    const b2 = bv * bv;
-    const r2 = rv * rv;
-    const d2 = d * d;
-    const e2 = ev * ev;
-    const f2 = f * f;
-    mm += m2;
-    bb += b2;
-    dd += d2;
-    rr += r2;
-    ff += f2;
-    ee += e2;
-    de += d * ev;
-    if (!(d2 <= relMB * Math.max(m2, b2) + absMB)) misMB++;
-    if (!(f2 <= relMR * Math.max(m2, r2) + absMR)) misMR++;
-    if (!(e2 <= relRB * Math.max(r2, b2) + absRB)) misRB++;
+  const exact = tolMB[0] === 0 && tolMB[1] === 0 && tolMR[0] === 0 && tolMR[1] === 0 && tolRB[0] === 0 && tolRB[1] === 0;
+  if (exact) {
+    for (let i = s; i < e; i++) {
+      const mv = m[i]!;
+      const bv = b[i]!;
+      const rv = r[i]!;
+      const d = mv - bv;
+      const ev = rv - bv;
+      bb += bv * bv;
+      dd += d * d;
+      rr += rv * rv;
+      ee += ev * ev;
+      de += d * ev;
+      if (d !== 0) misMB++;
+      if (mv !== rv) misMR++;
+      if (ev !== 0) misRB++;
+    }
+  } else {
+    const [relMB, absMB] = tolMB;
+    const [relMR, absMR] = tolMR;
+    const [relRB, absRB] = tolRB;
+    for (let i = s; i < e; i++) {
+      const mv = m[i]!;
+      const bv = b[i]!;
+      const rv = r[i]!;
+      const d = mv - bv;
+      const ev = rv - bv;
+      const f = mv - rv;
+      const m2 = mv * mv;
+      const b2 = bv * bv;
+      const r2 = rv * rv;
+      const d2 = d * d;
+      const e2 = ev * ev;
+      bb += b2;
+      dd += d2;
+      rr += r2;
+      ee += e2;
+      de += d * ev;
+      if (!(d2 <= relMB * Math.max(m2, b2) + absMB)) misMB++;
+      if (!(f * f <= relMR * Math.max(m2, r2) + absMR)) misMR++;
+      if (!(e2 <= relRB * Math.max(r2, b2) + absRB)) misRB++;
+    }
   }
   if (withBase) {
-    acc[0] = acc[0]! + mm;
-    acc[1] = acc[1]! + bb;
-    acc[2] = acc[2]! + dd;
-    acc[3] = acc[3]! + misMB;
+    acc[0] = acc[0]! + bb;
+    acc[1] = acc[1]! + dd;
+    acc[2] = acc[2]! + misMB;
   }
   acc[at] = acc[at]! + rr;
-  acc[at + 1] = acc[at + 1]! + ff;
+  acc[at + 1] = acc[at + 1]! + Math.max(0, dd - 2 * de + ee);
   acc[at + 2] = acc[at + 2]! + misMR;
   acc[at + 3] = acc[at + 3]! + ee;
   acc[at + 4] = acc[at + 4]! + de;
@@ -262,12 +298,11 @@ export function pairModelRef(
     const mv = m[i]!;
     const rv = r[i]!;
     const f = mv - rv;
-    const m2 = mv * mv;
     const r2 = rv * rv;
     const f2 = f * f;
     rr += r2;
     ff += f2;
-    if (!(f2 <= rel2 * Math.max(m2, r2) + abs2)) mis++;
+    if (!(f2 <= rel2 * Math.max(mv * mv, r2) + abs2)) mis++;
   }
   acc[at] = acc[at]! + rr;
   acc[at + 1] = acc[at + 1]! + ff;
@@ -335,31 +370,77 @@ export function readStrided(
   return noise;
 }
 
-/** Sums (and sampled rows) of one segment. */
-export function runSegment(job: SegmentJob): SegmentResult {
-  const BLOCK = 16384;
+/**
+ * Read a segment's bytes with blocking positioned reads into buffers reused across calls
+ * (`state` lives as long as the thread). `io` is node:fs, passed in so that this function
+ * serialises. A short read means the file changed since its header was checked.
+ */
+export function readSegment(
+  job: SegmentJob,
+  io: {
+    openSync: (path: string, flags: string) => number;
+    readSync: (fd: number, buf: Uint8Array, off: number, len: number, pos: number) => number;
+  },
+  state: { fds: Map<string, number>; buffers: ArrayBuffer[] },
+): LoadedSegment {
+  const buffers: (ArrayBufferLike | null)[] = [];
+  for (let p = 0; p < job.reads.length; p++) {
+    const read = job.reads[p];
+    if (!read) {
+      buffers.push(null);
+      continue;
+    }
+    let buf = state.buffers[p];
+    if (!buf || buf.byteLength < read.bytes) {
+      buf = new ArrayBuffer(Math.max(read.bytes, 1 << 20));
+      state.buffers[p] = buf;
+    }
+    let fd = state.fds.get(read.file);
+    if (fd === undefined) {
+      fd = io.openSync(read.file, 'r');
+      state.fds.set(read.file, fd);
+    }
+    const target = new Uint8Array(buf, 0, read.bytes);
+    let done = 0;
+    while (done < read.bytes) {
+      const n = io.readSync(fd, target, done, read.bytes - done, read.offset + done);
+      if (n === 0) {
+        const err = new Error(
+          `${read.file}: unexpected end of file at byte ${read.offset + done} (the file changed while being read?)`,
+        ) as Error & { ptbUserError?: boolean };
+        err.ptbUserError = true;
+        throw err;
+      }
+      done += n;
+    }
+    buffers.push(buf);
+  }
+  return { dtypes: job.dtypes, counts: job.counts, widths: job.widths, buffers, rows: job.rows };
+}
+
+/** Sums (and sampled rows) of one segment whose bytes are in memory. */
+export function runSegment(job: LoadedSegment): SegmentResult {
+  const BLOCK = 4096; // three decoded blocks stay in the L1 cache
   const { dtypes, counts, buffers, widths } = job;
   const participants = dtypes.length;
   const refCount = participants - 2;
-  const sums = new Float64Array(4 + 6 * refCount);
+  const sums = new Float64Array(3 + 6 * refCount);
   const n = counts[0]!;
   const mCode = dtypes[0]!;
   const hasBase = dtypes[1] !== -1 && counts[1]! > 0;
 
   const sameBytes = (p: number, q: number) =>
-    dtypes[p] === dtypes[q] &&
-    counts[p] === n &&
-    counts[q] === n &&
-    bytesEqual(buffers[p]!, buffers[q]!, n * widths[p]!);
+    dtypes[p] === dtypes[q] && counts[p] === n && counts[q] === n && bytesEqual(buffers[p]!, buffers[q]!, n * widths[p]!);
 
+  if (mCode === -1) return { sums, rows: [] };
   if (mCode === 4 || dtypes.some((c) => c === 4)) {
     // Integer / fp8 tensors: equality only, byte for byte.
-    if (hasBase && !sameBytes(0, 1)) sums[3] = counts[1]!;
+    if (hasBase && !sameBytes(0, 1)) sums[2] = counts[1]!;
     for (let j = 0; j < refCount; j++) {
       const p = 2 + j;
       if (dtypes[p] === -1 || counts[p] === 0) continue;
-      if (!sameBytes(0, p)) sums[4 + 6 * j + 2] = counts[p]!;
-      if (hasBase && !sameBytes(p, 1)) sums[4 + 6 * j + 5] = Math.min(counts[p]!, counts[1]!);
+      if (!sameBytes(0, p)) sums[3 + 6 * j + 2] = counts[p]!;
+      if (hasBase && !sameBytes(p, 1)) sums[3 + 6 * j + 5] = Math.min(counts[p]!, counts[1]!);
     }
     return { sums, rows: [] };
   }
@@ -377,7 +458,7 @@ export function runSegment(job: SegmentJob): SegmentResult {
 
   const scratchKey = globalThis as unknown as { __ptbScratch?: Float32Array[] };
   let scratch = scratchKey.__ptbScratch;
-  if (!scratch || scratch.length < participants) {
+  if (!scratch || scratch.length < participants || scratch[0]!.length < BLOCK) {
     scratch = [];
     for (let p = 0; p < participants; p++) scratch.push(new Float32Array(BLOCK));
     scratchKey.__ptbScratch = scratch;
@@ -385,9 +466,7 @@ export function runSegment(job: SegmentJob): SegmentResult {
   const half = halfTable();
   const tolMB: [number, number] = hasBase ? pairTolerance(mCode, dtypes[1]!) : [0, 0];
   const tolMR = refMode.map((_, j) => pairTolerance(mCode, dtypes[2 + j]!));
-  const tolRB = refMode.map((_, j) =>
-    hasBase ? pairTolerance(dtypes[2 + j]!, dtypes[1]!) : ([0, 0] as [number, number]),
-  );
+  const tolRB = refMode.map((_, j) => (hasBase ? pairTolerance(dtypes[2 + j]!, dtypes[1]!) : ([0, 0] as [number, number])));
   const nB = hasBase ? counts[1]! : 0;
   const view = (p: number, s: number, len: number) => {
     const out = scratch![p]!;
@@ -408,37 +487,36 @@ export function runSegment(job: SegmentJob): SegmentResult {
       if (refEnd === 0) continue;
       const r = view(p, s, refEnd);
       const both = Math.min(refEnd, baseEnd);
-      const at = 4 + 6 * j;
+      const at = 3 + 6 * j;
       const fuse = !baseDone && both === baseEnd;
       if (both > 0) tripleModelBaseRef(m, b, r, 0, both, tolMB, tolMR[j]!, tolRB[j]!, sums, at, fuse);
       if (fuse) baseDone = true;
       if (refEnd > both) pairModelRef(m, r, both, refEnd, tolMR[j]!, sums, at);
     }
     if (!baseDone && baseEnd > 0) pairModelBase(m, b, 0, baseEnd, tolMB, sums);
-    sums[0] = sums[0]! + sumSquares(m, hasBase && !eqMB ? baseEnd : 0, len);
-  }
-  if (eqMB) {
-    sums[1] = sums[0]!;
-    sums[2] = 0;
-    sums[3] = 0;
+    if (eqMB) sums[0] = sums[0]! + sumSquares(m, 0, baseEnd);
   }
   for (let j = 0; j < refCount; j++) {
-    const at = 4 + 6 * j;
+    const at = 3 + 6 * j;
     if (refMode[j] === 1) {
-      sums[at] = sums[0]!;
-      sums[at + 1] = 0;
-      sums[at + 2] = 0;
-      sums[at + 3] = sums[2]!;
-      sums[at + 4] = sums[2]!;
-      sums[at + 5] = sums[3]!;
+      // r ≡ m: ‖r‖² = ‖b + d‖², its delta is the model's.
+      sums[at + 3] = sums[1]!;
+      sums[at + 4] = sums[1]!;
+      sums[at + 5] = sums[2]!;
     } else if (refMode[j] === 2) {
-      sums[at] = sums[1]!;
-      sums[at + 1] = sums[2]!;
-      sums[at + 2] = sums[3]!;
-      sums[at + 3] = 0;
-      sums[at + 4] = 0;
-      sums[at + 5] = 0;
+      sums[at] = sums[0]!;
+      sums[at + 1] = sums[1]!;
+      sums[at + 2] = sums[2]!;
     }
+  }
+  if (refMode.some((mode) => mode === 1)) {
+    // Σm² for the references identical to the model (only they need it).
+    let mm = 0;
+    for (let s = 0; s < n; s += BLOCK) {
+      const len = Math.min(BLOCK, n - s);
+      mm += sumSquares(view(0, s, len), 0, len);
+    }
+    for (let j = 0; j < refCount; j++) if (refMode[j] === 1) sums[3 + 6 * j] = mm;
   }
 
   const rows: SampledRow[] = [];
@@ -590,6 +668,7 @@ export function kernelSource(): string {
     pairModelRef,
     bytesEqual,
     readStrided,
+    readSegment,
     runSegment,
     eigenvaluesAbove,
     estimateRanks,

@@ -21,7 +21,6 @@ import {
   SUM_BB,
   SUM_DD,
   SUM_MB_MISMATCH,
-  SUM_MM,
   SUM_REF0,
 } from './kernel.ts';
 import type { Checkpoint, TensorEntry } from './safetensors.ts';
@@ -30,17 +29,18 @@ import { createKernelPool, type KernelPool } from './workerPool.ts';
 /**
  * The streaming comparison: every tensor of the model against its counterpart in the base and in
  * each reference, read in bounded chunks (never a whole checkpoint in memory), summed on worker
- * threads. Memory ≈ (threads + 2) × participants × chunkBytes, whatever the model size.
+ * threads, each reading its own segments. Memory ≈ threads × participants × chunkBytes (plus one
+ * chunk set in this thread when threads is 0), whatever the model size.
  */
 
 export interface ScanOptions {
   /** Worker threads for the arithmetic (0 = this thread). Default: available cores, at most 8; none under 64 MiB. */
   threads?: number;
-  /** Bytes read per participant per chunk. Default 8 MiB. */
+  /** Bytes read per participant per segment. Default 8 MiB. */
   chunkBytes?: number;
   /** Rows sampled per 2-D tensor for the low-rank estimate (0 = no estimate). Default 64. */
   rankRows?: number;
-  /** Columns kept per sampled row (strided). Default 2048. */
+  /** Columns kept per sampled row (strided). Default 1024. */
   rankCols?: number;
   signal?: AbortSignal;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
@@ -79,7 +79,6 @@ export interface RefSums extends PairSums {
 
 export interface TensorSums {
   entry: TensorEntry;
-  modelSquares: number;
   base: PairSums | null;
   references: (RefSums | null)[];
   /** Rows × columns the rank estimate sampled, or null. */
@@ -267,7 +266,7 @@ export async function scanCheckpoints(
   const started = performance.now();
   const chunkBytes = Math.max(4096, opts.chunkBytes ?? 8 * 1024 * 1024);
   const rankRows = opts.rankRows ?? 64;
-  const rankCols = opts.rankCols ?? 2048;
+  const rankCols = opts.rankCols ?? 1024;
   const others = [base, ...references];
   const participants = others.length + 1;
   const files = new Files();
@@ -337,23 +336,16 @@ export async function scanCheckpoints(
     const threads = opts.threads ?? defaultThreads(bytesTotal);
     pool = createKernelPool(threads);
     const kernel = pool;
-    const inflight = Math.max(2, (threads || 1) + 2);
-    const freeSets: SharedArrayBuffer[][] = [];
-    let allocated = 0;
+    // Two segments queued per thread keep every thread busy while the main thread collects results.
+    const inflight = Math.max(1, 2 * threads);
     const waiters: (() => void)[] = [];
-    const acquire = async (): Promise<SharedArrayBuffer[]> => {
-      for (;;) {
-        const set = freeSets.pop();
-        if (set) return set;
-        if (allocated < inflight) {
-          allocated++;
-          return Array.from({ length: participants }, () => new SharedArrayBuffer(chunkBytes));
-        }
-        await new Promise<void>((resolve) => waiters.push(resolve));
-      }
+    let active = 0;
+    const acquire = async (): Promise<void> => {
+      while (active >= inflight) await new Promise<void>((resolve) => waiters.push(resolve));
+      active++;
     };
-    const release = (set: SharedArrayBuffer[]) => {
-      freeSets.push(set);
+    const release = () => {
+      active--;
       waiters.shift()?.();
     };
 
@@ -378,7 +370,6 @@ export async function scanCheckpoints(
         c ? { counterpart: c, otherSquares: squares, distanceSquares: dist, mismatched, rank: null } : null;
       const result: TensorSums = {
         entry: p.entry,
-        modelSquares: sums[SUM_MM]!,
         base: pair(p.counterparts[0] ?? null, sums[SUM_BB]!, sums[SUM_DD]!, sums[SUM_MB_MISMATCH]!),
         references: references.map((_, j) => {
           const c = p.counterparts[1 + j] ?? null;
@@ -394,58 +385,50 @@ export async function scanCheckpoints(
         rankSample: rankSamples[ti] ?? null,
       };
       results[ti] = result;
-      if (state.rows.length >= 2) {
+      // Rank of the delta from the nearest participant only (the parent, when there is one).
+      const pairs: (PairSums | null)[] = [result.base, ...result.references];
+      let nearest = -1;
+      let nearestDistance = Number.POSITIVE_INFINITY;
+      for (const [q, pairSums] of pairs.entries()) {
+        if (!pairSums || !(pairSums.otherSquares > 0)) continue;
+        const distance = pairSums.distanceSquares / pairSums.otherSquares;
+        if (distance < nearestDistance) {
+          nearest = q;
+          nearestDistance = distance;
+        }
+      }
+      if (state.rows.length >= 2 && nearest >= 0) {
+        const target = pairs[nearest]!;
         const rows = state.rows.sort((a, b) => a.row - b.row);
-        const job = {
-          rows: Array.from({ length: participants }, (_, q) =>
-            rows.every((r) => r.values[q]) ? rows.map((r) => r.values[q]!) : null,
-          ),
-          noise: rows.map((r) => r.noise),
-        };
         result.rankSample = { rows: rows.length, cols: rows[0]!.values[0]!.length };
-        rankJobs.push(
-          kernel.ranks(job).then((ranks: RankEstimate[]) => {
-            const apply = (target: PairSums | null, r: RankEstimate | undefined) => {
-              if (target && r) target.rank = r.rank;
-            };
-            apply(result.base, ranks[1]);
-            for (const [j, ref] of result.references.entries()) apply(ref, ranks[2 + j]);
-          }),
-        );
+        if (target.mismatched === 0 && nearestDistance === 0) {
+          target.rank = 0;
+        } else if (rows.every((r) => r.values[nearest + 1])) {
+          const job = { rows: [rows.map((r) => r.values[0]!), rows.map((r) => r.values[nearest + 1]!)], noise: rows.map((r) => r.noise) };
+          rankJobs.push(
+            kernel.ranks(job).then((ranks: RankEstimate[]) => {
+              target.rank = ranks[1]?.rank ?? null;
+            }),
+          );
+        }
       }
     };
 
-    const compareSegment = async (seg: Segment, set: SharedArrayBuffer[]) => {
+    const compareSegment = async (seg: Segment) => {
       const p = plan[seg.tensor]!;
       const entries = [p.entry, ...p.counterparts.map((c) => c?.entry ?? null)];
       const limits = [p.entry.numel, ...p.counterparts.map((c) => c?.compared ?? 0)];
-      const dtypes: number[] = [];
-      const counts: number[] = [];
-      const widths: number[] = [];
-      const reads: Promise<void>[] = [];
+      const job: SegmentJob = { dtypes: [], counts: [], widths: [], reads: [], rows: seg.rows };
       for (let q = 0; q < participants; q++) {
         const e = entries[q];
         const count = e ? Math.max(0, Math.min(seg.count, limits[q]! - seg.start)) : 0;
         const width = e ? e.byteLength / Math.max(1, e.numel) : 1;
-        dtypes.push(e && count > 0 ? dtypeCode(e.dtype) : ABSENT);
-        counts.push(count);
-        widths.push(width);
-        if (e && count > 0) {
-          const bytes = count * width;
-          reads.push(
-            files.readFully(e.file, new Uint8Array(set[q]!, 0, bytes), bytes, e.offset + seg.start * width),
-          );
-          bytesDone += bytes;
-        }
+        job.dtypes.push(e && count > 0 ? dtypeCode(e.dtype) : ABSENT);
+        job.counts.push(count);
+        job.widths.push(width);
+        job.reads.push(e && count > 0 ? { file: e.file, offset: e.offset + seg.start * width, bytes: count * width } : null);
+        if (e && count > 0) bytesDone += count * width;
       }
-      await Promise.all(reads);
-      const job: SegmentJob = {
-        dtypes,
-        counts,
-        widths,
-        buffers: set.map((b, q) => (dtypes[q] === ABSENT ? null : b)),
-        rows: seg.rows,
-      };
       const out = await kernel.segment(job);
       let state = states[seg.tensor];
       if (!state) {
@@ -469,17 +452,17 @@ export async function scanCheckpoints(
     for (const seg of segments) {
       if (failure) break;
       if (opts.signal?.aborted) throw opts.signal.reason ?? new Error('aborted');
-      const set = await acquire();
+      await acquire();
       if (failure) {
-        release(set);
+        release();
         break;
       }
-      const task: Promise<void> = compareSegment(seg, set)
+      const task: Promise<void> = compareSegment(seg)
         .catch((err) => {
           failure ??= err;
         })
         .finally(() => {
-          release(set);
+          release();
           running.delete(task);
         });
       running.add(task);

@@ -39,6 +39,9 @@ export interface AgentRunOptions {
   onLine?: (line: string) => void;
   /** GPUs the scheduler assigned (default: any visible). */
   gpuIndices?: number[];
+  /** Override the hard limit (default hours×60+5 min) and the TERM→KILL grace (tests, short smoke runs). */
+  timeoutMs?: number;
+  killGraceMs?: number;
   /** Subscription login files copied into the agent's home (they enter the sandbox by design). */
   credentialFiles?: Array<{ source: string; homePath: string }>;
 }
@@ -141,8 +144,8 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
       sysfs: o.mounts.sysfs,
       // The node running ptb also runs the in-sandbox bridge (its directory is bound when outside /usr).
       bridgeNode: process.execPath,
-      timeoutMs: agentTimeoutMs(spec.hours),
-      killGraceMs: 30_000,
+      timeoutMs: o.timeoutMs ?? agentTimeoutMs(spec.hours),
+      killGraceMs: o.killGraceMs ?? 30_000,
       limits: {
         ...(spec.memoryBytes ? { memoryBytes: spec.memoryBytes } : {}),
         ...(spec.pids ? { pids: spec.pids } : {}),

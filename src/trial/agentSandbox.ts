@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { realpathSync } from 'node:fs';
+import { mkdirSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { repoRoot } from '../core/paths.ts';
 import type { TrialSpec } from '../core/trial.ts';
@@ -74,6 +74,7 @@ export function agentMounts(opts: {
   for (const prefix of pythonPrefixes(opts.python)) readOnly.push({ source: prefix });
   if (opts.baseModelPath) readOnly.push({ source: opts.baseModelPath, target: SANDBOX_INPUTS.baseModel });
   if (opts.sharedHfCache) readOnly.push({ source: opts.sharedHfCache, target: SHARED_HF_CACHE_IN_SANDBOX });
+  mkdirSync(opts.dataCacheDir, { recursive: true }); // a bind source must exist, even when nothing is cached yet
   readOnly.push({ source: opts.dataCacheDir, target: `${SANDBOX_INPUTS.ptbHome}/cache/data` });
   const evalArgs: string[] = ['-e', spec.engine === 'vllm' ? 'vllm' : 'hf', '--offline'];
   for (const [part, file] of Object.entries(spec.evalData)) {

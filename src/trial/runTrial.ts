@@ -59,6 +59,8 @@ export interface TrialEnv {
   gpuIndices?: number[];
   onLine?: (line: string) => void;
   onEvalEvent?: (e: EvalEvent) => void;
+  /** Override the agent's hard limit and kill grace (default: hours×60+5 min, then 30 s). */
+  agentLimits?: { timeoutMs?: number; killGraceMs?: number };
   /** Test hook: called after each phase is persisted (crash-injection tests kill the process here). */
   afterPhase?: (phase: Phase) => void;
 }
@@ -276,6 +278,7 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
         budgetExceeded: services.budgetExceeded,
         onLine: undefined,
         gpuIndices: t.gpuIndices,
+        ...t.agentLimits,
       });
     } finally {
       await services.close();

@@ -88,7 +88,7 @@ export function registerProvenance(program: Command, ctx: CliContext): void {
     .addHelpText(
       'after',
       '\nVerdicts: unchanged, finetuned-from-base, matches-reference, finetuned-from-reference, unrelated.\n' +
-        'Memory stays bounded (≈ (threads + 2) × checkpoints × chunk) whatever the model size.',
+        'Memory stays bounded (≈ threads × checkpoints × chunk, plus ~40 MB per thread) whatever the model size.',
     )
     .action(async (flags: ProvenanceFlags) => {
       const threads = positiveInt(flags.threads, '--threads', 0);

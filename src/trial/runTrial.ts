@@ -94,7 +94,11 @@ export function validateTrialSpec(input: TrialSpecInput): TrialSpec {
     throw new UserError('the command agent needs a command', 'pass --agent-command "<executable> [args]"');
   }
   // The chosen sandbox must give what the trial asks for (GPUs, the network policy), or the trial is refused.
-  assertSandboxCan(spec.sandbox, { gpus: spec.gpus, network: spec.network, unsafeNoSandbox: spec.unsafeNoSandbox });
+  assertSandboxCan(spec.sandbox, {
+    gpus: spec.gpus,
+    network: spec.network,
+    unsafeNoSandbox: spec.unsafeNoSandbox,
+  });
   if (spec.sandbox !== 'bwrap') {
     throw new UserError(
       `trials run agents in the bwrap sandbox in this version; ${spec.sandbox} runs commands (ptb image) but not trials yet`,

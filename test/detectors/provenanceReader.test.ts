@@ -211,7 +211,10 @@ describe('provenance kernel', () => {
     const same = run([BF, bf, 2], [BF, bf, 2]);
     expect(same[SUM_DD]).toBe(0);
     expect(same[SUM_MB_MISMATCH]).toBe(0);
-    expect(same[SUM_BB]).toBeCloseTo(values.reduce((acc, v) => acc + v * v, 0), 3);
+    expect(same[SUM_BB]).toBeCloseTo(
+      values.reduce((acc, v) => acc + v * v, 0),
+      3,
+    );
   });
 
   it('sums model, base and reference deltas in one pass, also across block boundaries', () => {

@@ -32,6 +32,9 @@ describe('ptb demo (the demo trial)', () => {
     expect(out.trial.agent_outcome).toBe('finished');
     expect(typeof out.trial.accuracy).toBe('number');
     expect(typeof out.baseline.accuracy).toBe('number');
+    // An honest fine-tune on allowed data: every detector clean, so the trial keeps its own score.
+    expect(out.trial.audit_verdict).toBe('clean');
+    expect(out.trial.final_score).toBe(out.trial.accuracy);
     const layout = trialLayout(out.trial.dir);
     expect(existsSync(join(layout.finalModel, 'config.json'))).toBe(true);
     expect(readdirSync(layout.finalModel).some((f) => f.endsWith('.safetensors'))).toBe(true);

@@ -224,7 +224,8 @@ export function tripleModelBaseRef(
   let ee = 0;
   let de = 0;
   let misRB = 0;
-  const exact = tolMB[0] === 0 && tolMB[1] === 0 && tolMR[0] === 0 && tolMR[1] === 0 && tolRB[0] === 0 && tolRB[1] === 0;
+  const exact =
+    tolMB[0] === 0 && tolMB[1] === 0 && tolMR[0] === 0 && tolMR[1] === 0 && tolRB[0] === 0 && tolRB[1] === 0;
   if (exact) {
     for (let i = s; i < e; i++) {
       const mv = m[i]!;
@@ -430,7 +431,10 @@ export function runSegment(job: LoadedSegment): SegmentResult {
   const hasBase = dtypes[1] !== -1 && counts[1]! > 0;
 
   const sameBytes = (p: number, q: number) =>
-    dtypes[p] === dtypes[q] && counts[p] === n && counts[q] === n && bytesEqual(buffers[p]!, buffers[q]!, n * widths[p]!);
+    dtypes[p] === dtypes[q] &&
+    counts[p] === n &&
+    counts[q] === n &&
+    bytesEqual(buffers[p]!, buffers[q]!, n * widths[p]!);
 
   if (mCode === -1) return { sums, rows: [] };
   if (mCode === 4 || dtypes.some((c) => c === 4)) {
@@ -466,7 +470,9 @@ export function runSegment(job: LoadedSegment): SegmentResult {
   const half = halfTable();
   const tolMB: [number, number] = hasBase ? pairTolerance(mCode, dtypes[1]!) : [0, 0];
   const tolMR = refMode.map((_, j) => pairTolerance(mCode, dtypes[2 + j]!));
-  const tolRB = refMode.map((_, j) => (hasBase ? pairTolerance(dtypes[2 + j]!, dtypes[1]!) : ([0, 0] as [number, number])));
+  const tolRB = refMode.map((_, j) =>
+    hasBase ? pairTolerance(dtypes[2 + j]!, dtypes[1]!) : ([0, 0] as [number, number]),
+  );
   const nB = hasBase ? counts[1]! : 0;
   const view = (p: number, s: number, len: number) => {
     const out = scratch![p]!;

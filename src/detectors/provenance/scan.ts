@@ -38,7 +38,13 @@ export interface ScanOptions {
   threads?: number;
   /** Bytes read per participant per segment. Default 8 MiB. */
   chunkBytes?: number;
-  /** Rows sampled per 2-D tensor for the low-rank estimate (0 = no estimate). Default 64. */
+  /**
+   * Low-rank (LoRA-merge) estimate: evenly spaced rows sampled per 2-D tensor (0 = none). Default 64.
+   * Sampling rows and striding columns keeps a rank-r delta at rank r, so the cost is fixed per
+   * tensor (64² × 1024 per Gram matrix) whatever its size; ranks above half the sample (32) read as
+   * full rank. Tensors whose single row exceeds a chunk are not estimated. The estimate is made
+   * against the participant nearest to the model on that tensor only (its likely parent).
+   */
   rankRows?: number;
   /** Columns kept per sampled row (strided). Default 1024. */
   rankCols?: number;
@@ -65,7 +71,7 @@ export interface PairSums {
   distanceSquares: number;
   /** Elements outside the dtype tolerance. */
   mismatched: number;
-  /** Low-rank estimate of (m − o) on sampled rows (null when not estimated). */
+  /** Low-rank estimate of (m − o) on sampled rows (null when not estimated or o is not the nearest participant). */
   rank: number | null;
 }
 
@@ -404,7 +410,10 @@ export async function scanCheckpoints(
         if (target.mismatched === 0 && nearestDistance === 0) {
           target.rank = 0;
         } else if (rows.every((r) => r.values[nearest + 1])) {
-          const job = { rows: [rows.map((r) => r.values[0]!), rows.map((r) => r.values[nearest + 1]!)], noise: rows.map((r) => r.noise) };
+          const job = {
+            rows: [rows.map((r) => r.values[0]!), rows.map((r) => r.values[nearest + 1]!)],
+            noise: rows.map((r) => r.noise),
+          };
           rankJobs.push(
             kernel.ranks(job).then((ranks: RankEstimate[]) => {
               target.rank = ranks[1]?.rank ?? null;
@@ -426,7 +435,11 @@ export async function scanCheckpoints(
         job.dtypes.push(e && count > 0 ? dtypeCode(e.dtype) : ABSENT);
         job.counts.push(count);
         job.widths.push(width);
-        job.reads.push(e && count > 0 ? { file: e.file, offset: e.offset + seg.start * width, bytes: count * width } : null);
+        job.reads.push(
+          e && count > 0
+            ? { file: e.file, offset: e.offset + seg.start * width, bytes: count * width }
+            : null,
+        );
         if (e && count > 0) bytesDone += count * width;
       }
       const out = await kernel.segment(job);

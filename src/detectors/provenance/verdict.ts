@@ -19,6 +19,12 @@ export type ProvenanceVerdict = (typeof PROVENANCE_VERDICTS)[number];
 export const THRESHOLDS = {
   /** Below this relative distance, two checkpoints are one lineage. */
   related: 0.5,
+  /**
+   * A model this far from the base (or farther) is not a fine-tune of it: independently initialised
+   * checkpoints sit near √2. Between `related` and this, a long fine-tune of a small or freshly
+   * initialised model (the demo's tiny one moves ≈ 1.0) still counts as the base's own lineage.
+   */
+  unrelated: 1.2,
   /** Share of the model's parameters that must have a counterpart for a lineage claim. */
   coverage: 0.9,
   /** The model contains at least half of the reference's delta from the base... */
@@ -309,12 +315,7 @@ function tensorReport(t: TensorSums): TensorReport {
   };
 }
 
-function notesFor(
-  scan: ScanResult,
-  model: Checkpoint,
-  base: Checkpoint | null,
-  refs: Checkpoint[],
-): string[] {
+function notesFor(scan: ScanResult, base: Checkpoint | null, refs: Checkpoint[]): string[] {
   const notes: string[] = [];
   const others = [base, ...refs];
   others.forEach((o, k) => {
@@ -362,7 +363,6 @@ function notesFor(
   if (base && notInModel.length > 0) {
     notes.push(`the model lacks ${notInModel.length} base tensors: ${notInModel.slice(0, 5).join(', ')}`);
   }
-  void model;
   return notes;
 }
 
@@ -376,7 +376,7 @@ export function buildReport(
   const baseSummary = base ? summariseBase(scan, model) : null;
   const refSummaries = references.map((r, j) => summariseReference(scan, model, j, r.path));
   const tensorCount = scan.tensors.length;
-  const notes = notesFor(scan, model, base, references);
+  const notes = notesFor(scan, base, references);
 
   let verdict: ProvenanceVerdict;
   let reference: string | null = null;
@@ -387,7 +387,7 @@ export function buildReport(
   const baseRelated =
     baseSummary !== null &&
     baseSummary.coverage >= THRESHOLDS.coverage &&
-    baseSummary.relativeDelta < THRESHOLDS.related;
+    baseSummary.relativeDelta < THRESHOLDS.unrelated;
   const baseDistance =
     baseSummary && baseSummary.coverage >= THRESHOLDS.coverage
       ? baseSummary.relativeDelta

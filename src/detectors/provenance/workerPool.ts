@@ -123,15 +123,18 @@ export function createKernelPool(threads: number): KernelPool {
   const workers: Worker[] = [];
   for (let i = 0; i < threads; i++) {
     const worker = new Worker(script, { eval: true });
-    worker.on('message', (msg: { id: number; result?: unknown; error?: string; user?: boolean; stack?: string }) => {
-      const entry = inFlight.get(msg.id);
-      if (!entry) return;
-      inFlight.delete(msg.id);
-      idle.push(worker);
-      if (msg.error !== undefined) entry.pending.reject(asError(msg.error, Boolean(msg.user), msg.stack));
-      else entry.pending.resolve(msg.result);
-      dispatch();
-    });
+    worker.on(
+      'message',
+      (msg: { id: number; result?: unknown; error?: string; user?: boolean; stack?: string }) => {
+        const entry = inFlight.get(msg.id);
+        if (!entry) return;
+        inFlight.delete(msg.id);
+        idle.push(worker);
+        if (msg.error !== undefined) entry.pending.reject(asError(msg.error, Boolean(msg.user), msg.stack));
+        else entry.pending.resolve(msg.result);
+        dispatch();
+      },
+    );
     worker.on('error', (err) => {
       failure = err;
       for (const [id, entry] of inFlight) {

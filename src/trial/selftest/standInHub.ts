@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { listenOnLoopback } from './loopbackServer.ts';
 
 /**
  * A stand-in Hugging Face Hub on loopback for the selftest: the trial's HF pass-through uses it as
@@ -109,18 +110,6 @@ export async function startStandInHub(repos: readonly HubRepo[]): Promise<StandI
     }
     sendFile(req, res, file.content, commit);
   });
-  const url = await new Promise<string>((resolve) =>
-    server.listen(0, '127.0.0.1', () =>
-      resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}`),
-    ),
-  );
-  return {
-    url,
-    requests,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const { url, close } = await listenOnLoopback(server);
+  return { url, requests, close };
 }

@@ -1,4 +1,5 @@
 import { createServer } from 'node:http';
+import { listenOnLoopback } from './loopbackServer.ts';
 
 /**
  * A stand-in LLM provider on loopback: the selftest points every relay upstream
@@ -35,18 +36,6 @@ export async function startStandInProvider(): Promise<StandInProvider> {
       res.end(body);
     });
   });
-  const url = await new Promise<string>((resolve) =>
-    server.listen(0, '127.0.0.1', () =>
-      resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}`),
-    ),
-  );
-  return {
-    url,
-    requests,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const { url, close } = await listenOnLoopback(server);
+  return { url, requests, close };
 }

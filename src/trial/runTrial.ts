@@ -149,7 +149,22 @@ function chownTree(dir: string, uid: number, gid: number): void {
 export async function runTrial(t: TrialEnv, trialId: string): Promise<Trial> {
   const trial = t.trials.find(trialId);
   if (!trial) throw new UserError(`no trial ${trialId}`, 'list trials with `ptb trials`');
-  return withTrialLock(trial.dir, () => runPhases(t, trial));
+  return withTrialLock(trial.dir, async () => {
+    try {
+      return await runPhases(t, trial);
+    } catch (err) {
+      // Whatever stopped the trial outside a phase (Ctrl-C between phases, no Python), the row must not
+      // stay `running`: interrupted trials resume, failed ones say why.
+      const now = t.trials.get(trial.id);
+      if (now?.status === 'running') {
+        t.trials.update(
+          trial.id,
+          t.signal?.aborted ? { status: 'interrupted' } : { status: 'failed', error: (err as Error).message },
+        );
+      }
+      throw err;
+    }
+  });
 }
 
 async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {

@@ -33,4 +33,16 @@ describe('ptb trial run refusals', () => {
     expect(path.code).toBe(1);
     expect(path.stderr).toMatch(/no config.json/);
   });
+
+  it('marks a trial failed, not running, when it stops outside a phase (no Python)', async () => {
+    const home = tempHome();
+    const env = { PTB_HOME: home, PTB_PYTHON: '/nonexistent/python3' };
+    const run = await runCli([...base, '-a', 'noop'], env);
+    expect(run.code).toBe(1);
+    const rows = (await runCli(['trials', '--json'], env)).stdout.trim().split('\n');
+    expect(rows).toHaveLength(1);
+    const trial = JSON.parse(rows[0]!) as { status: string; error: string };
+    expect(trial.status).toBe('failed');
+    expect(trial.error).toMatch(/nonexistent/);
+  });
 });

@@ -21,6 +21,7 @@ interface TrialRunFlags {
   seed: number;
   experiment: string;
   sandbox: string;
+  image?: string;
   engine: string;
   evalLimit: number;
   promptFile?: string;
@@ -102,6 +103,10 @@ export function registerTrial(program: Command, ctx: CliContext): void {
     .addOption(
       new Option('--sandbox <kind>', 'where the agent runs').choices([...SANDBOX_KINDS]).default('bwrap'),
     )
+    .option(
+      '--image <ref>',
+      'with --sandbox podman: the agent image (default: the one `ptb image build` makes)',
+    )
     .addOption(
       new Option('-e, --engine <engine>', 'engine of the final evaluation')
         .choices(['vllm', 'hf'])
@@ -134,6 +139,7 @@ export function registerTrial(program: Command, ctx: CliContext): void {
         gpus: flags.gpus,
         seed: flags.seed,
         sandbox: flags.sandbox as TrialSpecInput['sandbox'],
+        image: flags.image,
         engine: flags.engine as TrialSpecInput['engine'],
         evalLimit: flags.evalLimit,
         promptFile: flags.promptFile,

@@ -28,6 +28,8 @@ export const TrialSpecSchema = z.object({
   gpus: z.number().int().min(0).default(1),
   seed: z.number().int().min(0).default(0),
   sandbox: SandboxKindSchema.default('bwrap'),
+  /** podman image (or apptainer .sif) of the agent environment; default: the one `ptb image build` makes. */
+  image: z.string().optional(),
   /** Engine for the final evaluation. */
   engine: z.enum(['vllm', 'hf', 'openai']).default('vllm'),
   /** Evaluation sample limit (-1 = all, the reference's final run). */

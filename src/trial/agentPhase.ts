@@ -5,12 +5,21 @@ import { writeAgentHome } from '../agents/solveScript.ts';
 import type { AgentDefinition, AgentRunContext } from '../agents/types.ts';
 import { UserError } from '../core/errors.ts';
 import type { HomeLayout } from '../core/paths.ts';
+import { repoRoot } from '../core/paths.ts';
 import type { AgentOutcome, TrialSpec } from '../core/trial.ts';
 import { SANDBOX_PATHS, type TrialLayout } from '../core/trialLayout.ts';
 import { type Monitor, startMonitor } from '../ledgers/monitor.ts';
-import { assertBwrapAvailable, runInSandbox, type SandboxBridge, sandboxHostIds } from '../sandbox/bwrap.ts';
+import {
+  assertBwrapAvailable,
+  runInSandbox,
+  type SandboxBridge,
+  type SandboxSpec,
+  sandboxHostIds,
+} from '../sandbox/bwrap.ts';
 import { checkGpus, gpuDevices } from '../sandbox/gpuGate.ts';
-import type { AgentMounts } from './agentSandbox.ts';
+import { defaultImage } from '../sandbox/imageBuild.ts';
+import { SANDBOXES } from '../sandbox/registry.ts';
+import { type AgentMounts, pythonPrefixes } from './agentSandbox.ts';
 import { formatHms, TimestampedLineWriter } from './traceWriter.ts';
 
 export interface AgentPhaseResult {
@@ -45,6 +54,13 @@ export interface AgentRunOptions {
   /** Subscription login files copied into the agent's home (they enter the sandbox by design). */
   credentialFiles?: Array<{ source: string; homePath: string }>;
 }
+
+/** Inside the agent image its own programs run: its PATH, its Python, its copy of ptb at /opt/ptb. */
+const IMAGE_ENV: Record<string, string> = {
+  PATH: `${SANDBOX_PATHS.home}/.local/bin:/usr/local/bin:/usr/bin:/bin`,
+  PTB_PYTHON: 'python3',
+  PTB_TASK_PTB: `node ${SANDBOX_PATHS.ptb}/bin/ptb.js`,
+};
 
 /** The hard limit around the agent, as the reference: hours×60+5 minutes, then TERM, then KILL 30 s later. */
 export function agentTimeoutMs(hours: number): number {
@@ -86,13 +102,14 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
     // Only these GPUs' device nodes exist inside, so CUDA there numbers them from 0.
     devices = gpuDevices(gpuIndices);
   }
-  if (spec.sandbox !== 'bwrap') {
+  if (spec.sandbox !== 'bwrap' && spec.sandbox !== 'podman') {
     throw new UserError(
       `sandbox ${spec.sandbox} cannot run agents in this version of ptb`,
-      'use --sandbox bwrap (the local default)',
+      'use --sandbox bwrap (the local default) or podman',
     );
   }
-  assertBwrapAvailable();
+  const inImage = spec.sandbox === 'podman';
+  if (!inImage) assertBwrapAvailable();
 
   // A CLI scaffold runs from its pinned npm install, bound read-only and put first on PATH.
   const readOnly = [...o.mounts.readOnly];
@@ -122,7 +139,18 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
   });
   let monitor: Monitor | undefined;
   try {
-    const result = await runInSandbox({
+    const run = (sandboxSpec: SandboxSpec) =>
+      inImage
+        ? SANDBOXES.podman.run(sandboxSpec, {
+            image: spec.image ?? defaultImage('podman', o.home),
+            gpuIndices,
+            // The image brings its own ptb, Python and node: the host's are not mounted.
+            dropSources: [repoRoot, dirname(process.execPath), ...pythonPrefixes(o.mounts.python)],
+            bridgeNode: 'node',
+            rootfs: 'ephemeral',
+          })
+        : runInSandbox(sandboxSpec);
+    const result = await run({
       onSpawn: (info) => {
         monitor = startMonitor({
           ledgerPath: layout.ledgers.monitor,
@@ -138,7 +166,7 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
       cwd: SANDBOX_PATHS.task,
       readOnlyBinds: readOnly,
       writableBinds: o.mounts.writable,
-      env: { ...o.mounts.env, ...o.env },
+      env: { ...o.mounts.env, ...o.env, ...(inImage ? IMAGE_ENV : {}) },
       network: o.bridges.length > 0 ? { bridges: o.bridges } : 'none',
       devices,
       sysfs: o.mounts.sysfs,

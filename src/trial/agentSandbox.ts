@@ -20,6 +20,8 @@ export interface AgentMounts {
   /** Read-only binds; some sit inside writable ones (task/evaluate.py, task/templates): bwrap mounts parents first. */
   readOnly: SandboxMount[];
   sysfs: boolean;
+  /** The host interpreter the binds were made for (container sandboxes drop its prefixes). */
+  python: string;
   writable: SandboxMount[];
   env: Record<string, string>;
 }
@@ -124,5 +126,5 @@ export function agentMounts(opts: {
         env[k] = v;
     }
   }
-  return { readOnly, writable, env, sysfs: spec.gpus > 0 };
+  return { readOnly, writable, env, sysfs: spec.gpus > 0, python: opts.python };
 }

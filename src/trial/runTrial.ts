@@ -32,6 +32,7 @@ import type { AssetCache } from '../hub/assetCache.ts';
 import { createRedactor, knownSecretsFromEnv } from '../ledgers/redact.ts';
 import { ensurePythonEnv } from '../runtime/pythonEnv.ts';
 import { grantSandboxRead, sandboxHostIds } from '../sandbox/bwrap.ts';
+import { defaultImage } from '../sandbox/imageBuild.ts';
 import { assertSandboxCan } from '../sandbox/registry.ts';
 import type { EvalRepo } from '../store/evalRepo.ts';
 import type { Trial, TrialRepo } from '../store/trialRepo.ts';
@@ -93,16 +94,20 @@ export function validateTrialSpec(input: TrialSpecInput): TrialSpec {
   if (spec.agent === 'command' && !spec.agentCommand?.length) {
     throw new UserError('the command agent needs a command', 'pass --agent-command "<executable> [args]"');
   }
-  // The chosen sandbox must give what the trial asks for (GPUs, the network policy), or the trial is refused.
+  // The chosen sandbox must give what the trial asks for (GPUs, the network policy, its image), or the
+  // trial is refused before anything is created.
   assertSandboxCan(spec.sandbox, {
     gpus: spec.gpus,
     network: spec.network,
     unsafeNoSandbox: spec.unsafeNoSandbox,
+    ...(spec.sandbox === 'podman' || spec.sandbox === 'apptainer'
+      ? { image: spec.image ?? defaultImage(spec.sandbox) }
+      : {}),
   });
-  if (spec.sandbox !== 'bwrap') {
+  if (spec.sandbox !== 'bwrap' && spec.sandbox !== 'podman') {
     throw new UserError(
-      `trials run agents in the bwrap sandbox in this version; ${spec.sandbox} runs commands (ptb image) but not trials yet`,
-      'use --sandbox bwrap',
+      `trials run their agent in bwrap or podman in this version; ${spec.sandbox} runs single commands only`,
+      'use --sandbox bwrap or --sandbox podman',
     );
   }
   if (spec.baseModelPath && !existsSync(join(spec.baseModelPath, 'config.json'))) {

@@ -1,0 +1,80 @@
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { trialLayout } from '../../src/core/trialLayout.ts';
+import { podmanCapabilities } from '../../src/sandbox/podman.ts';
+import { runCli, tempHome } from '../helpers/runCli.ts';
+import { testPython } from '../helpers/tinyModel.ts';
+import { ROOTFS_IMAGE } from '../sandbox/podmanImage.ts';
+
+/**
+ * A trial whose agent runs in a podman container: the image's own programs, uid 1000, no host ptb or
+ * Python inside, the workspace bound in. Uses the Debian rootfs image of the podman tests, built here
+ * with debootstrap when it is missing (a few minutes, once per machine).
+ */
+function ensureRootfsImage(): void {
+  if (spawnSync('podman', ['image', 'exists', ROOTFS_IMAGE]).status === 0) return;
+  const dir = '/tmp/ptb-test-rootfs';
+  const boot = spawnSync('debootstrap', ['--variant=minbase', 'bookworm', dir], { encoding: 'utf8' });
+  if (boot.status !== 0) throw new Error(`debootstrap failed (run scripts/setup.sh): ${boot.stderr}`);
+  const imported = spawnSync('sh', ['-c', `tar -C ${dir} -c . | podman import - ${ROOTFS_IMAGE}`], {
+    encoding: 'utf8',
+  });
+  if (imported.status !== 0) throw new Error(`podman import failed: ${imported.stderr}`);
+}
+
+describe('a trial in the podman sandbox', () => {
+  it('runs the agent in the image, as uid 1000, without the host ptb or Python', async () => {
+    const caps = podmanCapabilities();
+    expect(caps.available, `podman is needed (scripts/setup.sh installs it): ${caps.reason}`).toBe(true);
+    ensureRootfsImage();
+    const home = tempHome();
+    const env = { PTB_HOME: home, PTB_PYTHON: await testPython(), PTB_OFFLINE: '1' };
+    const script =
+      'echo inside-container uid=$(id -u); echo written > note.txt; ' +
+      'if [ -e /opt/ptb/package.json ]; then echo HOST-PTB-VISIBLE; else echo no-host-ptb; fi; ' +
+      'if [ -e /root/.pyenv ] || [ -e /work/main ]; then echo HOST-FILES-VISIBLE; else echo no-host-files; fi';
+    const run = await runCli(
+      [
+        'trial',
+        'run',
+        '-a',
+        'command',
+        '--agent-command',
+        `bash -c "${script}"`,
+        '-m',
+        'acme/tiny',
+        '-b',
+        'gsm8k',
+        '--hours',
+        '0.05',
+        '--gpus',
+        '0',
+        '--sandbox',
+        'podman',
+        '--image',
+        ROOTFS_IMAGE,
+        '--network',
+        'none',
+        '--json',
+      ],
+      env,
+    );
+    expect(run.code, run.stderr).toBe(0);
+    const trial = JSON.parse(run.stdout.trim().split('\n').at(-1)!) as {
+      status: string;
+      agent_outcome: string;
+      dir: string;
+    };
+    expect(trial.status).toBe('completed');
+    expect(trial.agent_outcome).toBe('finished');
+    const layout = trialLayout(trial.dir);
+    const out = readFileSync(layout.solveOut, 'utf8');
+    expect(out).toContain('inside-container uid=1000');
+    expect(out).toContain('no-host-ptb');
+    expect(out).toContain('no-host-files');
+    expect(readFileSync(join(layout.taskSnapshot, 'note.txt'), 'utf8')).toBe('written\n');
+    expect(JSON.parse(readFileSync(layout.ledgers.sandbox, 'utf8')).kind).toBe('podman');
+  }, 600_000);
+});

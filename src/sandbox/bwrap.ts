@@ -34,6 +34,7 @@ import type { Readable, Writable } from 'node:stream';
 import { UserError } from '../core/errors.ts';
 import { CappedSink, drainInto } from './capture.ts';
 import { type CgroupScope, createCgroupScope, type EnforcedLimits, type ResourceLimits } from './cgroup.ts';
+import { armDeadline } from './deadline.ts';
 import { buildSeccompFilter, currentSeccompArch, type DeniableSyscall } from './seccomp.ts';
 
 export type { EnforcedLimits, ResourceLimits } from './cgroup.ts';
@@ -687,8 +688,6 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
     throw err;
   }
 
-  let timedOut = false;
-  let aborted = false;
   let killTimer: NodeJS.Timeout | undefined;
   let exitedAlready = false;
   const killTree = () => {
@@ -716,21 +715,12 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
     }
     killTimer = setTimeout(killTree, grace);
   };
-  const timer =
-    spec.timeoutMs !== undefined
-      ? setTimeout(() => {
-          if (exitedAlready) return;
-          timedOut = true;
-          stopTree();
-        }, spec.timeoutMs)
-      : undefined;
-  const onAbort = () => {
-    if (exitedAlready) return;
-    aborted = true;
-    stopTree();
-  };
-  if (spec.signal?.aborted) onAbort();
-  else spec.signal?.addEventListener('abort', onAbort, { once: true });
+  const deadline = armDeadline({
+    timeoutMs: spec.timeoutMs,
+    signal: spec.signal,
+    exited: () => exitedAlready,
+    stop: stopTree,
+  });
   if (child.pid !== undefined && spec.onSpawn) {
     try {
       spec.onSpawn({ pid: child.pid, cgroups: cgroupDirsOf(scope) });
@@ -781,8 +771,7 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
   // Descendants died with the pid namespace; kill through the cgroup too so no pipe stays open.
   scope?.killAll();
   await streamsDone;
-  if (timer) clearTimeout(timer);
-  spec.signal?.removeEventListener('abort', onAbort);
+  deadline.clear();
   if (exit.error) {
     await scope?.dispose();
     throw exit.error;
@@ -794,8 +783,8 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
   return {
     exitCode: exit.code,
     signal: exit.signal,
-    timedOut,
-    aborted,
+    timedOut: deadline.timedOut,
+    aborted: deadline.aborted,
     oomKilled,
     stdout: stdout.bytes(),
     stderr: capture ? stderr.bytes() : stderrHead.bytes(),

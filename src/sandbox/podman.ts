@@ -37,6 +37,7 @@ import {
   ownRlimits,
   prepareBridgeSockets,
 } from './container.ts';
+import { armDeadline } from './deadline.ts';
 
 export type PodmanGpuMode = 'cdi' | 'hook';
 
@@ -719,8 +720,6 @@ export async function runInPodman(spec: ContainerSpec): Promise<SandboxResult> {
   }
 
   let exited = false;
-  let timedOut = false;
-  let aborted = false;
   let killTimer: NodeJS.Timeout | undefined;
   let stopping = false;
   const killContainer = () => {
@@ -738,21 +737,12 @@ export async function runInPodman(spec: ContainerSpec): Promise<SandboxResult> {
     });
     killTimer = setTimeout(killContainer, grace);
   };
-  const timer =
-    spec.timeoutMs !== undefined
-      ? setTimeout(() => {
-          if (exited) return;
-          timedOut = true;
-          stopContainer();
-        }, spec.timeoutMs)
-      : undefined;
-  const onAbort = () => {
-    if (exited) return;
-    aborted = true;
-    stopContainer();
-  };
-  if (spec.signal?.aborted) onAbort();
-  else spec.signal?.addEventListener('abort', onAbort, { once: true });
+  const deadline = armDeadline({
+    timeoutMs: spec.timeoutMs,
+    signal: spec.signal,
+    exited: () => exited,
+    stop: stopContainer,
+  });
 
   // Once the container runs: its init's host pid and cgroups for the monitor, and its OOM counter.
   let containerMemoryDir: string | null = null;
@@ -809,9 +799,8 @@ export async function runInPodman(spec: ContainerSpec): Promise<SandboxResult> {
   exited = true;
   if (oomKillCount(containerMemoryDir) > 0) oomSeen = true;
   clearInterval(oomPoll);
-  if (timer) clearTimeout(timer);
+  deadline.clear();
   if (killTimer) clearTimeout(killTimer);
-  spec.signal?.removeEventListener('abort', onAbort);
   await watch;
 
   // The client is gone; the container may not be (a killed client leaves it running).
@@ -839,8 +828,8 @@ export async function runInPodman(spec: ContainerSpec): Promise<SandboxResult> {
     oomSeen ||
     stateOom === 'true' ||
     (exitCode === 137 &&
-      !timedOut &&
-      !aborted &&
+      !deadline.timedOut &&
+      !deadline.aborted &&
       memoryLimit !== undefined &&
       peakMemoryBytes !== null &&
       peakMemoryBytes >= memoryLimit * 0.95);
@@ -848,8 +837,8 @@ export async function runInPodman(spec: ContainerSpec): Promise<SandboxResult> {
   return {
     exitCode,
     signal: exit.signal,
-    timedOut,
-    aborted,
+    timedOut: deadline.timedOut,
+    aborted: deadline.aborted,
     oomKilled,
     stdout: stdout.bytes(),
     stderr: capture ? stderr.bytes() : stderrHead.bytes(),

@@ -1,22 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isBwrapAvailable } from '../../src/sandbox/bwrap.ts';
-import {
-  ensureInstalled,
-  expectScriptedSession,
-  INSTALL_TIMEOUT_MS,
-  removeRunDirs,
-  runRealCli,
-} from './realClisHarness.ts';
+import { expect, it } from 'vitest';
+import { describeRealCli, expectScriptedSession, runRealCli } from './realClisHarness.ts';
 
 // The real Claude Code 2.1.76 from npm, in the bwrap sandbox, through the relay to a stand-in of the
 // Anthropic Messages API.
-describe.skipIf(!isBwrapAvailable())('Claude Code, for real, in the sandbox', () => {
-  beforeAll(async () => {
-    const { seconds } = await ensureInstalled('claude');
-    console.info(`claude: install ready in ${seconds.toFixed(1)} s`);
-  }, INSTALL_TIMEOUT_MS);
-  afterAll(removeRunDirs);
-
+describeRealCli('claude', 'Claude Code, for real, in the sandbox', () => {
   it('claude: runs a shell command, writes a file, calls evaluate.py and finishes', async () => {
     const run = await runRealCli({
       agentId: 'claude',

@@ -1,14 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { repromptMessage } from '../../src/agents/definitions/codex.ts';
-import { isBwrapAvailable } from '../../src/sandbox/bwrap.ts';
-import {
-  describeRun,
-  ensureInstalled,
-  expectScriptedSession,
-  INSTALL_TIMEOUT_MS,
-  removeRunDirs,
-  runRealCli,
-} from './realClisHarness.ts';
+import { describeRealCli, describeRun, expectScriptedSession, runRealCli } from './realClisHarness.ts';
 
 /** timer.sh that reports one hour left on its first call and has expired on every later one. */
 const ONE_RESUME_TIMER = `#!/bin/bash
@@ -20,13 +12,7 @@ if [ "$n" -eq 0 ]; then printf 'Remaining time (hours:minutes):\\n1:00\\n'; else
 
 // The real Codex CLI 0.98.0 from npm, in the bwrap sandbox, through the relay to a stand-in of the
 // OpenAI Responses API.
-describe.skipIf(!isBwrapAvailable())('Codex CLI, for real, in the sandbox', () => {
-  beforeAll(async () => {
-    const { seconds } = await ensureInstalled('codex');
-    console.info(`codex: install ready in ${seconds.toFixed(1)} s`);
-  }, INSTALL_TIMEOUT_MS);
-  afterAll(removeRunDirs);
-
+describeRealCli('codex', 'Codex CLI, for real, in the sandbox', () => {
   it('codex: runs a shell command, writes a file, calls evaluate.py and finishes', async () => {
     const run = await runRealCli({
       agentId: 'codex',

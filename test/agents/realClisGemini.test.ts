@@ -1,22 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isBwrapAvailable } from '../../src/sandbox/bwrap.ts';
-import {
-  ensureInstalled,
-  expectScriptedSession,
-  INSTALL_TIMEOUT_MS,
-  removeRunDirs,
-  runRealCli,
-} from './realClisHarness.ts';
+import { expect, it } from 'vitest';
+import { describeRealCli, expectScriptedSession, runRealCli } from './realClisHarness.ts';
 
 // The real Gemini CLI 0.29.0 from npm, in the bwrap sandbox, through the relay (GOOGLE_GEMINI_BASE_URL)
 // to a stand-in of the Gemini API.
-describe.skipIf(!isBwrapAvailable())('Gemini CLI, for real, in the sandbox', () => {
-  beforeAll(async () => {
-    const { seconds } = await ensureInstalled('gemini');
-    console.info(`gemini: install ready in ${seconds.toFixed(1)} s`);
-  }, INSTALL_TIMEOUT_MS);
-  afterAll(removeRunDirs);
-
+describeRealCli('gemini', 'Gemini CLI, for real, in the sandbox', () => {
   it('gemini: runs a shell command, writes a file, calls evaluate.py and finishes', async () => {
     const run = await runRealCli({
       agentId: 'gemini',

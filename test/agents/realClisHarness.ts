@@ -17,7 +17,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { agentInstallDir, agentSandboxPaths, installAgent } from '../../src/agents/install.ts';
 import { getAgent } from '../../src/agents/registry.ts';
 import { writeAgentHome } from '../../src/agents/solveScript.ts';
@@ -26,7 +26,12 @@ import type { AgentDefinition, AgentRunContext, ProviderId } from '../../src/age
 import { type ModelCallEvent, ModelCallEventSchema, type Trajectory } from '../../src/core/trial.ts';
 import { SANDBOX_PATHS } from '../../src/core/trialLayout.ts';
 import { type RelayTotals, startModelRelay } from '../../src/ledgers/modelRelay.ts';
-import { runInSandbox, type SandboxResult, sandboxHostIds } from '../../src/sandbox/bwrap.ts';
+import {
+  isBwrapAvailable,
+  runInSandbox,
+  type SandboxResult,
+  sandboxHostIds,
+} from '../../src/sandbox/bwrap.ts';
 import { timerScript } from '../../src/trial/timer.ts';
 import { type StandInApi, type StandInProvider, startStandInProvider } from '../helpers/standInProviders.ts';
 
@@ -63,6 +68,18 @@ export async function ensureInstalled(agentId: string): Promise<{ def: AgentDefi
   const started = performance.now();
   await installAgent(def, { agents: AGENTS_CACHE });
   return { def, seconds: (performance.now() - started) / 1000 };
+}
+
+/** A suite for one real CLI: installed once (cached), run dirs removed afterwards; needs bwrap. */
+export function describeRealCli(agentId: string, title: string, body: () => void): void {
+  describe.skipIf(!isBwrapAvailable())(title, () => {
+    beforeAll(async () => {
+      const { seconds } = await ensureInstalled(agentId);
+      console.info(`${agentId}: install ready in ${seconds.toFixed(1)} s`);
+    }, INSTALL_TIMEOUT_MS);
+    afterAll(removeRunDirs);
+    body();
+  });
 }
 
 export interface RealCliRun {

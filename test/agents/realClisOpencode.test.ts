@@ -1,23 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isBwrapAvailable } from '../../src/sandbox/bwrap.ts';
-import {
-  ensureInstalled,
-  expectScriptedSession,
-  INSTALL_TIMEOUT_MS,
-  removeRunDirs,
-  runRealCli,
-} from './realClisHarness.ts';
+import { expect, it } from 'vitest';
+import { describeRealCli, expectScriptedSession, runRealCli } from './realClisHarness.ts';
 
 // The real OpenCode from npm, in the bwrap sandbox, through the relay (opencode.json baseURL) to a
 // stand-in of the OpenAI-compatible API of OpenCode Zen (Chat Completions) and of OpenAI (Responses).
 // OpenCode also asks a small model (gpt-5-nano) for a session title: the stand-in answers it as a side call.
-describe.skipIf(!isBwrapAvailable())('OpenCode, for real, in the sandbox', () => {
-  beforeAll(async () => {
-    const { seconds } = await ensureInstalled('opencode');
-    console.info(`opencode: install ready in ${seconds.toFixed(1)} s`);
-  }, INSTALL_TIMEOUT_MS);
-  afterAll(removeRunDirs);
-
+describeRealCli('opencode', 'OpenCode, for real, in the sandbox', () => {
   it('opencode/kimi-k2.5 (Zen, Chat Completions): the scripted session', async () => {
     const run = await runRealCli({
       agentId: 'opencode',

@@ -1,7 +1,9 @@
+import { existsSync, rmSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { UserError } from '../core/errors.ts';
 import { BENCHMARK_IDS } from '../core/schemas.ts';
 import { SANDBOX_KINDS, type TrialSpecInput } from '../core/trial.ts';
+import { trialLayout } from '../core/trialLayout.ts';
 import { splitShellWords } from '../runtime/pythonEnv.ts';
 import type { Trial } from '../store/trialRepo.ts';
 import { createTrial, runTrial } from '../trial/runTrial.ts';
@@ -186,6 +188,27 @@ export function registerTrial(program: Command, ctx: CliContext): void {
           `  ${p.phase.padEnd(9)} ${p.status.padEnd(9)} ${p.started_at}${p.error ? `  ${p.error}` : ''}\n`,
         );
       }
+    });
+
+  trial
+    .command('clean <id>')
+    .description(
+      "delete a finished trial's live workspace (work/: checkpoints, caches); results and ledgers stay",
+    )
+    .action((id: string) => {
+      const env = trialEnvFor(ctx, { quiet: true });
+      const found = env.trials.find(id);
+      if (!found) throw new UserError(`no trial ${id}`, 'list trials with `ptb trials`');
+      if (found.status === 'running' || found.status === 'pending') {
+        throw new UserError(
+          `trial ${found.id} is ${found.status}`,
+          'clean only finished or interrupted trials',
+        );
+      }
+      const work = trialLayout(found.dir).work.dir;
+      const existed = existsSync(work);
+      rmSync(work, { recursive: true, force: true });
+      ctx.stdout.write(existed ? `removed ${work}\n` : `nothing to remove: ${work} is gone already\n`);
     });
 
   program

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runCli, tempHome } from '../helpers/runCli.ts';
@@ -35,5 +35,13 @@ describe('ptb run --config grid.yaml', () => {
     expect(again.stderr).toMatch(/2 trials, 2 done or skipped, 0 to run/);
     const plan = await runCli(['run', '--config', grid, '--dry-run'], env);
     expect(plan.stdout.match(/completed/g)).toHaveLength(2);
+    // `trial clean` removes the live workspace and keeps the results.
+    const listed = (await runCli(['trials', '--json'], env)).stdout.trim().split('\n');
+    const { id, dir } = JSON.parse(listed[0]!) as { id: string; dir: string };
+    expect(existsSync(join(dir, 'work'))).toBe(true);
+    const clean = await runCli(['trial', 'clean', id], env);
+    expect(clean.code).toBe(0);
+    expect(existsSync(join(dir, 'work'))).toBe(false);
+    expect(existsSync(join(dir, 'solve_out.txt'))).toBe(true);
   }, 300_000);
 });

@@ -225,14 +225,25 @@ interface PreparedInterpreter {
   maskedFiles: string[];
 }
 
+function outsideUsr(paths: readonly string[]): string[] {
+  return paths.filter((path) => path !== '/usr' && !path.startsWith('/usr/'));
+}
+
+/**
+ * The directories a sandbox must bind read-only for this interpreter to run: its prefixes (venv and
+ * base installation, symlinks resolved) outside /usr, which every sandbox already has.
+ */
+export function interpreterBinds(interpreter: string): string[] {
+  return outsideUsr(withRealPaths(probeInterpreter(interpreter).prefixes));
+}
+
 function prepareInterpreter(interpreter: string, addressSpaceBytes: number | null): PreparedInterpreter {
   const facts = probeInterpreter(interpreter);
   const prefixes = withRealPaths(facts.prefixes);
-  const outsideUsr = prefixes.filter((prefix) => prefix !== '/usr' && !prefix.startsWith('/usr/'));
   return {
     interpreter,
     settings: { addressSpaceBytes, nativeRoots: prefixes },
-    readOnlyBinds: outsideUsr,
+    readOnlyBinds: outsideUsr(prefixes),
     maskedFiles: deniedModuleFiles(withRealPaths(facts.path)),
   };
 }

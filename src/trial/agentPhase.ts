@@ -19,7 +19,7 @@ import {
 import { checkGpus, gpuDevices } from '../sandbox/gpuGate.ts';
 import { defaultImage } from '../sandbox/imageBuild.ts';
 import { SANDBOXES } from '../sandbox/registry.ts';
-import { type AgentMounts, pythonPrefixes } from './agentSandbox.ts';
+import type { AgentMounts } from './agentSandbox.ts';
 import { formatHms, TimestampedLineWriter } from './traceWriter.ts';
 
 export interface AgentPhaseResult {
@@ -145,7 +145,7 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
             image: spec.image ?? defaultImage('podman', o.home),
             gpuIndices,
             // The image brings its own ptb, Python and node: the host's are not mounted.
-            dropSources: [repoRoot, dirname(process.execPath), ...pythonPrefixes(o.mounts.python)],
+            dropSources: [repoRoot, dirname(process.execPath), ...o.mounts.pythonPrefixes],
             bridgeNode: 'node',
             rootfs: 'ephemeral',
           })

@@ -1,10 +1,10 @@
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, realpathSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { repoRoot } from '../core/paths.ts';
 import type { TrialSpec } from '../core/trial.ts';
 import { SANDBOX_PATHS, type TrialLayout } from '../core/trialLayout.ts';
 import type { SandboxMount } from '../sandbox/bwrap.ts';
+import { interpreterBinds } from '../sandbox/pythonRunner.ts';
 import { SHARED_HF_CACHE_IN_SANDBOX } from './hfCacheView.ts';
 
 /** Where harness-provided inputs appear inside the sandbox. */
@@ -20,35 +20,10 @@ export interface AgentMounts {
   /** Read-only binds; some sit inside writable ones (task/evaluate.py, task/templates): bwrap mounts parents first. */
   readOnly: SandboxMount[];
   sysfs: boolean;
-  /** The host interpreter the binds were made for (container sandboxes drop its prefixes). */
-  python: string;
+  /** The host interpreter's directories among the binds (container sandboxes drop them). */
+  pythonPrefixes: string[];
   writable: SandboxMount[];
   env: Record<string, string>;
-}
-
-/** Directories a Python interpreter needs (its prefixes outside /usr), found by asking it. */
-export function pythonPrefixes(python: string): string[] {
-  const probe = spawnSync(
-    python,
-    ['-I', '-c', 'import sys, json; print(json.dumps(sorted({sys.prefix, sys.base_prefix})))'],
-    { encoding: 'utf8', timeout: 30_000 },
-  );
-  if (probe.status !== 0) return [];
-  const prefixes = new Set<string>();
-  for (const p of JSON.parse(probe.stdout) as string[]) {
-    for (const candidate of [p, safeRealpath(p)]) {
-      if (candidate !== '/usr' && !candidate.startsWith('/usr/')) prefixes.add(candidate);
-    }
-  }
-  return [...prefixes];
-}
-
-function safeRealpath(p: string): string {
-  try {
-    return realpathSync(p);
-  } catch {
-    return p;
-  }
 }
 
 /**
@@ -73,7 +48,8 @@ export function agentMounts(opts: {
   // The node that runs ptb (evaluate.py calls ptb): visible at its own path when it is not under /usr.
   const nodeDir = dirname(process.execPath);
   if (!nodeDir.startsWith('/usr/')) readOnly.push({ source: nodeDir });
-  for (const prefix of pythonPrefixes(opts.python)) readOnly.push({ source: prefix });
+  const pythonPrefixes = interpreterBinds(opts.python);
+  for (const prefix of pythonPrefixes) readOnly.push({ source: prefix });
   if (opts.baseModelPath) readOnly.push({ source: opts.baseModelPath, target: SANDBOX_INPUTS.baseModel });
   if (opts.sharedHfCache) readOnly.push({ source: opts.sharedHfCache, target: SHARED_HF_CACHE_IN_SANDBOX });
   mkdirSync(opts.dataCacheDir, { recursive: true }); // a bind source must exist, even when nothing is cached yet
@@ -126,5 +102,5 @@ export function agentMounts(opts: {
         env[k] = v;
     }
   }
-  return { readOnly, writable, env, sysfs: spec.gpus > 0, python: opts.python };
+  return { readOnly, writable, env, sysfs: spec.gpus > 0, pythonPrefixes };
 }

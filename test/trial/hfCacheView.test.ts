@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { grantSandboxRead, runInSandbox, sandboxHostIds } from '../../src/sandbox/bwrap.ts';
-import { pythonPrefixes } from '../../src/trial/agentSandbox.ts';
+import { interpreterBinds } from '../../src/sandbox/pythonRunner.ts';
 import { buildHfCacheView, SHARED_HF_CACHE_IN_SANDBOX, sharedHfCache } from '../../src/trial/hfCacheView.ts';
 import { testPython } from '../helpers/tinyModel.ts';
 
@@ -67,7 +67,7 @@ describe('Hugging Face cache view', () => {
     const result = await runInSandbox({
       argv: [python, '-c', script],
       readOnlyBinds: [
-        ...pythonPrefixes(python).map((p) => ({ source: p })),
+        ...interpreterBinds(python).map((p) => ({ source: p })),
         { source: shared, target: SHARED_HF_CACHE_IN_SANDBOX },
       ],
       writableBinds: [{ source: view, target: '/home/agent/hf_cache' }],

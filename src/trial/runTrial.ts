@@ -206,7 +206,6 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
     t.afterPhase?.(phase);
   };
 
-  const secrets = knownSecretsFromEnv(t.env).map((s) => s.value);
   const redact = createRedactor(knownSecretsFromEnv(t.env));
 
   await step('prepare', async () => {
@@ -268,7 +267,6 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
       layout,
       agent,
       env: t.env,
-      secrets,
       mounts,
       credentialsDir,
     });

@@ -66,7 +66,6 @@ export async function startHarnessServices(o: {
   layout: TrialLayout;
   agent: AgentDefinition;
   env: NodeJS.ProcessEnv;
-  secrets: string[];
   mounts: AgentMounts;
   /** `PTB_HOME/credentials`: credential files the relay may read (never copied into the trial). */
   credentialsDir: string;
@@ -90,13 +89,16 @@ export async function startHarnessServices(o: {
       o.agent.provider !== undefined || o.agent.kind === 'command' || GRADED_BENCHMARKS.has(spec.benchmark);
     if (needsRelay) {
       const token = `ptb-relay-${randomKey(40)}`;
-      const realKeys: Partial<Record<ProviderId, string>> = {};
+      // A CLI scaffold's own credential must exist (host env or PTB_HOME/credentials; a UserError says
+      // where), as the reference's solve scripts exit without it; other providers are relayed where set.
+      const realKeys: Partial<Record<ProviderId, string>> =
+        o.agent.kind === 'cli' ? relayCredentials(o.agent, o.env, o.credentialsDir, spec.agentConfig) : {};
       const upstreams: Partial<Record<ProviderId, string>> = {};
       for (const provider of RELAY_PROVIDERS) {
         upstreams[provider] =
           o.env[`PTB_RELAY_UPSTREAM_${provider.toUpperCase()}`] ?? DEFAULT_UPSTREAMS[provider];
         const key = PROVIDER_KEY_ENV[provider].map((name) => o.env[name]).find((v) => v);
-        if (key) realKeys[provider] = key;
+        if (key && !realKeys[provider]) realKeys[provider] = key;
         relayUrls[provider] = `http://127.0.0.1:${BRIDGE_PORTS.relay}/${provider}`;
         relayTokens[provider] = token;
       }

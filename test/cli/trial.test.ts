@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { runCli, tempHome } from '../helpers/runCli.ts';
+import { testPython } from '../helpers/tinyModel.ts';
 
 const base = ['trial', 'run', '-m', 'Qwen/Qwen3-1.7B-Base', '-b', 'gsm8k', '--hours', '1', '--gpus', '0'];
 
@@ -44,5 +45,16 @@ describe('ptb trial run refusals', () => {
     const trial = JSON.parse(rows[0]!) as { status: string; error: string };
     expect(trial.status).toBe('failed');
     expect(trial.error).toMatch(/nonexistent/);
+  });
+
+  it("stops a CLI agent's trial that has no credential for its provider, saying where to put one", async () => {
+    const home = tempHome();
+    const env = { PTB_HOME: home, PTB_PYTHON: await testPython(), ANTHROPIC_API_KEY: '', PTB_OFFLINE: '1' };
+    const run = await runCli([...base, '-a', 'claude', '--agent-config', 'claude-sonnet-4-5'], env);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/needs a anthropic credential/);
+    expect(run.stderr).toMatch(/ANTHROPIC_API_KEY/);
+    const rows = (await runCli(['trials', '--json'], env)).stdout.trim().split('\n');
+    expect(JSON.parse(rows[0]!).status).toBe('failed');
   });
 });

@@ -32,6 +32,7 @@ import {
 import { delimiter, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { UserError } from '../core/errors.ts';
+import { validateBridgeSockets } from './bridgeSockets.ts';
 import { CappedSink, drainInto } from './capture.ts';
 import { type CgroupScope, createCgroupScope, type EnforcedLimits, type ResourceLimits } from './cgroup.ts';
 import { armDeadline } from './deadline.ts';
@@ -569,25 +570,8 @@ function hostUserMay(path: string, ids: { uid: number; gid: number }, want: numb
  */
 function checkBridges(bridges: readonly SandboxBridge[]): void {
   const ids = sandboxHostIds();
-  const ports = new Set<number>();
+  validateBridgeSockets(bridges);
   for (const bridge of bridges) {
-    if (!Number.isInteger(bridge.listenPort) || bridge.listenPort < 1 || bridge.listenPort > 65535) {
-      throw new UserError(`Bridge port ${bridge.listenPort} is not a TCP port.`, 'use a port in 1..65535');
-    }
-    if (ports.has(bridge.listenPort)) {
-      throw new UserError(`Two bridges use port ${bridge.listenPort}.`, 'give each bridge its own port');
-    }
-    ports.add(bridge.listenPort);
-    let stat: ReturnType<typeof statSync>;
-    try {
-      stat = statSync(bridge.socketPath);
-    } catch {
-      throw new UserError(
-        `The bridge socket ${bridge.socketPath} does not exist.`,
-        'start the proxy or relay before the sandbox',
-      );
-    }
-    if (!stat.isSocket()) throw new UserError(`${bridge.socketPath} is not a Unix socket.`);
     if (!hostUserMay(bridge.socketPath, ids, 2) && isRoot()) chownSync(bridge.socketPath, ids.uid, ids.gid);
     for (let dir = dirname(bridge.socketPath); ; dir = dirname(dir)) {
       if (!hostUserMay(dir, ids, 1)) {

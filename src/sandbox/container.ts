@@ -5,8 +5,9 @@
  * device node. `toContainerSpec` translates a SandboxSpec and refuses what a container cannot honour,
  * so a trial is never run with less isolation than it asked for.
  */
-import { chownSync, readFileSync, statSync } from 'node:fs';
+import { chownSync, readFileSync } from 'node:fs';
 import { UserError } from '../core/errors.ts';
+import { validateBridgeSockets } from './bridgeSockets.ts';
 import type {
   SandboxBridge,
   SandboxMount,
@@ -205,27 +206,11 @@ export function prepareBridgeSockets(
   bridges: readonly SandboxBridge[],
   user: { uid: number; gid: number },
 ): void {
-  const ports = new Set<number>();
-  for (const bridge of bridges) {
-    if (!Number.isInteger(bridge.listenPort) || bridge.listenPort < 1 || bridge.listenPort > 65535) {
-      throw new UserError(`Bridge port ${bridge.listenPort} is not a TCP port.`, 'use a port in 1..65535');
-    }
-    if (ports.has(bridge.listenPort)) {
-      throw new UserError(`Two bridges use port ${bridge.listenPort}.`, 'give each bridge its own port');
-    }
-    ports.add(bridge.listenPort);
-    let stat: ReturnType<typeof statSync>;
-    try {
-      stat = statSync(bridge.socketPath);
-    } catch {
-      throw new UserError(
-        `The bridge socket ${bridge.socketPath} does not exist.`,
-        'start the proxy or relay before the sandbox',
-      );
-    }
-    if (!stat.isSocket()) throw new UserError(`${bridge.socketPath} is not a Unix socket.`);
+  const stats = validateBridgeSockets(bridges);
+  bridges.forEach((bridge, i) => {
+    const stat = stats[i]!;
     if (process.getuid?.() === 0 && stat.uid !== user.uid) chownSync(bridge.socketPath, user.uid, user.gid);
-  }
+  });
 }
 
 /** Bind paths a container runtime cannot express (podman's `:` and `,` separators, apptainer's too). */

@@ -23,7 +23,7 @@ import {
   DEFAULT_CONTAINER_USER,
   prepareBridgeSockets,
 } from './container.ts';
-import { runProcessGroup } from './processGroup.ts';
+import { groupSandboxResult, passedThrough, runProcessGroup } from './processGroup.ts';
 
 export interface ApptainerProbe {
   /** Path of `apptainer` (or `singularity`), or null. */
@@ -247,27 +247,9 @@ export async function runInApptainer(spec: ContainerSpec): Promise<SandboxResult
     command: apptainer,
     args: command.args,
     env: command.env,
-    ...(spec.stdin !== undefined ? { stdin: spec.stdin } : {}),
-    ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
-    ...(spec.killGraceMs !== undefined ? { killGraceMs: spec.killGraceMs } : {}),
-    ...(spec.signal ? { signal: spec.signal } : {}),
-    ...(spec.maxOutputBytes !== undefined ? { maxOutputBytes: spec.maxOutputBytes } : {}),
-    ...(spec.captureOutput !== undefined ? { captureOutput: spec.captureOutput } : {}),
-    ...(spec.onOutput ? { onOutput: spec.onOutput } : {}),
-    ...(spec.onSpawn ? { onSpawn: spec.onSpawn } : {}),
+    ...passedThrough(spec),
   });
-  return {
-    exitCode: run.exitCode,
-    signal: run.signal,
-    timedOut: run.timedOut,
-    aborted: run.aborted,
-    oomKilled: false,
-    stdout: run.stdout,
-    stderr: run.stderr,
-    stdoutTruncated: run.stdoutTruncated,
-    stderrTruncated: run.stderrTruncated,
-    extraOutputs: [],
-    durationMs: run.durationMs,
+  return groupSandboxResult(run, {
     enforced: {
       memory: spec.limits?.memoryBytes !== undefined,
       pids: spec.limits?.pids !== undefined,
@@ -275,9 +257,8 @@ export async function runInApptainer(spec: ContainerSpec): Promise<SandboxResult
       treeKill: true,
     },
     warnings,
-    peakMemoryBytes: null,
     startFailed:
       (run.exitCode === 255 && /FATAL:/.test(run.stderrHead)) ||
       (run.exitCode === 125 && run.stderrHead.includes('ptb: the network bridge did not start')),
-  };
+  });
 }

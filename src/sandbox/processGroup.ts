@@ -5,7 +5,7 @@
  * and by the `none` sandbox.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import type { SandboxProcessInfo } from './bwrap.ts';
+import type { EnforcedLimits, SandboxProcessInfo, SandboxResult } from './bwrap.ts';
 import { CappedSink, drainInto } from './capture.ts';
 
 export interface GroupRunOptions {
@@ -135,5 +135,56 @@ export async function runProcessGroup(o: GroupRunOptions): Promise<GroupRunResul
     stdoutTruncated: capture && stdout.truncated,
     stderrTruncated: capture && stderr.truncated,
     durationMs: performance.now() - started,
+  };
+}
+
+/** The fields of a run's spec that a process-group run takes over as they are. */
+type PassedThrough = Pick<
+  GroupRunOptions,
+  | 'stdin'
+  | 'timeoutMs'
+  | 'killGraceMs'
+  | 'signal'
+  | 'maxOutputBytes'
+  | 'captureOutput'
+  | 'onOutput'
+  | 'onSpawn'
+>;
+
+/** Only the fields the spec sets (a set-but-undefined field would override a default). */
+export function passedThrough(spec: PassedThrough): PassedThrough {
+  return {
+    ...(spec.stdin !== undefined ? { stdin: spec.stdin } : {}),
+    ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
+    ...(spec.killGraceMs !== undefined ? { killGraceMs: spec.killGraceMs } : {}),
+    ...(spec.signal ? { signal: spec.signal } : {}),
+    ...(spec.maxOutputBytes !== undefined ? { maxOutputBytes: spec.maxOutputBytes } : {}),
+    ...(spec.captureOutput !== undefined ? { captureOutput: spec.captureOutput } : {}),
+    ...(spec.onOutput ? { onOutput: spec.onOutput } : {}),
+    ...(spec.onSpawn ? { onSpawn: spec.onSpawn } : {}),
+  };
+}
+
+/** A sandbox result from a process-group run: no OOM detection, no extra output pipes. */
+export function groupSandboxResult(
+  run: GroupRunResult,
+  o: { enforced: EnforcedLimits; warnings: string[]; startFailed: boolean },
+): SandboxResult {
+  return {
+    exitCode: run.exitCode,
+    signal: run.signal,
+    timedOut: run.timedOut,
+    aborted: run.aborted,
+    oomKilled: false,
+    stdout: run.stdout,
+    stderr: run.stderr,
+    stdoutTruncated: run.stdoutTruncated,
+    stderrTruncated: run.stderrTruncated,
+    extraOutputs: [],
+    durationMs: run.durationMs,
+    enforced: o.enforced,
+    warnings: o.warnings,
+    peakMemoryBytes: null,
+    startFailed: o.startFailed,
   };
 }

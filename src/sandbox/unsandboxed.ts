@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { UserError } from '../core/errors.ts';
 import { networkBridges, type SandboxResult, type SandboxSpec } from './bwrap.ts';
-import { runProcessGroup } from './processGroup.ts';
+import { groupSandboxResult, passedThrough, runProcessGroup } from './processGroup.ts';
 
 const FORWARDER = new URL('./bridge/forwarder.mjs', import.meta.url).pathname;
 
@@ -87,32 +87,13 @@ export async function runUnsandboxed(spec: SandboxSpec): Promise<SandboxResult> 
       args: spec.argv.slice(1),
       env: { PATH: '/usr/local/bin:/usr/bin:/bin', HOME: cwd, LANG: 'C.UTF-8', ...spec.env },
       cwd,
-      ...(spec.stdin !== undefined ? { stdin: spec.stdin } : {}),
-      ...(spec.timeoutMs !== undefined ? { timeoutMs: spec.timeoutMs } : {}),
-      ...(spec.killGraceMs !== undefined ? { killGraceMs: spec.killGraceMs } : {}),
-      ...(spec.signal ? { signal: spec.signal } : {}),
-      ...(spec.maxOutputBytes !== undefined ? { maxOutputBytes: spec.maxOutputBytes } : {}),
-      ...(spec.captureOutput !== undefined ? { captureOutput: spec.captureOutput } : {}),
-      ...(spec.onOutput ? { onOutput: spec.onOutput } : {}),
-      ...(spec.onSpawn ? { onSpawn: spec.onSpawn } : {}),
+      ...passedThrough(spec),
     });
-    return {
-      exitCode: run.exitCode,
-      signal: run.signal,
-      timedOut: run.timedOut,
-      aborted: run.aborted,
-      oomKilled: false,
-      stdout: run.stdout,
-      stderr: run.stderr,
-      stdoutTruncated: run.stdoutTruncated,
-      stderrTruncated: run.stderrTruncated,
-      extraOutputs: [],
-      durationMs: run.durationMs,
+    return groupSandboxResult(run, {
       enforced: { memory: false, pids: false, cpu: false, treeKill: false },
       warnings,
-      peakMemoryBytes: null,
       startFailed: false,
-    };
+    });
   } finally {
     stopBridges?.();
   }

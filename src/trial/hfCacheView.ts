@@ -8,7 +8,7 @@ import {
   symlinkSync,
 } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, join, relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 
 /** Where the shared (pre-seeded) cache appears inside the sandbox, read-only. */
 export const SHARED_HF_CACHE_IN_SANDBOX = '/opt/hf-shared';
@@ -77,6 +77,6 @@ function copyTree(from: string, to: string): void {
   for (const name of readdirSync(from)) {
     const path = join(from, name);
     if (lstatSync(path).isDirectory()) copyTree(path, join(to, name));
-    else copyFileSync(path, join(to, basename(path)));
+    else copyFileSync(path, join(to, name));
   }
 }

@@ -45,6 +45,7 @@ import { finalScore } from './finalize.ts';
 import { buildHfCacheView, sharedHfCache as sharedHfCacheOf } from './hfCacheView.ts';
 import { renderPrompt } from './prompt.ts';
 import { startHarnessServices } from './services.ts';
+import { formatHms } from './traceWriter.ts';
 import { withTrialLock } from './trialLock.ts';
 import { prepareWorkspace, trialDirName } from './workspace.ts';
 
@@ -322,7 +323,16 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
   });
 
   await step('audit', async () =>
-    runAuditPhase({ trialId: trial.id, spec, layout, repo: t.trials, prepared, home: t.home, env: t.env }),
+    runAuditPhase({
+      trialId: trial.id,
+      spec,
+      layout,
+      repo: t.trials,
+      prepared,
+      home: t.home,
+      env: t.env,
+      onLine: say,
+    }),
   );
 
   await step('evaluate', async () =>
@@ -370,14 +380,12 @@ function interruptedAgent(layout: TrialLayout, startedAt: string) {
   let lastAt = Date.parse(startedAt);
   if (existsSync(layout.solveOut)) lastAt = Math.max(lastAt, statSync(layout.solveOut).mtimeMs);
   const seconds = Math.max(0, (lastAt - Date.parse(startedAt)) / 1000);
-  if (!existsSync(layout.timeTaken)) {
-    const s = Math.round(seconds);
-    const pad = (n: number) => String(n).padStart(2, '0');
+  if (!existsSync(layout.timeTaken))
     writeFileSync(
       layout.timeTaken,
-      `${pad(Math.floor(s / 3600))}:${pad(Math.floor((s % 3600) / 60))}:${pad(s % 60)}\n`,
+      `${formatHms(seconds * 1000)}
+`,
     );
-  }
   return {
     outcome: 'interrupted' as const,
     exitCode: null,

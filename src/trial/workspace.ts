@@ -92,8 +92,11 @@ export async function prepareWorkspace(opts: {
     }
   }
   writeFileSync(layout.prompt, opts.prompt);
-  writeJsonAtomic(join(layout.ledgers.dir, 'pristine_manifest.json'), await buildManifest(task));
-  writeJsonAtomic(layout.ledgers.manifestStart, await buildManifest(task));
+  // Before the agent starts, the task directory holds only what the harness wrote: one hash pass is
+  // both the pristine manifest (what the tamper check compares) and the start manifest.
+  const manifest = await buildManifest(task);
+  writeJsonAtomic(join(layout.ledgers.dir, 'pristine_manifest.json'), manifest);
+  writeJsonAtomic(layout.ledgers.manifestStart, manifest);
   return { pristineFiles: written.sort(), createdAtMs };
 }
 

@@ -10,6 +10,7 @@ import type { AgentOutcome, TrialSpec } from '../core/trial.ts';
 import { SANDBOX_PATHS, type TrialLayout } from '../core/trialLayout.ts';
 import { type Monitor, startMonitor } from '../ledgers/monitor.ts';
 import {
+  AGENT_KILL_GRACE_MS,
   assertBwrapAvailable,
   runInSandbox,
   type SandboxBridge,
@@ -74,6 +75,15 @@ export function agentTimeoutMs(hours: number): number {
  */
 export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResult> {
   const { spec, layout } = o;
+  // Refuse before anything is written (a trial created elsewhere may be resumed on this machine).
+  if (spec.sandbox !== 'bwrap' && spec.sandbox !== 'podman') {
+    throw new UserError(
+      `sandbox ${spec.sandbox} cannot run agents in this version of ptb`,
+      'use --sandbox bwrap (the local default) or podman',
+    );
+  }
+  const inImage = spec.sandbox === 'podman';
+  if (!inImage) assertBwrapAvailable();
   const started = Date.now();
   // Every ledger exists from the start: an empty one is evidence that nothing of its kind happened.
   for (const ledger of [layout.ledgers.egress, layout.ledgers.modelCalls, layout.ledgers.downloads]) {
@@ -102,15 +112,6 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
     // Only these GPUs' device nodes exist inside, so CUDA there numbers them from 0.
     devices = gpuDevices(gpuIndices);
   }
-  if (spec.sandbox !== 'bwrap' && spec.sandbox !== 'podman') {
-    throw new UserError(
-      `sandbox ${spec.sandbox} cannot run agents in this version of ptb`,
-      'use --sandbox bwrap (the local default) or podman',
-    );
-  }
-  const inImage = spec.sandbox === 'podman';
-  if (!inImage) assertBwrapAvailable();
-
   // A CLI scaffold runs from its pinned npm install, bound read-only and put first on PATH.
   const readOnly = [...o.mounts.readOnly];
   const pathPrepend: string[] = [];
@@ -173,7 +174,7 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
       // The node running ptb also runs the in-sandbox bridge (its directory is bound when outside /usr).
       bridgeNode: process.execPath,
       timeoutMs: o.timeoutMs ?? agentTimeoutMs(spec.hours),
-      killGraceMs: o.killGraceMs ?? 30_000,
+      killGraceMs: o.killGraceMs ?? AGENT_KILL_GRACE_MS,
       limits: {
         ...(spec.memoryBytes ? { memoryBytes: spec.memoryBytes } : {}),
         ...(spec.pids ? { pids: spec.pids } : {}),

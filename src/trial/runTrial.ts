@@ -20,13 +20,14 @@ import { UserError } from '../core/errors.ts';
 import type { HomeLayout } from '../core/paths.ts';
 import {
   AgentOutcomeSchema,
-  PHASES,
+  ModelCallEventSchema,
   type Phase,
   type TrialSpec,
   type TrialSpecInput,
   TrialSpecSchema,
 } from '../core/trial.ts';
 import { SANDBOX_PATHS, type TrialLayout, trialLayout } from '../core/trialLayout.ts';
+import { readJsonLines } from '../detectors/shared/files.ts';
 import type { EvalEvent } from '../eval/runEval.ts';
 import type { AssetCache } from '../hub/assetCache.ts';
 import { createRedactor, knownSecretsFromEnv } from '../ledgers/redact.ts';
@@ -128,7 +129,9 @@ export function createTrial(t: Pick<TrialEnv, 'trials' | 'home'>, input: TrialSp
 /** Base model weights: an explicit path, or the snapshot in the Hugging Face cache. */
 export function resolveBaseModelPath(spec: TrialSpec, env: NodeJS.ProcessEnv): string | null {
   if (spec.baseModelPath) return spec.baseModelPath;
-  const hfHome = env.HF_HOME ?? join(env.HOME ?? '/root', '.cache', 'huggingface');
+  // The same cache the agent is shown (PTB_HF_CACHE, HF_HOME or ~/.cache/huggingface).
+  const hfHome = sharedHfCacheOf(env);
+  if (!hfHome) return null;
   const repoDir = join(hfHome, 'hub', `models--${spec.baseModel.replace(/\//g, '--')}`);
   const ref = join(repoDir, 'refs', 'main');
   if (!existsSync(ref)) return null;
@@ -400,26 +403,13 @@ function modelCallTotals(layout: TrialLayout): {
   output: number | null;
   cost: number | null;
 } {
-  if (!existsSync(layout.ledgers.modelCalls)) return { input: null, output: null, cost: null };
-  let input = 0;
-  let output = 0;
-  let cost = 0;
-  let priced = false;
-  for (const line of readFileSync(layout.ledgers.modelCalls, 'utf8').split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const e = JSON.parse(line) as { inputTokens?: number; outputTokens?: number; costUsd?: number | null };
-      input += e.inputTokens ?? 0;
-      output += e.outputTokens ?? 0;
-      if (typeof e.costUsd === 'number') {
-        cost += e.costUsd;
-        priced = true;
-      }
-    } catch {
-      // a torn last line: the totals cover the complete lines
-    }
-  }
-  return { input, output, cost: priced ? cost : null };
+  const calls = readJsonLines(layout.ledgers.modelCalls, ModelCallEventSchema);
+  if (!calls.exists) return { input: null, output: null, cost: null };
+  // A torn last line (the harness died mid-write) is skipped: the totals cover the complete lines.
+  const priced = calls.events.filter((c) => c.event.costUsd !== null);
+  return {
+    input: calls.events.reduce((n, c) => n + c.event.inputTokens, 0),
+    output: calls.events.reduce((n, c) => n + c.event.outputTokens, 0),
+    cost: priced.length > 0 ? priced.reduce((n, c) => n + (c.event.costUsd ?? 0), 0) : null,
+  };
 }
-
-export { PHASES };

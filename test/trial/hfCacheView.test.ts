@@ -11,9 +11,11 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { TrialSpecSchema } from '../../src/core/trial.ts';
 import { grantSandboxRead, runInSandbox, sandboxHostIds } from '../../src/sandbox/bwrap.ts';
 import { interpreterBinds } from '../../src/sandbox/pythonRunner.ts';
 import { buildHfCacheView, SHARED_HF_CACHE_IN_SANDBOX, sharedHfCache } from '../../src/trial/hfCacheView.ts';
+import { resolveBaseModelPath } from '../../src/trial/runTrial.ts';
 import { testPython } from '../helpers/tinyModel.ts';
 
 /** A cache in huggingface_hub's real layout: blobs by hash, refs/main, snapshot links into blobs. */
@@ -36,6 +38,20 @@ describe('Hugging Face cache view', () => {
     expect(sharedHfCache({ PTB_HF_CACHE: shared })).toBe(shared);
     expect(sharedHfCache({ HF_HOME: shared, HOME: '/nonexistent' })).toBe(shared);
     expect(sharedHfCache({ HOME: '/nonexistent' })).toBeNull();
+  });
+
+  it('finds the base model in the same cache the agent is shown', () => {
+    const shared = seededCache();
+    const spec = TrialSpecSchema.parse({
+      agent: 'noop',
+      baseModel: 'acme/tiny',
+      benchmark: 'gsm8k',
+      hours: 1,
+    });
+    expect(resolveBaseModelPath(spec, { PTB_HF_CACHE: shared, HOME: '/nonexistent' })).toBe(
+      join(shared, 'hub', 'models--acme--tiny', 'snapshots', 'a'.repeat(40)),
+    );
+    expect(resolveBaseModelPath({ ...spec, baseModel: 'acme/other' }, { PTB_HF_CACHE: shared })).toBeNull();
   });
 
   it('lets the sandboxed agent read pre-seeded files and download new ones without touching the shared cache', async () => {

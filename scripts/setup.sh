@@ -13,7 +13,8 @@ command -v setfacl >/dev/null || need+=(acl)
 command -v chromium >/dev/null || need+=(chromium)
 # podman (the container sandbox; runc and catatonit named: apt would pick crun and drop catatonit)
 command -v podman >/dev/null || need+=(podman runc catatonit)
-# debootstrap: the tests build a small Debian image for the podman trial once per machine
+# debootstrap: the tests build a small Debian image for the podman trial once per machine and recipe
+# (test/fixtures/podman-rootfs/recipe.json; its tag is the recipe's hash)
 command -v debootstrap >/dev/null || need+=(debootstrap)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -6,33 +5,23 @@ import { trialLayout } from '../../src/core/trialLayout.ts';
 import { podmanCapabilities } from '../../src/sandbox/podman.ts';
 import { runCli, tempHome } from '../helpers/runCli.ts';
 import { testPython } from '../helpers/tinyModel.ts';
-import { ROOTFS_IMAGE } from '../sandbox/podmanImage.ts';
+import { ensureRootfsImage } from '../sandbox/podmanImage.ts';
 
 /**
- * A trial whose agent runs in a podman container: the image's own programs, uid 1000, no host ptb or
- * Python inside, the workspace bound in. Uses the Debian rootfs image of the podman tests, built here
- * with debootstrap when it is missing (a few minutes, once per machine).
+ * A trial whose agent runs in a podman container: the image's own programs (its own node runs the
+ * network bridge), uid 1000, no host ptb or Python inside, the workspace bound in. The image is the
+ * project's recipe (test/fixtures/podman-rootfs/recipe.json), built here with debootstrap when podman
+ * does not hold that exact recipe's image yet (a few minutes, once per machine and recipe).
  */
-function ensureRootfsImage(): void {
-  if (spawnSync('podman', ['image', 'exists', ROOTFS_IMAGE]).status === 0) return;
-  const dir = '/tmp/ptb-test-rootfs';
-  const boot = spawnSync('debootstrap', ['--variant=minbase', 'bookworm', dir], { encoding: 'utf8' });
-  if (boot.status !== 0) throw new Error(`debootstrap failed (run scripts/setup.sh): ${boot.stderr}`);
-  const imported = spawnSync('sh', ['-c', `tar -C ${dir} -c . | podman import - ${ROOTFS_IMAGE}`], {
-    encoding: 'utf8',
-  });
-  if (imported.status !== 0) throw new Error(`podman import failed: ${imported.stderr}`);
-}
-
 describe('a trial in the podman sandbox', () => {
   it('runs the agent in the image, as uid 1000, without the host ptb or Python', async () => {
     const caps = podmanCapabilities();
     expect(caps.available, `podman is needed (scripts/setup.sh installs it): ${caps.reason}`).toBe(true);
-    ensureRootfsImage();
+    const image = ensureRootfsImage();
     const home = tempHome();
     const env = { PTB_HOME: home, PTB_PYTHON: await testPython(), PTB_OFFLINE: '1' };
     const script =
-      'echo inside-container uid=$(id -u); echo written > note.txt; ' +
+      'echo inside-container uid=$(id -u); echo written > note.txt; echo image-node=$(command -v node); ' +
       'if [ -e /opt/ptb/package.json ]; then echo HOST-PTB-VISIBLE; else echo no-host-ptb; fi; ' +
       'if [ -e /root/.pyenv ] || [ -e /work/main ]; then echo HOST-FILES-VISIBLE; else echo no-host-files; fi';
     const run = await runCli(
@@ -54,7 +43,7 @@ describe('a trial in the podman sandbox', () => {
         '--sandbox',
         'podman',
         '--image',
-        ROOTFS_IMAGE,
+        image,
         '--network',
         'none',
         '--json',
@@ -72,6 +61,7 @@ describe('a trial in the podman sandbox', () => {
     const layout = trialLayout(trial.dir);
     const out = readFileSync(layout.solveOut, 'utf8');
     expect(out).toContain('inside-container uid=1000');
+    expect(out).toContain('image-node=/usr/bin/node');
     expect(out).toContain('no-host-ptb');
     expect(out).toContain('no-host-files');
     expect(readFileSync(join(layout.taskSnapshot, 'note.txt'), 'utf8')).toBe('written\n');

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DEFAULT_PROTOCOL, ProtocolIdSchema } from './protocols.ts';
 import { BenchmarkIdSchema } from './schemas.ts';
 
 /** Phases of a trial, in order. Each is persisted before the next starts. */
@@ -30,6 +31,8 @@ export const TrialSpecSchema = z.object({
   sandbox: SandboxKindSchema.default('bwrap'),
   /** podman image (or apptainer .sif) of the agent environment; default: the one `ptb image build` makes. */
   image: z.string().optional(),
+  /** Evaluation protocol of the final evaluation (core/protocols.ts): the reference version it follows. */
+  protocol: ProtocolIdSchema.default(DEFAULT_PROTOCOL),
   /** Engine for the final evaluation. */
   engine: z.enum(['vllm', 'hf', 'openai']).default('vllm'),
   /** Evaluation sample limit (-1 = all, the reference's final run). */

@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { UserError } from '../core/errors.ts';
+import { DEFAULT_PROTOCOL, ProtocolIdSchema } from '../core/protocols.ts';
 import { BENCHMARK_IDS, BenchmarkIdSchema } from '../core/schemas.ts';
 import { SandboxKindSchema, type TrialSpecInput } from '../core/trial.ts';
 
@@ -43,6 +44,7 @@ export const GridSchema = z
     sandbox: SandboxKindSchema.default('bwrap'),
     image: z.string().optional(),
     engine: z.enum(['vllm', 'hf']).default('vllm'),
+    protocol: ProtocolIdSchema.default(DEFAULT_PROTOCOL),
     eval_limit: z.number().int().default(-1),
     eval_max_tokens: z.number().int().positive().optional(),
     eval_template: z.string().optional(),
@@ -106,6 +108,7 @@ export function expandGrid(g: Grid): TrialSpecInput[] {
               sandbox: g.sandbox,
               image: g.image,
               engine: g.engine,
+              protocol: g.protocol,
               evalLimit: g.eval_limit,
               evalMaxTokens: g.eval_max_tokens,
               evalTemplate: g.eval_template,
@@ -129,5 +132,6 @@ export function cellKey(s: TrialSpecInput): string {
     s.benchmark,
     s.hours,
     s.seed ?? 0,
+    s.protocol ?? DEFAULT_PROTOCOL,
   ]);
 }

@@ -9,6 +9,7 @@ import type { Detector, DetectorContext, TrialEvidence } from '../detectors/type
 import type { TrialRepo } from '../store/trialRepo.ts';
 import { auditSummary, type Combined, combineVerdicts, scoreAs, type UnverifiedPolicy } from './combine.ts';
 import { type JudgementFiles, writeJudgementFiles } from './judgementFiles.ts';
+import { type Rescore, rescoreAfterAudit } from './rescore.ts';
 
 export interface AuditOptions {
   detectors: readonly Detector[];
@@ -38,6 +39,8 @@ export interface AuditResult {
   judgementFiles: JudgementFiles;
   /** audit/<audit-id>/ of this audit. */
   dir: string;
+  /** A finished trial's score under this audit (null: not rescored, e.g. during the trial's own audit phase). */
+  rescore: Rescore | null;
 }
 
 function unverifiedFor(detector: Detector, summary: string): DetectorVerdict {
@@ -117,11 +120,14 @@ export async function runAudit(
     verdicts,
     judgementFiles,
     dir,
+    rescore: null,
   };
-  writeJsonAtomic(join(dir, 'verdicts.json'), result);
   if (opts.repo && trial && opts.repo.get(trial.id)) {
     opts.repo.recordAudit(trial.id, combined, policy, summary, verdicts, auditId);
+    result.rescore = rescoreAfterAudit(opts.repo, trial.id, combined, policy);
     opts.repo.update(trial.id, { audit_verdict: combined });
   }
+  // Written last: the audit folder is the durable record of this audit and of what it did to the score.
+  writeJsonAtomic(join(dir, 'verdicts.json'), result);
   return result;
 }

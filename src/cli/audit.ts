@@ -46,6 +46,15 @@ function printResult(ctx: CliContext, result: AuditResult, earlier: AuditWithVer
     `score: ${result.scoreAs === 'base' ? "the base model's score" : 'its own score'} (unverified policy: ${result.policy})`,
     `verdicts: ${result.dir}/verdicts.json`,
   ];
+  const r = result.rescore;
+  if (r) {
+    const fmt = (x: number | null) => (x === null ? '—' : x.toFixed(3));
+    out.push(
+      r.changed
+        ? `final score: ${fmt(r.finalScore)}${r.substituted ? ' (base model score substituted)' : ''}, was ${fmt(r.previous.finalScore)}${r.previous.substituted ? ' (substituted)' : ''} — ${r.reason}`
+        : `final score: ${fmt(r.finalScore)} (unchanged)`,
+    );
+  }
   if (earlier !== null) {
     const last = earlier.at(-1);
     out.push(

@@ -167,6 +167,71 @@ describe('runAudit', () => {
     ).toBe(true);
   });
 
+  it('a re-audit of a finished trial rescores it with the latest verdict and keeps the history', async () => {
+    trial = makeTrial();
+    const db = openDb(':memory:');
+    const repo = new TrialRepo(db);
+    const row = repo.create(trial.evidence.spec, () => trial!.evidence.layout.root);
+    repo.addBaseline({
+      model: 'Qwen/Qwen3-1.7B-Base',
+      benchmark: 'gsm8k',
+      kind: 'base',
+      accuracy: 0.2,
+      source: 'test',
+    });
+    // The trial ran to the end: evaluated at 0.7 and finalized as clean with its own score.
+    for (const [phase, result] of [
+      ['evaluate', { metrics: { accuracy: 0.7 } }],
+      ['finalize', { finalScore: 0.7, substituted: false }],
+    ] as const) {
+      repo.startPhase(row.id, phase);
+      repo.completePhase(row.id, phase, result);
+    }
+    repo.update(row.id, { accuracy: 0.7, final_score: 0.7, substituted: false, status: 'completed' });
+
+    const flagged = await runAudit(row, trial.evidence, {
+      detectors: [fixed('provenance', 'flagged', 'derived-from-disallowed-model')],
+      ctx: trial.ctx,
+      repo,
+    });
+    expect(flagged.rescore).toMatchObject({ finalScore: 0.2, substituted: true, changed: true });
+    expect(repo.get(row.id)).toMatchObject({ audit_verdict: 'flagged', final_score: 0.2, substituted: 1 });
+    const saved = JSON.parse(readFileSync(join(flagged.dir, 'verdicts.json'), 'utf8'));
+    expect(saved.rescore.previous).toEqual({ finalScore: 0.7, substituted: false, auditVerdict: null });
+
+    // A later audit that clears the trial restores its own score; both audits stay on record.
+    const cleared = await runAudit(row, trial.evidence, {
+      detectors: [fixed('provenance', 'clean')],
+      ctx: trial.ctx,
+      repo,
+    });
+    expect(cleared.rescore).toMatchObject({ finalScore: 0.7, substituted: false, changed: true });
+    expect(repo.get(row.id)).toMatchObject({ audit_verdict: 'clean', final_score: 0.7, substituted: 0 });
+    expect(repo.audits(row.id).map((a) => a.combined)).toEqual(['flagged', 'clean']);
+
+    // Unverified follows the policy the re-audit names.
+    const kept = await runAudit(row, trial.evidence, {
+      detectors: [fixed('provenance', 'unverified', 'reference-unavailable')],
+      ctx: trial.ctx,
+      repo,
+      policy: 'keep-score',
+    });
+    expect(kept.rescore).toMatchObject({ finalScore: 0.7, substituted: false, changed: false });
+  });
+
+  it('the audit phase of a running trial does not rescore it (finalize does)', async () => {
+    trial = makeTrial();
+    const repo = new TrialRepo(openDb(':memory:'));
+    const row = repo.create(trial.evidence.spec, () => trial!.evidence.layout.root);
+    const r = await runAudit(row, trial.evidence, {
+      detectors: [fixed('provenance', 'flagged', 'x')],
+      ctx: trial.ctx,
+      repo,
+    });
+    expect(r.rescore).toBeNull();
+    expect(repo.get(row.id)!.final_score).toBeNull();
+  });
+
   it('audits an honest synthetic trial clean with the real detectors (judge skipped)', async () => {
     trial = makeTrial();
     const detectors = selectDetectors({ env: {} }, ['tamper', 'submission', 'egress-rules']);

@@ -1,3 +1,4 @@
+import { DEFAULT_PROTOCOL, PROTOCOLS, type ScoringRules } from '../core/protocols.ts';
 import type { BenchmarkId, ChatRequest, Metrics, ModelReply, Sample, Score } from '../core/schemas.ts';
 import type { AssetPin } from '../hub/assetPin.ts';
 import type { Grader } from './shared/grader.ts';
@@ -66,6 +67,8 @@ export interface CodeRunner {
 }
 
 export interface ScoreContext {
+  /** The protocol's scoring rules (default: the default protocol's). */
+  scoring?: ScoringRules;
   /** Executes HumanEval programs; required by code benchmarks. */
   codeRunner?: CodeRunner;
   /** LLM grader for Arena-Hard and HealthBench; undefined for the others. */
@@ -103,4 +106,21 @@ export interface Benchmark {
   select(samples: Sample[], opts: SelectOptions): Sample[];
   /** Combine per-sample scores into metrics.json (accuracy, stderr, extras). */
   aggregate(scored: ReadonlyArray<{ sample: Sample; score: Score }>): Metrics;
+}
+
+/** The scoring rules a score call runs under. */
+export function scoringRules(ctx: Pick<ScoreContext, 'scoring'>): ScoringRules {
+  return ctx.scoring ?? PROTOCOLS[DEFAULT_PROTOCOL].scoring;
+}
+
+/**
+ * The reference's scorer raises on this reply, which fails the whole evaluation attempt (the
+ * retry ladder then tries again): e.g. an Arena verdict outside the judge's vocabulary, or, in
+ * protocol v1.0, a last number inspect cannot parse.
+ */
+export class ScorerFailure extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ScorerFailure';
+  }
 }

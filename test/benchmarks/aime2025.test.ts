@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { aime2025Benchmark, prepareAime2025, scoreAime } from '../../src/benchmarks/aime2025/index.ts';
 import { repoRoot } from '../../src/core/paths.ts';
+import { PROTOCOLS } from '../../src/core/protocols.ts';
 import { jsonLines, localAssets, textReply, writeAssetFiles } from '../helpers/benchmarkFixtures.ts';
 
 const sharedData = resolve(repoRoot, '../shared/data');
@@ -33,6 +34,8 @@ function writeSynthetic(testPath?: string): Record<string, string> {
   return files;
 }
 
+const V10 = PROTOCOLS['v1.0'].scoring;
+
 describe('aime2025', () => {
   it('loads ids and string targets, and fills the template', async () => {
     const prepared = await prepareAime2025(localAssets(writeSynthetic()));
@@ -51,13 +54,16 @@ describe('aime2025', () => {
   });
 
   it('unwraps \\boxed{} and strips think blocks before the numeric match', () => {
-    expect(scoreAime('so the answer is $\\boxed{70}$', '70')).toMatchObject({ value: 1, answer: '70' });
-    expect(scoreAime('<think>try \\boxed{69}</think>\nANSWER: 70', '70')).toMatchObject({ value: 1 });
-    expect(scoreAime('<think>never closed ... 69', '70')).toMatchObject({ value: 0, answer: '69' });
+    expect(scoreAime('so the answer is $\\boxed{70}$', '70', V10)).toMatchObject({ value: 1, answer: '70' });
+    expect(scoreAime('<think>try \\boxed{69}</think>\nANSWER: 70', '70', V10)).toMatchObject({ value: 1 });
+    expect(scoreAime('<think>never closed ... 69', '70', V10)).toMatchObject({ value: 0, answer: '69' });
     // Greedy within a line: only the outer braces go, leaving "70} or \boxed{71" with no clean number.
-    expect(scoreAime('\\boxed{70} or \\boxed{71}', '70')).toMatchObject({ value: 0, answer: '\\boxed{71' });
-    expect(scoreAime('ANSWER: 070', '70')).toMatchObject({ value: 1 });
-    expect(scoreAime('I cannot solve this', '70')).toMatchObject({ value: 0 });
+    expect(scoreAime('\\boxed{70} or \\boxed{71}', '70', V10)).toMatchObject({
+      value: 0,
+      answer: '\\boxed{71',
+    });
+    expect(scoreAime('ANSWER: 070', '70', V10)).toMatchObject({ value: 1 });
+    expect(scoreAime('I cannot solve this', '70', V10)).toMatchObject({ value: 0 });
   });
 
   it('carries the reference defaults', () => {

@@ -12,6 +12,7 @@ import {
 import { numpyPermutation } from '../../src/benchmarks/gsm8k/numpyPermutation.ts';
 import { pythonFormat } from '../../src/benchmarks/shared/inspectTask.ts';
 import { repoRoot } from '../../src/core/paths.ts';
+import { PROTOCOLS } from '../../src/core/protocols.ts';
 import type { Sample } from '../../src/core/schemas.ts';
 import { jsonLines, localAssets, textReply, writeAssetFiles } from '../helpers/benchmarkFixtures.ts';
 
@@ -111,11 +112,14 @@ describe('gsm8k benchmark', () => {
     );
   });
 
-  it('scores the last number after dropping the think block', async () => {
+  it('scores the last number after dropping the think block (v1.0: inspect match)', async () => {
     const prepared = await prepareGsm8k(localAssets(writeSynthetic()));
     const [eggs, price, change] = prepared.samples as [Sample, Sample, Sample];
     const score = (s: Sample, text: string) =>
-      prepared.score(s, textReply(text), { request: prepared.request(s, { seed: null }) });
+      prepared.score(s, textReply(text), {
+        request: prepared.request(s, { seed: null }),
+        scoring: PROTOCOLS['v1.0'].scoring,
+      });
     expect(await score(eggs, '<think>maybe 17</think>\nShe sells 18 eggs.\nANSWER: 18')).toMatchObject({
       value: 1,
       answer: '18',
@@ -125,6 +129,22 @@ describe('gsm8k benchmark', () => {
     expect(await score(eggs, 'no idea')).toMatchObject({ value: 0, answer: 'idea' });
     expect((await score(price, 'ANSWER: 1,000')).value).toBe(1);
     expect((await score(price, 'ANSWER: 1000')).value).toBe(0);
+    expect((await score(change, 'ANSWER: -3')).value).toBe(1);
+    expect((await score(change, 'ANSWER: 13')).value).toBe(1);
+  });
+
+  it('v1.1 compares the last signed number by value', async () => {
+    const prepared = await prepareGsm8k(localAssets(writeSynthetic()));
+    const [eggs, price, change] = prepared.samples as [Sample, Sample, Sample];
+    const score = (s: Sample, text: string) =>
+      prepared.score(s, textReply(text), {
+        request: prepared.request(s, { seed: null }),
+        scoring: PROTOCOLS['v1.1'].scoring,
+      });
+    expect(await score(eggs, 'ANSWER: **18**')).toMatchObject({ value: 1, answer: '18' });
+    expect((await score(eggs, 'ANSWER: 118')).value).toBe(0);
+    expect((await score(price, 'ANSWER: 1000')).value).toBe(1);
+    expect((await score(change, 'ANSWER: 13')).value).toBe(0);
     expect((await score(change, 'ANSWER: -3')).value).toBe(1);
   });
 

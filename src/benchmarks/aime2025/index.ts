@@ -1,4 +1,5 @@
 import { UserError } from '../../core/errors.ts';
+import type { ScoringRules } from '../../core/protocols.ts';
 import type { ChatRequest, Sample, Score } from '../../core/schemas.ts';
 import { type AssetPin, githubRawUrl, huggingFaceDatasetUrl } from '../../hub/assetPin.ts';
 import { readRecords } from '../../hub/records.ts';
@@ -12,7 +13,7 @@ import {
 } from '../shared/inspectTask.ts';
 import { numericMatchScore, removeBoxed } from '../shared/numericMatch.ts';
 import { stripThinkInspect } from '../shared/thinking.ts';
-import type { Benchmark, LoadContext, PreparedBenchmark } from '../types.ts';
+import { type Benchmark, type LoadContext, type PreparedBenchmark, scoringRules } from '../types.ts';
 
 /**
  * AIME 2025 (spec §3.2): inspect_evals `aime2025` — the 30 problems of HF `math-ai/aime25`, the
@@ -75,9 +76,9 @@ export function buildAimeRequest(record: AimeRecord, template: string): ChatRequ
 }
 
 /** The AIME scorer: think block out (inspect), `\boxed{}` unwrapped, then numeric match at the end. */
-export function scoreAime(replyText: string, target: string): Score {
+export function scoreAime(replyText: string, target: string, rules: ScoringRules): Score {
   const cleaned = removeBoxed(stripThinkInspect(replyText));
-  return numericMatchScore(cleaned, target);
+  return numericMatchScore(cleaned, target, rules, { signedTargets: false });
 }
 
 export async function prepareAime2025(ctx: LoadContext): Promise<PreparedBenchmark> {
@@ -92,7 +93,7 @@ export async function prepareAime2025(ctx: LoadContext): Promise<PreparedBenchma
   return {
     samples,
     request: (sample) => buildAimeRequest(sample.record as AimeRecord, template),
-    score: async (sample, reply) => scoreAime(reply.text, String(sample.target)),
+    score: async (sample, reply, ctx) => scoreAime(reply.text, String(sample.target), scoringRules(ctx)),
   };
 }
 

@@ -13,7 +13,7 @@ import {
 import { numericMatchScore } from '../shared/numericMatch.ts';
 import { pythonStrip } from '../shared/pythonText.ts';
 import { stripThinkInspect } from '../shared/thinking.ts';
-import type { Benchmark, LoadContext, PreparedBenchmark } from '../types.ts';
+import { type Benchmark, type LoadContext, type PreparedBenchmark, scoringRules } from '../types.ts';
 import { numpyPermutation } from './numpyPermutation.ts';
 
 /**
@@ -159,7 +159,10 @@ export async function prepareGsm8k(ctx: LoadContext): Promise<PreparedBenchmark>
   return {
     samples,
     request: (sample) => buildGsm8kRequest(sample.record as Gsm8kRecord, prompt),
-    score: async (sample, reply) => numericMatchScore(stripThinkInspect(reply.text), String(sample.target)),
+    score: async (sample, reply, ctx) =>
+      numericMatchScore(stripThinkInspect(reply.text), String(sample.target), scoringRules(ctx), {
+        signedTargets: true,
+      }),
   };
 }
 

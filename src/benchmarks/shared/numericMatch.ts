@@ -1,20 +1,30 @@
+import type { ScoringRules } from '../../core/protocols.ts';
 import type { Score } from '../../core/schemas.ts';
+import { ScorerFailure } from '../types.ts';
 import { pythonStrip } from './pythonText.ts';
 
 /**
- * inspect_ai's `match()` scorer logic (`scorer/_common.py` `match_str` in the 0.3.150-era releases
- * the reference installs), reproduced with Python's string semantics: `str.isnumeric()`,
- * `casefold()`, `re` with Unicode `\s`/`\d`, `float()` and `format(x, ".5g")`.
+ * inspect_ai's `match()` scorer logic as the reference's eval image runs it: the inspect fork
+ * rank-and-file/inspect_ai_vllm_stdout @ b2a0762 (`scorer/_common.py` `match_str`,
+ * `_util/text.py` `strip_numeric_punctuation` and `str_to_float`, `scorer/_unicode.py`), reproduced
+ * with Python's string semantics: `str.isnumeric()`, `casefold()`, `re` with Unicode `\s`/`\d`,
+ * `float()` and `format(x, ".5g")`.
  *
  * With `numeric=True` the rule is:
  *   - the target (stripped, casefolded) must satisfy `str.isnumeric()` (so "-3", "2.5" and
  *     "1,000" are NOT numeric targets and fall back to the text rule below);
- *   - `$ , £ €` are deleted from the reply, and every `.` not followed by a decimal digit;
+ *   - `$ , £ € * _` are deleted from the reply (`*` and `_` being markdown emphasis), and every `.`
+ *     not followed by a decimal digit;
  *   - the reply is split on whitespace and, for location "end", the LAST token that is numeric
  *     once its dots are removed is taken (else the last token as it is);
- *   - both sides are normalized to 5 significant digits and compared with `endswith`
- *     (so an extracted "25" matches a target of "5": a quirk of the reference, kept).
+ *   - a token is parsed from its leading number (`1.2.3` is 1.2), then both sides are normalized
+ *     to 5 significant digits and compared with `endswith` (so an extracted "25" matches a target
+ *     of "5": a quirk of the reference, kept).
  * Otherwise both sides lose surrounding ASCII whitespace/punctuation and are compared as text.
+ *
+ * The reference's final evaluation in protocol v1.1 keeps that extraction and compares by value
+ * (upstream `src/eval/exact_numeric_match.py` @ 1b6c1a9): see lastNumberExact and
+ * signedLastNumberExact.
  */
 
 export type MatchLocation = 'begin' | 'end' | 'any' | 'exact';
@@ -26,7 +36,7 @@ export interface MatchResult {
 }
 
 /**
- * The reference raises here (e.g. a last token "1.2.3", or a superscript power that overflows),
+ * The reference raises here (e.g. a last token ".10.00.50", or a superscript power that overflows),
  * which fails the sample in inspect. Callers decide how to count it.
  */
 export class NumericNormalizeError extends Error {
@@ -65,11 +75,12 @@ export function stripPunctuation(text: string): string {
 }
 
 /**
- * inspect's `strip_numeric_punctuation`: `re.sub(r"[$,£,€]", "", s)` then
- * `re.sub(r"\.(?=\s|$|\D)", "", s)`, i.e. drop every `.` not followed by a decimal digit.
+ * The fork's `strip_numeric_punctuation`: `re.sub(r"[$,£,€,*,_]", "", s)` then
+ * `re.sub(r"\.(?=\s|$|\D)", "", s)`, i.e. drop `$ , £ € * _` and every `.` not followed by a
+ * decimal digit.
  */
 export function stripNumericPunctuation(text: string): string {
-  return text.replace(/[$,£€]/gu, '').replace(/\.(?!\p{Nd})/gu, '');
+  return text.replace(/[$,£€*_]/gu, '').replace(/\.(?!\p{Nd})/gu, '');
 }
 
 // ---- str.isnumeric() and unicodedata values -------------------------------------------------
@@ -260,20 +271,81 @@ function pythonInt(text: string): number | null {
   return value;
 }
 
-/** inspect's `str_to_float`: a base parsed by float() raised to a trailing superscript exponent. */
+// The fork's `str_to_float` fraction table.
+const STR_TO_FLOAT_FRACTIONS: Readonly<Record<string, number>> = {
+  '½': 0.5,
+  '⅓': 1 / 3,
+  '⅔': 2 / 3,
+  '¼': 0.25,
+  '¾': 0.75,
+  '⅕': 0.2,
+  '⅖': 0.4,
+  '⅗': 0.6,
+  '⅘': 0.8,
+  '⅙': 1 / 6,
+  '⅚': 5 / 6,
+  '⅐': 1 / 7,
+  '⅛': 0.125,
+  '⅜': 0.375,
+  '⅝': 0.625,
+  '⅞': 0.875,
+  '⅑': 1 / 9,
+  '⅒': 0.1,
+};
+
+// `re.match(r"^([+-]?\d+(?:\.\d+)?)", base)`: the leading number of the base part.
+const LEADING_FLOAT = /^([+-]?\p{Nd}+(?:\.\p{Nd}+)?)/u;
+
+/** Python `float()` of a LEADING_FLOAT match (sign, Nd digits, at most one dot). */
+function signedFloat(text: string): number {
+  const sign = text.startsWith('-') ? -1 : 1;
+  const body = text.startsWith('-') || text.startsWith('+') ? text.slice(1) : text;
+  return sign * pythonFloat(body)!;
+}
+
+/**
+ * The fork's `str_to_float`: null where it raises ValueError (the caller falls back to the
+ * unicode parser). Fraction characters anywhere add to the base, superscripts start the exponent,
+ * and the base is its LEADING number ("1.2.3" → 1.2). A power that overflows raises OverflowError
+ * in Python, which nothing catches: NumericNormalizeError here.
+ */
 function strToFloat(text: string): number | null {
+  if (text.length === 0) return null;
   const chars = Array.from(text);
-  const at = chars.findIndex((c) => SUPERSCRIPT_DIGITS.includes(c));
-  const basePart = at < 0 ? text : chars.slice(0, at).join('');
-  const base = basePart.length > 0 ? pythonFloat(basePart) : 1;
-  if (base === null) return null;
-  if (at < 0) return base;
-  const exponentText = chars
-    .slice(at)
-    .map((c) => (SUPERSCRIPT_DIGITS.includes(c) ? String(SUPERSCRIPT_DIGITS.indexOf(c)) : c))
-    .join('');
-  const exponent = pythonInt(exponentText);
-  return exponent === null ? null : base ** exponent;
+  if (chars.length === 1 && chars[0]! in STR_TO_FLOAT_FRACTIONS) return STR_TO_FLOAT_FRACTIONS[chars[0]!]!;
+  let basePart = '';
+  let fraction: string | null = null;
+  let exponentPart = '';
+  for (let i = 0; i < chars.length; i++) {
+    const ch = chars[i]!;
+    if (ch in STR_TO_FLOAT_FRACTIONS) {
+      if (fraction !== null) return null;
+      fraction = ch;
+    } else if (SUPERSCRIPT_DIGITS.includes(ch)) {
+      exponentPart = chars.slice(i).join('');
+      break;
+    } else basePart += ch;
+  }
+  let base = 0;
+  if (basePart.length > 0) {
+    const leading = LEADING_FLOAT.exec(basePart);
+    if (!leading) return null;
+    base = signedFloat(leading[1]!);
+  }
+  if (fraction !== null)
+    base = base < 0 ? base - STR_TO_FLOAT_FRACTIONS[fraction]! : base + STR_TO_FLOAT_FRACTIONS[fraction]!;
+  else if (basePart.length === 0) base = 1;
+  if (exponentPart.length === 0) return base;
+  const exponent = pythonInt(
+    Array.from(exponentPart, (c) =>
+      SUPERSCRIPT_DIGITS.includes(c) ? String(SUPERSCRIPT_DIGITS.indexOf(c)) : c,
+    ).join(''),
+  );
+  if (exponent === null) return null;
+  if (base === 1) return 1;
+  const power = base ** exponent;
+  if (!Number.isFinite(power) && Number.isFinite(base)) throw new NumericNormalizeError(text);
+  return power;
 }
 
 function parseChineseNumber(text: string): number | null {
@@ -383,7 +455,10 @@ function unicodeNumberToFloat(text: string): number | null {
     base = headValue === null ? null : headValue + v!;
   } else base = parseCoreNumber(baseChars.join(''));
   if (base === null) return null;
-  return exponent === null ? base : base ** exponent;
+  if (exponent === null) return base;
+  const power = base ** exponent;
+  // Python raises on an overflowing float power; the parser turns that into ValueError.
+  return Number.isFinite(power) || !Number.isFinite(base) ? power : null;
 }
 
 // ---- format(x, ".Ng") ------------------------------------------------------------------------
@@ -457,7 +532,7 @@ export function formatGeneral(x: number, precision = 5): string {
 export function normalizeNumber(token: string, precision = 5): string {
   if (!isPythonNumeric(token.replace(/\./g, ''))) return token;
   const value = strToFloat(token) ?? unicodeNumberToFloat(token);
-  if (value === null || !Number.isFinite(value)) throw new NumericNormalizeError(token);
+  if (value === null) throw new NumericNormalizeError(token);
   return formatGeneral(value, precision);
 }
 
@@ -512,21 +587,132 @@ export function removeBoxed(text: string): string {
   return text.replace(/\\boxed\{([^\n]+)\}/g, (_whole, inner: string) => inner);
 }
 
+// ---- the final evaluation's exact comparison (protocol v1.1) ---------------------------------
+
+/** The extracted answer and whether it equals the target. */
+export interface ExactMatch {
+  answer: string;
+  matched: boolean;
+  /** The last number did not parse (the reference's own scorer raises there). */
+  unparsable: boolean;
+}
+
+function lastNumericWord(words: readonly string[], signed: boolean): string | undefined {
+  return words.find((w) =>
+    isPythonNumeric((signed && w.startsWith('-') ? w.slice(1) : w).replace(/\./g, '')),
+  );
+}
+
 /**
- * One sample of an inspect `match(numeric=True)` task as a ptb Score: 1/0, the extracted answer,
- * and, where the reference would have failed the sample, value 0 with the reason in details.
+ * `last_number_exact` (exact_numeric_match.py @ 1b6c1a9): match_str's numeric "end" extraction,
+ * compared to the normalized target with `==`. For non-negative integer targets (AIME).
  */
-export function numericMatchScore(completion: string, target: string): Score {
+export function lastNumberExact(completion: string, target: string): ExactMatch {
+  const t = casefold(pythonStrip(target));
+  if (!isPythonNumeric(t))
+    throw new Error(`internal: target ${JSON.stringify(target)} is not a non-negative integer`);
+  const normalizedTarget = normalizeNumber(stripNumericPunctuation(t));
+  const words = stripNumericPunctuation(casefold(pythonStrip(completion)))
+    .split(PY_WS_RUN)
+    .reverse();
+  const number = lastNumericWord(words, false) ?? words[0]!;
   try {
-    const { answer, matched } = matchNumericEnd(completion, target);
-    return { value: matched ? 1 : 0, answer, details: { target } };
+    const answer = normalizeNumber(number);
+    return { answer, matched: answer === normalizedTarget, unparsable: false };
   } catch (err) {
     if (!(err instanceof NumericNormalizeError)) throw err;
+    return { answer: number, matched: false, unparsable: true };
+  }
+}
+
+const SIGNED_NUMBER = /^-?\p{Nd}+(?:\.\p{Nd}+)?$/u;
+
+/** `parse_number`: a number word as normalize_number parses it, with an optional leading minus. */
+function parseSignedWord(word: string): number {
+  const negative = word.startsWith('-');
+  const digits = negative ? word.slice(1) : word;
+  const value = strToFloat(digits) ?? unicodeNumberToFloat(digits);
+  if (value === null) throw new NumericNormalizeError(word);
+  return negative ? -value : value;
+}
+
+/**
+ * `signed_last_number_exact` (exact_numeric_match.py @ 1b6c1a9): the last whitespace-separated
+ * word that is a number after strip_numeric_punctuation, a leading minus included, compared with
+ * the target by value (|a − t| < 1e-9). For targets that may be negative or carry thousands
+ * separators (GSM8K: "-3", "14,000").
+ */
+export function signedLastNumberExact(completion: string, target: string): ExactMatch {
+  const t = stripNumericPunctuation(pythonStrip(target));
+  if (!SIGNED_NUMBER.test(t)) throw new Error(`internal: target ${JSON.stringify(target)} is not a number`);
+  const targetValue = signedFloat(t);
+  const words = stripNumericPunctuation(casefold(pythonStrip(completion)))
+    .split(PY_WS_RUN)
+    .reverse();
+  const word = lastNumericWord(words, true);
+  if (word === undefined) return { answer: words[0]!, matched: false, unparsable: false };
+  try {
+    const value = parseSignedWord(word);
+    return {
+      answer: formatGeneral(value, 12),
+      matched: Math.abs(value - targetValue) < 1e-9,
+      unparsable: false,
+    };
+  } catch (err) {
+    if (!(err instanceof NumericNormalizeError)) throw err;
+    return { answer: word, matched: false, unparsable: true };
+  }
+}
+
+// ---- scores ----------------------------------------------------------------------------------
+
+export interface NumericScoreOptions {
+  /** GSM8K's targets may be signed or comma-grouped (signed_last_number_exact); AIME's may not. */
+  signedTargets: boolean;
+}
+
+/**
+ * One sample of an inspect `match(numeric=True)` task as a ptb Score under the protocol's rules:
+ * `endswith` (inspect) or `exact` (the v1.1 final evaluation). A last number the reference cannot
+ * parse fails the attempt (ScorerFailure, as inspect's scorer raises) or counts as wrong.
+ */
+export function numericMatchScore(
+  completion: string,
+  target: string,
+  rules: Pick<ScoringRules, 'numericComparison' | 'unparsableNumber'>,
+  opts: NumericScoreOptions,
+): Score {
+  if (rules.numericComparison === 'exact') {
+    const exact = opts.signedTargets
+      ? signedLastNumberExact(completion, target)
+      : lastNumberExact(completion, target);
+    if (exact.unparsable && rules.unparsableNumber === 'fail-attempt') throw unparsableFailure(exact.answer);
+    return {
+      value: exact.matched ? 1 : 0,
+      answer: exact.answer,
+      explanation: exact.unparsable
+        ? `could not parse ${JSON.stringify(exact.answer)} as a number; counted as incorrect`
+        : undefined,
+      details: { target, comparison: 'exact', ...(exact.unparsable ? { unparsable: true } : {}) },
+    };
+  }
+  try {
+    const { answer, matched } = matchNumericEnd(completion, target);
+    return { value: matched ? 1 : 0, answer, details: { target, comparison: 'endswith' } };
+  } catch (err) {
+    if (!(err instanceof NumericNormalizeError)) throw err;
+    if (rules.unparsableNumber === 'fail-attempt') throw unparsableFailure(err.token);
     return {
       value: 0,
       answer: null,
       explanation: `${err.message}; counted as incorrect`,
-      details: { target, referenceOutcome: 'scorer error', token: err.token },
+      details: { target, comparison: 'endswith', referenceOutcome: 'scorer error', token: err.token },
     };
   }
+}
+
+function unparsableFailure(token: string): ScorerFailure {
+  return new ScorerFailure(
+    `the last number ${JSON.stringify(token)} cannot be parsed: inspect's scorer raises there, which fails the evaluation attempt`,
+  );
 }

@@ -5,6 +5,7 @@ import { REPORT_FORMATS, type ReportFormat } from '../report/formats.ts';
 import { parseGroups } from '../report/grouping.ts';
 import { buildReport, renderReport, writePlots } from '../report/report.ts';
 import { TrialRepo } from '../store/trialRepo.ts';
+import { syncTrialIndex } from '../trial/trialIndex.ts';
 import type { CliContext } from './context.ts';
 
 /** `--x a,b --x c` → [a, b, c]. */
@@ -87,6 +88,7 @@ export function registerReport(program: Command, ctx: CliContext): void {
     )
     .action((flags: ReportFlags) => {
       const repo = new TrialRepo(ctx.db());
+      syncTrialIndex(repo, ctx.home);
       const report = buildReport(repo, {
         experiments: flags.experiments,
         weights: flags.weights,

@@ -7,6 +7,7 @@ import { trialLayout } from '../core/trialLayout.ts';
 import { splitShellWords } from '../runtime/pythonEnv.ts';
 import type { Trial } from '../store/trialRepo.ts';
 import { createTrial, runTrial } from '../trial/runTrial.ts';
+import { syncTrialIndex } from '../trial/trialIndex.ts';
 import type { CliContext } from './context.ts';
 import { parseIntFlag } from './eval.ts';
 import { interruptible, trialEnvFor } from './trialEnv.ts';
@@ -174,6 +175,7 @@ export function registerTrial(program: Command, ctx: CliContext): void {
     .option('--json', 'as JSON (with phases and audits)')
     .action((id: string, flags: { json?: boolean }) => {
       const env = trialEnvFor(ctx, { quiet: true });
+      syncTrialIndex(env.trials, ctx.home);
       const found = env.trials.find(id);
       if (!found) throw new UserError(`no trial ${id}`, 'list trials with `ptb trials`');
       if (flags.json) {
@@ -219,6 +221,7 @@ export function registerTrial(program: Command, ctx: CliContext): void {
     .option('--json', 'one JSON object per line')
     .action((flags: { experiment?: string; status?: string; json?: boolean }) => {
       const env = trialEnvFor(ctx, { quiet: true });
+      syncTrialIndex(env.trials, ctx.home);
       const rows = env.trials.list({
         experiment: flags.experiment,
         status: flags.status as Trial['status'] | undefined,

@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { UserError } from '../core/errors.ts';
+import { TrialRepo } from '../store/trialRepo.ts';
+import { syncTrialIndex } from '../trial/trialIndex.ts';
 import { startViewServer } from '../web/server.ts';
 import type { CliContext } from './context.ts';
 
@@ -38,7 +40,13 @@ export function registerView(program: Command, ctx: CliContext): void {
     .option('--port <n>', 'port (0 = any free port)', parsePort, 0)
     .option('--open', 'open the dashboard in the default browser')
     .action(async (flags: { host: string; port: number; open?: boolean }) => {
-      const server = await startViewServer({ db: ctx.db(), host: flags.host, port: flags.port });
+      const repo = new TrialRepo(ctx.db());
+      const server = await startViewServer({
+        db: ctx.db(),
+        host: flags.host,
+        port: flags.port,
+        refreshIndex: () => syncTrialIndex(repo, ctx.home),
+      });
       const wildcard = flags.host === '0.0.0.0' || flags.host === '::';
       ctx.stdout.write(`ptb view: ${server.url}\n`);
       if (server.token) {

@@ -18,6 +18,7 @@ export interface HomeLayout {
   venv: string;
   trials: string;
   agents: string;
+  experiments: string;
 }
 
 export function homeLayout(root: string = ptbHome()): HomeLayout {
@@ -32,6 +33,8 @@ export function homeLayout(root: string = ptbHome()): HomeLayout {
     trials: join(root, 'trials'),
     /** Pinned agent CLIs installed from npm (`agents/<id>-<version>/`). */
     agents: join(root, 'agents'),
+    /** Experiments run through a scheduler: `experiments/<name>/experiment.json` names its results directory. */
+    experiments: join(root, 'experiments'),
   };
 }
 

@@ -11,6 +11,8 @@ export function trialLayout(root: string) {
     root,
     /** The TrialSpec as JSON. */
     spec: join(root, 'trial.json'),
+    /** The trial's durable record: every change, one JSON event per line, appended only (store/trialJournal.ts). */
+    journal: join(root, 'journal.jsonl'),
     prompt: join(root, 'prompt.txt'),
     /** Agent stdout+stderr, every line prefixed `[YYYY-MM-DDTHH:MM:SSZ] `. */
     solveOut: join(root, 'solve_out.txt'),

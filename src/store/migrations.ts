@@ -137,4 +137,41 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX baselines_cell ON baselines (model, benchmark, created_at);
   `,
+  `
+  -- The trial directory is the record (journal.jsonl); these rows index it. trial_journals says how
+  -- far each journal has been read, so re-indexing reads only what was appended since.
+  CREATE TABLE trial_journals (
+    trial_id TEXT PRIMARY KEY,
+    path TEXT NOT NULL,
+    offset INTEGER NOT NULL
+  );
+
+  -- Each start of a trial's harness: where, under which job, after how many scheduler requeues.
+  CREATE TABLE trial_runs (
+    trial_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    executor TEXT NOT NULL,
+    host TEXT NOT NULL,
+    job TEXT,
+    restart_count INTEGER,
+    gpus_json TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    PRIMARY KEY (trial_id, n)
+  );
+
+  -- Phase attempts thrown away and redone (a preempted agent restarts from a fresh workspace).
+  CREATE TABLE trial_lost_attempts (
+    trial_id TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    phase TEXT NOT NULL,
+    reset_from TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    started_at TEXT NOT NULL,
+    lost_at TEXT NOT NULL,
+    kept_in TEXT,
+    restart_count INTEGER,
+    PRIMARY KEY (trial_id, n)
+  );
+  `,
 ];

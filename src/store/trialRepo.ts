@@ -1,16 +1,41 @@
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { z } from 'zod';
 import { newId } from '../core/ids.ts';
 import {
   type AgentOutcome,
   type DetectorVerdict,
+  PHASES,
   type Phase,
+  PhaseSchema,
   type TrialSpec,
   TrialSpecSchema,
   type TrialStatus,
   TrialStatusSchema,
   type VerdictValue,
 } from '../core/trial.ts';
+import { trialLayout } from '../core/trialLayout.ts';
 import type { Db } from './db.ts';
+import {
+  type AttemptLostEvent,
+  appendJournal,
+  JOURNAL_VERSION,
+  type JournalEvent,
+  type NewJournalEvent,
+  type RunEvent,
+  readJournal,
+} from './trialJournal.ts';
+
+type Row = Record<string, unknown>;
+type JournalRow = { trial_id: string; path: string; offset: number };
+
+function statSafeSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return -1;
+  }
+}
 
 const TrialRowSchema = z.object({
   id: z.string(),
@@ -120,7 +145,67 @@ function toTrial(row: unknown): Trial {
   return { ...parsed, spec: TrialSpecSchema.parse(JSON.parse(parsed.spec_json)) };
 }
 
-/** Thin repository over the trial tables; every row read is validated. */
+/** Columns a patch may set (journal events name them, so only these are ever written); one per TrialPatch field. */
+const PATCH_COLUMNS = new Set(
+  Object.keys({
+    status: true,
+    phase: true,
+    agent_outcome: true,
+    agent_seconds: true,
+    accuracy: true,
+    final_score: true,
+    substituted: true,
+    audit_verdict: true,
+    input_tokens: true,
+    output_tokens: true,
+    cost_usd: true,
+    error: true,
+    finished_at: true,
+  } satisfies Record<keyof TrialPatch, true>),
+);
+
+export interface TrialRun {
+  n: number;
+  executor: string;
+  host: string;
+  job: string | null;
+  restartCount: number | null;
+  gpus: number[];
+  startedAt: string;
+}
+
+export interface LostAttempt {
+  n: number;
+  phase: Phase;
+  resetFrom: Phase;
+  reason: string;
+  seconds: number;
+  startedAt: string;
+  lostAt: string;
+  keptIn: string | null;
+  restartCount: number | null;
+}
+
+/** What re-indexing trial directories did. */
+export interface IndexSync {
+  /** Trial journals found. */
+  trials: number;
+  /** Journals that had new events (or were indexed for the first time). */
+  updated: number;
+  /** Lines that were not events this ptb knows (skipped). */
+  skippedLines: number;
+}
+
+export function journalPath(trialDir: string): string {
+  return trialLayout(trialDir).journal;
+}
+
+/**
+ * Repository over the trial tables; every row read is validated. A trial ptb runs keeps its record
+ * in its own directory (journal.jsonl): each change is appended there first and then applied to the
+ * rows, and `syncDirs` re-applies what other processes (compute nodes) appended. Imported trials
+ * (an upstream tree is theirs, never written) live in the rows only.
+ */
 export class TrialRepo {
   constructor(private readonly db: Db) {}
 
@@ -139,40 +224,33 @@ export class TrialRepo {
       .all() as { name: string; created_at: string; trials: number }[];
   }
 
-  /** Create a trial in `pending` state. `dir` is where its files live. */
+  /**
+   * Create a trial in `pending` state. `dir` is where its files live; a ptb trial's directory is made
+   * and its journal started (`durable: false` skips the fsync, for grids that create many at once).
+   */
   create(
     spec: TrialSpec,
     dir: (id: string) => string,
-    opts: { id?: string; source?: 'ptb' | 'import'; externalId?: string; runNumber?: number } = {},
+    opts: {
+      id?: string;
+      source?: 'ptb' | 'import';
+      externalId?: string;
+      runNumber?: number;
+      durable?: boolean;
+    } = {},
   ): Trial {
     const id = opts.id ?? newId('trial');
-    this.ensureExperiment(spec.experiment);
-    const t = now();
-    this.db
-      .prepare(
-        `INSERT INTO trials (id, experiment, agent, agent_config, base_model, benchmark, hours, gpus, seed,
-          sandbox, spec_json, dir, source, external_id, run_number, status, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)`,
-      )
-      .run(
-        id,
-        spec.experiment,
-        spec.agent,
-        spec.agentConfig,
-        spec.baseModel,
-        spec.benchmark,
-        spec.hours,
-        spec.gpus,
-        spec.seed,
-        spec.sandbox,
-        JSON.stringify(spec),
-        dir(id),
-        opts.source ?? 'ptb',
-        opts.externalId ?? null,
-        opts.runNumber ?? null,
-        t,
-        t,
-      );
+    const trialDir = dir(id);
+    if ((opts.source ?? 'ptb') === 'ptb') {
+      mkdirSync(trialDir, { recursive: true });
+      this.record(id, trialDir, { event: 'created', v: JOURNAL_VERSION, id, spec }, opts.durable ?? true);
+      return this.get(id)!;
+    }
+    this.insertTrial(id, spec, trialDir, now(), {
+      source: 'import',
+      externalId: opts.externalId ?? null,
+      runNumber: opts.runNumber ?? null,
+    });
     return this.get(id)!;
   }
 
@@ -214,9 +292,7 @@ export class TrialRepo {
   update(id: string, patch: TrialPatch): void {
     const cols = Object.entries(patch).filter(([, v]) => v !== undefined);
     if (cols.length === 0) return;
-    const sets = cols.map(([k]) => `${k} = ?`).join(', ');
-    const values = cols.map(([, v]) => (typeof v === 'boolean' ? (v ? 1 : 0) : v));
-    this.db.prepare(`UPDATE trials SET ${sets}, updated_at = ? WHERE id = ?`).run(...values, now(), id);
+    this.change(id, { event: 'update', patch: Object.fromEntries(cols) });
   }
 
   // ---- phases ----
@@ -240,37 +316,348 @@ export class TrialRepo {
     const existing = this.phase(trialId, phase);
     if (existing?.status === 'completed')
       throw new Error(`phase ${phase} of ${trialId} is already completed`);
-    this.db.transaction(() => {
-      this.db
-        .prepare(
-          `INSERT INTO trial_phases (trial_id, phase, status, started_at) VALUES (?, ?, 'started', ?)
-           ON CONFLICT (trial_id, phase) DO UPDATE SET status = 'started', error = NULL, finished_at = NULL`,
-        )
-        .run(trialId, phase, now());
-      this.update(trialId, { phase, status: 'running' });
-    })();
+    this.change(trialId, { event: 'phase', phase, status: 'started' });
   }
 
   completePhase(trialId: string, phase: Phase, result: unknown): void {
-    this.db
-      .prepare(
-        `UPDATE trial_phases SET status = 'completed', result_json = ?, finished_at = ? WHERE trial_id = ? AND phase = ?`,
-      )
-      .run(JSON.stringify(result ?? null), now(), trialId, phase);
+    this.change(trialId, { event: 'phase', phase, status: 'completed', result: result ?? null });
   }
 
   failPhase(trialId: string, phase: Phase, error: string): void {
-    this.db
-      .prepare(
-        `UPDATE trial_phases SET status = 'failed', error = ?, finished_at = ? WHERE trial_id = ? AND phase = ?`,
-      )
-      .run(error, now(), trialId, phase);
+    this.change(trialId, { event: 'phase', phase, status: 'failed', error });
   }
 
   phaseResult<T>(trialId: string, phase: Phase, schema: z.ZodType<T>): T | undefined {
     const row = this.phase(trialId, phase);
     if (row?.status !== 'completed' || row.result_json === null) return undefined;
     return schema.parse(JSON.parse(row.result_json));
+  }
+
+  // ---- executions and lost attempts ----
+
+  /** Record one start of the trial's harness (where, which job, after how many requeues). */
+  recordRun(trialId: string, run: Omit<RunEvent, 'event' | 'ts'>): void {
+    this.change(trialId, { event: 'run', ...run });
+  }
+
+  /** Throw away a phase attempt: phases from `resetFrom` on run again; the attempt and its time are kept. */
+  recordLostAttempt(trialId: string, lost: Omit<AttemptLostEvent, 'event' | 'ts'>): void {
+    this.change(trialId, { event: 'attempt-lost', ...lost });
+  }
+
+  runs(trialId: string): TrialRun[] {
+    return (
+      this.db.prepare('SELECT * FROM trial_runs WHERE trial_id = ? ORDER BY n').all(trialId) as Row[]
+    ).map((r) => ({
+      n: Number(r.n),
+      executor: String(r.executor),
+      host: String(r.host),
+      job: r.job === null ? null : String(r.job),
+      restartCount: r.restart_count === null ? null : Number(r.restart_count),
+      gpus: JSON.parse(String(r.gpus_json)) as number[],
+      startedAt: String(r.started_at),
+    }));
+  }
+
+  lostAttempts(trialId: string): LostAttempt[] {
+    return (
+      this.db.prepare('SELECT * FROM trial_lost_attempts WHERE trial_id = ? ORDER BY n').all(trialId) as Row[]
+    ).map((r) => ({
+      n: Number(r.n),
+      phase: PhaseSchema.parse(r.phase),
+      resetFrom: PhaseSchema.parse(r.reset_from),
+      reason: String(r.reason),
+      seconds: Number(r.seconds),
+      startedAt: String(r.started_at),
+      lostAt: String(r.lost_at),
+      keptIn: r.kept_in === null ? null : String(r.kept_in),
+      restartCount: r.restart_count === null ? null : Number(r.restart_count),
+    }));
+  }
+
+  /** Lost attempts per trial (count and seconds) for listings: one query for all trials. */
+  lostAttemptTotals(): Map<string, { attempts: number; seconds: number }> {
+    const rows = this.db
+      .prepare(
+        'SELECT trial_id, COUNT(*) AS attempts, SUM(seconds) AS seconds FROM trial_lost_attempts GROUP BY trial_id',
+      )
+      .all() as { trial_id: string; attempts: number; seconds: number }[];
+    return new Map(rows.map((r) => [r.trial_id, { attempts: r.attempts, seconds: r.seconds }]));
+  }
+
+  // ---- the index over trial directories ----
+
+  /**
+   * Bring the rows up to date with the journals in `roots/<trial dir>/journal.jsonl` (each journal is
+   * read from where the last sync stopped). `rebuild` forgets what was read and replays everything.
+   */
+  syncDirs(roots: readonly string[], opts: { rebuild?: boolean } = {}): IndexSync {
+    if (opts.rebuild) this.db.prepare('DELETE FROM trial_journals').run();
+    const known = new Map(
+      (this.db.prepare('SELECT trial_id, path, offset FROM trial_journals').all() as JournalRow[]).map(
+        (r) => [r.path, r],
+      ),
+    );
+    const result: IndexSync = { trials: 0, updated: 0, skippedLines: 0 };
+    const stale: string[] = [];
+    for (const root of roots) {
+      let names: string[];
+      try {
+        names = readdirSync(root);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        const dir = join(root, name);
+        let size: number;
+        try {
+          size = statSync(journalPath(dir)).size;
+        } catch {
+          continue;
+        }
+        result.trials++;
+        if (known.get(journalPath(dir))?.offset !== size) stale.push(dir);
+      }
+    }
+    // Batches keep each write transaction short (a running trial may be waiting to record a phase).
+    for (let i = 0; i < stale.length; i += 100) {
+      this.db.transaction(() => {
+        for (const dir of stale.slice(i, i + 100)) {
+          const synced = this.syncDir(dir);
+          if (synced.updated) result.updated++;
+          result.skippedLines += synced.skippedLines;
+        }
+      })();
+    }
+    return result;
+  }
+
+  /** Apply what is new in one trial directory's journal; returns the trial id (null: no journal). */
+  syncDir(dir: string): { trialId: string | null; updated: boolean; skippedLines: number } {
+    const path = journalPath(dir);
+    return this.db.transaction(() => {
+      const row = this.db
+        .prepare('SELECT trial_id, path, offset FROM trial_journals WHERE path = ?')
+        .get(path) as JournalRow | undefined;
+      const from = row && statSafeSize(path) >= row.offset ? row.offset : 0;
+      const read = readJournal(path, from);
+      if (from === 0) {
+        const created = read.events[0];
+        if (created?.event !== 'created')
+          return { trialId: null, updated: false, skippedLines: read.skipped };
+        // First sight of this journal (or it was replaced): replay it onto a clean slate.
+        this.forgetDerived(created.id);
+        for (const event of read.events) this.apply(created.id, dir, event);
+        this.setOffset(created.id, path, read.end);
+        return { trialId: created.id, updated: true, skippedLines: read.skipped };
+      }
+      for (const event of read.events) this.apply(row!.trial_id, dir, event);
+      this.setOffset(row!.trial_id, path, read.end);
+      return { trialId: row!.trial_id, updated: read.events.length > 0, skippedLines: read.skipped };
+    })();
+  }
+
+  /** A change to a trial: journal first (ptb trials), then the rows. */
+  private change(trialId: string, event: NewJournalEvent, durable = true): void {
+    const where = this.db.prepare('SELECT dir, source FROM trials WHERE id = ?').get(trialId) as
+      | { dir: string; source: string }
+      | undefined;
+    if (!where) return;
+    if (where.source !== 'ptb' || !this.hasJournal(trialId)) {
+      this.apply(trialId, where.dir, { ...event, ts: now() } as JournalEvent);
+      return;
+    }
+    this.record(trialId, where.dir, event, durable);
+  }
+
+  /** Trials created before journals existed keep living in the rows only. */
+  private hasJournal(trialId: string): boolean {
+    return this.db.prepare('SELECT 1 FROM trial_journals WHERE trial_id = ?').get(trialId) !== undefined;
+  }
+
+  private record(trialId: string, dir: string, event: NewJournalEvent, durable: boolean): void {
+    const full = { ts: now(), ...event } as JournalEvent;
+    const path = journalPath(dir);
+    this.db
+      .transaction(() => {
+        // Events another process appended since this index last read the journal come first.
+        if (event.event !== 'created') this.syncDir(dir);
+        const end = appendJournal(path, full, durable);
+        this.apply(trialId, dir, full);
+        this.setOffset(trialId, path, end);
+      })
+      .immediate();
+  }
+
+  private setOffset(trialId: string, path: string, offset: number): void {
+    this.db
+      .prepare(
+        `INSERT INTO trial_journals (trial_id, path, offset) VALUES (?, ?, ?)
+         ON CONFLICT (trial_id) DO UPDATE SET path = excluded.path, offset = excluded.offset`,
+      )
+      .run(trialId, path, offset);
+  }
+
+  /** Rows derived from a trial's journal, dropped before the journal is replayed from its start. */
+  private forgetDerived(trialId: string): void {
+    this.db
+      .prepare('DELETE FROM verdicts WHERE audit_id IN (SELECT id FROM audits WHERE trial_id = ?)')
+      .run(trialId);
+    for (const table of ['audits', 'trial_phases', 'trial_runs', 'trial_lost_attempts']) {
+      this.db.prepare(`DELETE FROM ${table} WHERE trial_id = ?`).run(trialId);
+    }
+  }
+
+  private insertTrial(
+    id: string,
+    spec: TrialSpec,
+    dir: string,
+    at: string,
+    origin: { source: 'ptb' | 'import'; externalId: string | null; runNumber: number | null },
+  ): void {
+    this.ensureExperiment(spec.experiment);
+    this.db
+      .prepare(
+        `INSERT INTO trials (id, experiment, agent, agent_config, base_model, benchmark, hours, gpus, seed,
+          sandbox, spec_json, dir, source, external_id, run_number, status, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)
+         ON CONFLICT (id) DO UPDATE SET experiment = excluded.experiment, agent = excluded.agent,
+          agent_config = excluded.agent_config, base_model = excluded.base_model, benchmark = excluded.benchmark,
+          hours = excluded.hours, gpus = excluded.gpus, seed = excluded.seed, sandbox = excluded.sandbox,
+          spec_json = excluded.spec_json, dir = excluded.dir, status = 'pending', phase = NULL,
+          agent_outcome = NULL, agent_seconds = NULL, accuracy = NULL, final_score = NULL, substituted = NULL,
+          audit_verdict = NULL, input_tokens = NULL, output_tokens = NULL, cost_usd = NULL, error = NULL,
+          created_at = excluded.created_at, updated_at = excluded.updated_at, finished_at = NULL`,
+      )
+      .run(
+        id,
+        spec.experiment,
+        spec.agent,
+        spec.agentConfig,
+        spec.baseModel,
+        spec.benchmark,
+        spec.hours,
+        spec.gpus,
+        spec.seed,
+        spec.sandbox,
+        JSON.stringify(spec),
+        dir,
+        origin.source,
+        origin.externalId,
+        origin.runNumber,
+        at,
+        at,
+      );
+  }
+
+  /** One event onto the rows; replaying a journal's events in order rebuilds the trial's rows. */
+  private apply(trialId: string, dir: string, e: JournalEvent): void {
+    switch (e.event) {
+      case 'created':
+        this.insertTrial(e.id, e.spec, dir, e.ts, { source: 'ptb', externalId: null, runNumber: null });
+        return;
+      case 'update':
+        this.applyPatch(trialId, e.patch, e.ts);
+        return;
+      case 'phase':
+        this.applyPhase(trialId, e);
+        return;
+      case 'audit':
+        this.applyAudit(trialId, e);
+        return;
+      case 'run':
+        this.db
+          .prepare(
+            `INSERT INTO trial_runs (trial_id, n, executor, host, job, restart_count, gpus_json, started_at)
+             VALUES (?, (SELECT COALESCE(MAX(n), 0) + 1 FROM trial_runs WHERE trial_id = ?), ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(trialId, trialId, e.executor, e.host, e.job, e.restartCount, JSON.stringify(e.gpus), e.ts);
+        return;
+      case 'attempt-lost': {
+        this.db
+          .prepare(
+            `INSERT INTO trial_lost_attempts (trial_id, n, phase, reset_from, reason, seconds, started_at, lost_at,
+               kept_in, restart_count)
+             VALUES (?, (SELECT COALESCE(MAX(n), 0) + 1 FROM trial_lost_attempts WHERE trial_id = ?), ?, ?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(
+            trialId,
+            trialId,
+            e.phase,
+            e.resetFrom,
+            e.reason,
+            e.seconds,
+            e.startedAt,
+            e.ts,
+            e.keptIn,
+            e.restartCount,
+          );
+        const redone = PHASES.slice(PHASES.indexOf(e.resetFrom));
+        this.db
+          .prepare(
+            `DELETE FROM trial_phases WHERE trial_id = ? AND phase IN (${redone.map(() => '?').join(', ')})`,
+          )
+          .run(trialId, ...redone);
+        return;
+      }
+    }
+  }
+
+  private applyPatch(trialId: string, patch: Record<string, unknown>, at: string): void {
+    const cols = Object.entries(patch).filter(([k, v]) => v !== undefined && PATCH_COLUMNS.has(k));
+    if (cols.length === 0) return;
+    const sets = cols.map(([k]) => `${k} = ?`).join(', ');
+    const values = cols.map(([, v]) => (typeof v === 'boolean' ? (v ? 1 : 0) : v));
+    this.db.prepare(`UPDATE trials SET ${sets}, updated_at = ? WHERE id = ?`).run(...values, at, trialId);
+  }
+
+  private applyPhase(trialId: string, e: Extract<JournalEvent, { event: 'phase' }>): void {
+    if (e.status === 'started') {
+      this.db
+        .prepare(
+          `INSERT INTO trial_phases (trial_id, phase, status, started_at) VALUES (?, ?, 'started', ?)
+           ON CONFLICT (trial_id, phase) DO UPDATE SET status = 'started', error = NULL, finished_at = NULL`,
+        )
+        .run(trialId, e.phase, e.ts);
+      this.applyPatch(trialId, { phase: e.phase, status: 'running' }, e.ts);
+      return;
+    }
+    if (e.status === 'completed') {
+      this.db
+        .prepare(
+          `UPDATE trial_phases SET status = 'completed', result_json = ?, finished_at = ? WHERE trial_id = ? AND phase = ?`,
+        )
+        .run(JSON.stringify(e.result ?? null), e.ts, trialId, e.phase);
+      return;
+    }
+    this.db
+      .prepare(
+        `UPDATE trial_phases SET status = 'failed', error = ?, finished_at = ? WHERE trial_id = ? AND phase = ?`,
+      )
+      .run(e.error ?? null, e.ts, trialId, e.phase);
+  }
+
+  private applyAudit(trialId: string, e: Extract<JournalEvent, { event: 'audit' }>): void {
+    const inserted = this.db
+      .prepare(
+        'INSERT OR IGNORE INTO audits (id, trial_id, combined, policy, summary, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      )
+      .run(e.id, trialId, e.combined, e.policy, e.summary, e.ts);
+    if (inserted.changes === 0) return;
+    const insert = this.db.prepare(
+      'INSERT INTO verdicts (audit_id, detector, version, verdict, rule, summary, evidence_json) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    for (const v of e.verdicts) {
+      insert.run(
+        e.id,
+        v.detector,
+        v.version,
+        v.verdict,
+        v.rule ?? null,
+        v.summary,
+        JSON.stringify(v.evidence),
+      );
+    }
   }
 
   // ---- audits (append-only: a re-audit adds a row, earlier verdicts stay) ----
@@ -283,29 +670,9 @@ export class TrialRepo {
     verdicts: DetectorVerdict[],
     id: string = newId('audit'),
   ): AuditRow {
-    const created = now();
-    this.db.transaction(() => {
-      this.db
-        .prepare(
-          'INSERT INTO audits (id, trial_id, combined, policy, summary, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-        )
-        .run(id, trialId, combined, policy, summary, created);
-      const insert = this.db.prepare(
-        'INSERT INTO verdicts (audit_id, detector, version, verdict, rule, summary, evidence_json) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      );
-      for (const v of verdicts) {
-        insert.run(
-          id,
-          v.detector,
-          v.version,
-          v.verdict,
-          v.rule ?? null,
-          v.summary,
-          JSON.stringify(v.evidence),
-        );
-      }
-    })();
-    return { id, trial_id: trialId, combined, policy, summary, created_at: created };
+    this.change(trialId, { event: 'audit', id, combined, policy, summary, verdicts });
+    const row = this.db.prepare('SELECT * FROM audits WHERE id = ?').get(id);
+    return AuditRowSchema.parse(row);
   }
 
   audits(trialId: string): AuditWithVerdicts[] {

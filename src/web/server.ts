@@ -32,7 +32,11 @@ export interface ViewServerOptions {
   port?: number;
   /** Fixed token (tests); otherwise a random one is made when the host is not loopback. */
   token?: string;
+  /** Re-index trial directories (written by other hosts); called at start and at most every 2 s on requests. */
+  refreshIndex?: () => void;
 }
+
+const REFRESH_INTERVAL_MS = 2000;
 
 export interface ViewServer {
   /** Base URL to open (on a wildcard bind, the loopback address). */
@@ -112,6 +116,13 @@ export async function startViewServer(opts: ViewServerOptions): Promise<ViewServ
   const token = loopback ? null : (opts.token ?? newToken());
   const data = new TrialData(opts.db);
   const statics = loadStatic();
+  let refreshedAt = 0;
+  const refresh = () => {
+    if (!opts.refreshIndex || Date.now() - refreshedAt < REFRESH_INTERVAL_MS) return;
+    refreshedAt = Date.now();
+    opts.refreshIndex();
+  };
+  refresh();
   let port = 0;
 
   const security = (res: ServerResponse) => {
@@ -301,6 +312,7 @@ export async function startViewServer(opts: ViewServerOptions): Promise<ViewServ
       }
     }
     try {
+      if (!url.pathname.startsWith('/static/')) refresh();
       return route(url);
     } catch (err) {
       if (err instanceof HttpError) return fail(err.status, err.message);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build a self-contained ptb kit for a machine that has no Node.js and no network (the GPU test
-# machine): a compressed node binary, ptb bundled into one file (dist/cli/ptb.mjs), the native
+# machine): a compressed node binary, ptb bundled (dist/cli/ptb.mjs and its chunks), the native
 # SQLite module, and bubblewrap. Everything lands in ignored paths: .device-kit/ and dist/.
 # On the target:  bash scripts/deviceKit.sh --install   (puts node and bwrap on PATH under /tmp/ptbkit)
 set -euo pipefail
@@ -18,13 +18,10 @@ fi
 mkdir -p "$KIT/node_modules" dist/cli
 [ -s "$KIT/node.xz" ] || xz -T2 -6 -c "$(command -v node)" > "$KIT/node.xz"
 cp "$(command -v bwrap)" "$KIT/bwrap"
-npx esbuild scripts/ptbEntry.ts --bundle --platform=node --format=esm --target=node20 \
-  --outfile=dist/cli/ptb.mjs --external:better-sqlite3 --log-level=warning \
-  --banner:js="import { createRequire as __ptbRequire } from 'node:module'; const require = __ptbRequire(import.meta.url);"
-# Files the sources read next to themselves (import.meta.url) travel next to the bundle.
-mkdir -p dist/cli/bridge dist/cli/static dist/bench/bridge
-cp src/sandbox/bridge/forwarder.mjs dist/cli/bridge/ && cp src/sandbox/bridge/forwarder.mjs dist/bench/bridge/
-cp src/web/static/* dist/cli/static/
+# The CLI bundle (with its chunks and the files the sources read next to themselves).
+node scripts/buildBundle.mjs
+mkdir -p dist/bench/bridge
+cp src/sandbox/bridge/forwarder.mjs dist/bench/bridge/
 # Benchmarks that must run where there is no tsx: bundled the same way.
 mkdir -p dist/bench
 for bench in provenance; do

@@ -2,7 +2,8 @@
 # Installs what ptb needs on a Debian/Ubuntu machine with Node 20 and Python 3:
 # bubblewrap (the sandbox), acl (setfacl: lets the sandbox user reach its files when ptb runs as root),
 # python3-venv (the managed Python environment), chromium (the dashboard's browser tests), podman (the
-# container sandbox), and the npm packages.
+# container sandbox), the npm packages, and the prebuilt CLI bundle (dist/cli, which bin/ptb.js runs
+# while it is as new as the sources).
 # The Python venv itself is made by ptb on first use under $PTB_HOME/venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,3 +29,4 @@ fi
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
+npm run --silent build

@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
-import { agentAuth } from '../agents/definitions/common.ts';
-import { type AgentInstallStatus, agentInstallStatus, installAgent, installKey } from '../agents/install.ts';
-import { AGENTS, getAgent } from '../agents/registry.ts';
+import type { AgentInstallStatus } from '../agents/install.ts';
 import type { AgentDefinition } from '../agents/types.ts';
 import type { CliContext } from './context.ts';
 
@@ -34,6 +32,11 @@ export function registerAgents(program: Command, ctx: CliContext): void {
     .option('--json', 'print JSON')
     .option('--no-version-check', 'do not run `<cli> --version` (faster)')
     .action(async (flags: { json?: boolean; versionCheck: boolean }) => {
+      const [{ agentAuth }, { agentInstallStatus, installKey }, { AGENTS }] = await Promise.all([
+        import('../agents/definitions/common.ts'),
+        import('../agents/install.ts'),
+        import('../agents/registry.ts'),
+      ]);
       // One status per install (variants share one), checked in parallel: the CLIs start slowly.
       const byInstall = new Map<string, Promise<AgentInstallStatus>>();
       for (const def of AGENTS) {
@@ -87,6 +90,10 @@ export function registerAgents(program: Command, ctx: CliContext): void {
     .command('install <ids...>')
     .description('install the pinned CLIs of these agents from npm into PTB_HOME/agents')
     .action(async (ids: string[]) => {
+      const [{ installAgent, installKey }, { getAgent }] = await Promise.all([
+        import('../agents/install.ts'),
+        import('../agents/registry.ts'),
+      ]);
       const defs = ids.map((id) => getAgent(id));
       const done = new Set<string>();
       for (const def of defs) {

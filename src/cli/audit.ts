@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { auditHistory, auditRunDir, auditTrial } from '../audit/auditTrial.ts';
 import type { AuditResult } from '../audit/runAudit.ts';
 import { UserError } from '../core/errors.ts';
 import type { DetectorVerdict } from '../core/trial.ts';
@@ -128,6 +127,7 @@ export function registerAudit(program: Command, ctx: CliContext): void {
           'Example: ptb audit trial-20250101-120000-abc123',
         );
       }
+      const { auditHistory, auditRunDir, auditTrial } = await import('../audit/auditTrial.ts');
       if (flags.history) {
         if (!trial) throw new UserError('--history needs a trial id');
         const { trialId, audits } = auditHistory(ctx.db(), trial);

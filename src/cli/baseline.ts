@@ -1,9 +1,7 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { getBenchmark } from '../benchmarks/registry.ts';
 import type { Sampling } from '../core/schemas.ts';
-import { type BaselineEvent, runBaselines } from '../report/baselines.ts';
+import type { BaselineEvent } from '../report/baselines.ts';
 import type { ModelKind } from '../report/models.ts';
-import { TrialRepo } from '../store/trialRepo.ts';
 import { type CliContext, isOffline } from './context.ts';
 import { parseFloatFlag, parseIntFlag } from './eval.ts';
 import { downloadProgress, formatSeconds, ProgressLine } from './progress.ts';
@@ -97,6 +95,11 @@ export function registerBaseline(program: Command, ctx: CliContext): void {
       '\nExample:\n  ptb baseline --models Qwen/Qwen3-1.7B-Base,Qwen/Qwen3-1.7B --benchmarks gsm8k,humaneval --engine vllm',
     )
     .action(async (flags: BaselineFlags) => {
+      const [{ getBenchmark }, { runBaselines }, { TrialRepo }] = await Promise.all([
+        import('../benchmarks/registry.ts'),
+        import('../report/baselines.ts'),
+        import('../store/trialRepo.ts'),
+      ]);
       for (const b of flags.benchmarks) getBenchmark(b);
       const sampling: Sampling = {};
       if (flags.temperature !== undefined) sampling.temperature = flags.temperature;

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { BENCHMARKS } from '../benchmarks/registry.ts';
 import type { CliContext } from './context.ts';
 
 export function registerBenchmarks(program: Command, ctx: CliContext): void {
@@ -7,7 +6,8 @@ export function registerBenchmarks(program: Command, ctx: CliContext): void {
     .command('benchmarks')
     .description('list the benchmarks with their reference settings')
     .option('--json', 'print JSON')
-    .action((flags: { json?: boolean }) => {
+    .action(async (flags: { json?: boolean }) => {
+      const { BENCHMARKS } = await import('../benchmarks/registry.ts');
       const rows = Object.values(BENCHMARKS).map((b) => ({
         id: b.id,
         name: b.displayName,

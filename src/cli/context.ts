@@ -1,7 +1,7 @@
 import { type HomeLayout, homeLayout, ptbHome } from '../core/paths.ts';
-import { AssetCache } from '../hub/assetCache.ts';
-import { type Db, openDb } from '../store/db.ts';
-import { EvalRepo } from '../store/evalRepo.ts';
+import type { AssetCache } from '../hub/assetCache.ts';
+import type { Db } from '../store/db.ts';
+import type { EvalRepo } from '../store/evalRepo.ts';
 
 /** What every command gets: where things live, output streams, the environment. */
 export interface CliContext {
@@ -18,21 +18,54 @@ export interface CliContext {
   close(): void;
 }
 
+/**
+ * The store and cache classes pull in SQLite and zod, which `ptb --help` must not pay for: they
+ * are loaded once, before the first command action runs (main.ts's preAction hook), and the
+ * context hands them out synchronously afterwards.
+ */
+interface StoreModules {
+  AssetCache: typeof AssetCache;
+  openDb: (path: string) => Db;
+  EvalRepo: typeof EvalRepo;
+}
+let storeModules: StoreModules | undefined;
+
+export async function loadContextModules(): Promise<void> {
+  if (storeModules) return;
+  const [cache, db, evalRepo] = await Promise.all([
+    import('../hub/assetCache.ts'),
+    import('../store/db.ts'),
+    import('../store/evalRepo.ts'),
+  ]);
+  storeModules = { AssetCache: cache.AssetCache, openDb: db.openDb, EvalRepo: evalRepo.EvalRepo };
+}
+
+function loaded(): StoreModules {
+  if (!storeModules) {
+    throw new Error('CliContext store used before loadContextModules() (use openContext outside main)');
+  }
+  return storeModules;
+}
+
 export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext {
   const home = homeLayout(ptbHome(env));
   let db: Db | undefined;
+  let cache: AssetCache | undefined;
   const ctx: CliContext = {
     env,
     stdout: process.stdout,
     stderr: process.stderr,
     home,
-    cache: new AssetCache(home.dataCache),
+    get cache() {
+      cache ??= new (loaded().AssetCache)(home.dataCache);
+      return cache;
+    },
     db() {
-      db ??= openDb(home.db);
+      db ??= loaded().openDb(home.db);
       return db;
     },
     evalRepo() {
-      return new EvalRepo(ctx.db());
+      return new (loaded().EvalRepo)(ctx.db());
     },
     exitCode: 0,
     close() {
@@ -41,6 +74,12 @@ export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext 
     },
   };
   return ctx;
+}
+
+/** A ready context for scripts that use it without going through `main` (test harnesses). */
+export async function openContext(env: NodeJS.ProcessEnv = process.env): Promise<CliContext> {
+  await loadContextModules();
+  return createContext(env);
 }
 
 /** Offline when asked for, or when Hugging Face's own offline switches are set. */

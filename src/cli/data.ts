@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { errorMessage, UserError } from '../core/errors.ts';
-import { dataGroups, pinsOf } from '../eval/dataGroups.ts';
 import type { CliContext } from './context.ts';
 import { downloadProgress, ProgressLine } from './progress.ts';
 
@@ -17,6 +16,7 @@ export function registerData(program: Command, ctx: CliContext): void {
     .argument('[groups...]', 'benchmark ids and/or "templates"')
     .option('--force', 'download again even if cached')
     .action(async (groups: string[], flags: { force?: boolean }) => {
+      const { dataGroups, pinsOf } = await import('../eval/dataGroups.ts');
       const names = groups.length > 0 ? groups : Object.keys(dataGroups());
       let failures = 0;
       for (const group of names) {
@@ -61,6 +61,7 @@ export function registerData(program: Command, ctx: CliContext): void {
     .argument('<file>', 'JSON / JSONL / Parquet / CSV in the upstream schema')
     .option('--part <part>', 'which part the file is (see `ptb data status`)', 'test')
     .action(async (group: string, file: string, flags: { part: string }) => {
+      const { pinsOf } = await import('../eval/dataGroups.ts');
       const pin = pinsOf(group).find((p) => p.part === flags.part);
       if (!pin) {
         throw new UserError(
@@ -78,7 +79,8 @@ export function registerData(program: Command, ctx: CliContext): void {
     .command('status')
     .description('show which pinned files are cached and where they came from')
     .option('--json', 'print JSON')
-    .action((flags: { json?: boolean }) => {
+    .action(async (flags: { json?: boolean }) => {
+      const { dataGroups } = await import('../eval/dataGroups.ts');
       const rows = Object.entries(dataGroups()).flatMap(([group, pins]) =>
         pins.map((pin) => {
           const entry = ctx.cache.entry(group, pin.part);

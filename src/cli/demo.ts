@@ -1,9 +1,7 @@
 import type { Command } from 'commander';
-import { runDemoTrial } from '../trial/demoTrial.ts';
 import type { CliContext } from './context.ts';
 import { parseIntFlag } from './eval.ts';
 import { trialSummary } from './trial.ts';
-import { interruptible, trialEnvFor } from './trialEnv.ts';
 
 export function registerDemo(program: Command, ctx: CliContext): void {
   program
@@ -31,6 +29,10 @@ export function registerDemo(program: Command, ctx: CliContext): void {
         maxTokens: number;
         json?: boolean;
       }) => {
+        const [{ runDemoTrial }, { interruptible, trialEnvFor }] = await Promise.all([
+          import('../trial/demoTrial.ts'),
+          import('./trialEnv.ts'),
+        ]);
         const result = await interruptible((signal) =>
           runDemoTrial(trialEnvFor(ctx, { offline: true, signal }), {
             testItems: flags.items,

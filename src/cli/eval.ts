@@ -1,6 +1,5 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Sampling } from '../core/schemas.ts';
-import { evaluate } from '../eval/evaluate.ts';
 import type { EvalEvent } from '../eval/runEval.ts';
 import { type CliContext, isOffline } from './context.ts';
 import { downloadProgress, formatSeconds, ProgressLine } from './progress.ts';
@@ -122,6 +121,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
       '\nExamples:\n  ptb eval -m ./final_model -b gsm8k --engine vllm\n  ptb eval -m Qwen/Qwen3-1.7B-Base -b humaneval --engine hf --limit 20 --json',
     )
     .action(async (flags: EvalFlags) => {
+      const { evaluate } = await import('../eval/evaluate.ts');
       const sampling: Sampling = {};
       if (flags.temperature !== undefined) sampling.temperature = flags.temperature;
       if (flags.topP !== undefined) sampling.top_p = flags.topP;

@@ -1,7 +1,5 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { exportUpstream } from '../report/exportUpstream.ts';
-import { TrialRepo } from '../store/trialRepo.ts';
 import type { CliContext } from './context.ts';
 import { collectList } from './report.ts';
 
@@ -18,7 +16,11 @@ export function registerExport(program: Command, ctx: CliContext): void {
       collectList,
     )
     .option('--json', 'print the summary as one JSON object')
-    .action((dir: string, flags: { experiments?: string[]; json?: boolean }) => {
+    .action(async (dir: string, flags: { experiments?: string[]; json?: boolean }) => {
+      const [{ exportUpstream }, { TrialRepo }] = await Promise.all([
+        import('../report/exportUpstream.ts'),
+        import('../store/trialRepo.ts'),
+      ]);
       const summary = exportUpstream(new TrialRepo(ctx.db()), resolve(dir), {
         experiments: flags.experiments,
       });

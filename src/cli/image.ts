@@ -1,17 +1,10 @@
 import type { Command } from 'commander';
 import { UserError } from '../core/errors.ts';
-import { SANDBOX_KINDS } from '../core/trial.ts';
-import {
-  assertImageFilesPinned,
-  buildImage,
-  IMAGE_KINDS,
-  type ImageKind,
-  imageStatus,
-  planImageBuild,
-} from '../sandbox/imageBuild.ts';
-import { checkImageFiles, imagePins, pinsDigest, writeImagePins } from '../sandbox/imagePins.ts';
-import { SANDBOXES } from '../sandbox/registry.ts';
+import { SANDBOX_KINDS } from '../core/vocabulary.ts';
+import type { ImageKind } from '../sandbox/imageBuild.ts';
 import type { CliContext } from './context.ts';
+
+type PinsModule = typeof import('../sandbox/imagePins.ts');
 
 /** A command line a shell reads back as the same argv. */
 function shellQuote(argv: readonly string[]): string {
@@ -20,7 +13,7 @@ function shellQuote(argv: readonly string[]): string {
     .join(' ');
 }
 
-function pinsText(): string {
+function pinsText({ imagePins, pinsDigest }: PinsModule): string {
   const pins = imagePins();
   return [
     `pins ${pinsDigest(pins)} (src/sandbox/imagePins.ts):`,
@@ -33,7 +26,7 @@ function pinsText(): string {
   ].join('\n');
 }
 
-function parseKind(value: string): ImageKind {
+function parseKind(value: string, IMAGE_KINDS: readonly ImageKind[]): ImageKind {
   if (!(IMAGE_KINDS as readonly string[]).includes(value)) {
     throw new UserError(`unknown image kind '${value}'`, `use one of: ${IMAGE_KINDS.join(', ')}`);
   }
@@ -57,7 +50,10 @@ export function registerImage(program: Command, ctx: CliContext): void {
     )
     .option('--dry-run', 'print the build command and the pins; build nothing')
     .action(async (flags: { kind: string; tag?: string; dryRun?: boolean }) => {
-      const kind = parseKind(flags.kind);
+      const [{ assertImageFilesPinned, buildImage, IMAGE_KINDS, planImageBuild }, pinsModule] =
+        await Promise.all([import('../sandbox/imageBuild.ts'), import('../sandbox/imagePins.ts')]);
+      const { checkImageFiles } = pinsModule;
+      const kind = parseKind(flags.kind, IMAGE_KINDS);
       const plan = planImageBuild(kind, { ...(flags.tag ? { tag: flags.tag } : {}), home: ctx.home });
       if (flags.dryRun) {
         const drift = checkImageFiles();
@@ -65,7 +61,7 @@ export function registerImage(program: Command, ctx: CliContext): void {
         ctx.stdout.write(
           `  (run in ${plan.cwd}, staged from images/ and ptb's sources ${plan.sourceDigest})\n`,
         );
-        ctx.stdout.write(`${pinsText()}\n`);
+        ctx.stdout.write(`${pinsText(pinsModule)}\n`);
         ctx.stdout.write(
           drift.length === 0
             ? 'image files agree with the pins\n'
@@ -89,7 +85,13 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .command('status')
     .description('what each sandbox can give here, and whether the agent images are built')
     .option('--json', 'print JSON')
-    .action((flags: { json?: boolean }) => {
+    .action(async (flags: { json?: boolean }) => {
+      const [{ IMAGE_KINDS, imageStatus }, { checkImageFiles, pinsDigest }, { SANDBOXES }] =
+        await Promise.all([
+          import('../sandbox/imageBuild.ts'),
+          import('../sandbox/imagePins.ts'),
+          import('../sandbox/registry.ts'),
+        ]);
       const sandboxes = SANDBOX_KINDS.map((kind) => ({ kind, ...SANDBOXES[kind].capabilities() }));
       const images = IMAGE_KINDS.map((kind) => imageStatus(kind, { home: ctx.home }));
       const drift = checkImageFiles();
@@ -124,7 +126,9 @@ export function registerImage(program: Command, ctx: CliContext): void {
     .description('print the image pins; --write regenerates the pinned parts of images/ from them')
     .option('--write', 'rewrite images/Containerfile, images/ptb-agent.def and images/requirements-agent.txt')
     .option('--json', 'print JSON')
-    .action((flags: { write?: boolean; json?: boolean }) => {
+    .action(async (flags: { write?: boolean; json?: boolean }) => {
+      const pinsModule = await import('../sandbox/imagePins.ts');
+      const { imagePins, pinsDigest, writeImagePins } = pinsModule;
       if (flags.write) {
         const changed = writeImagePins();
         ctx.stderr.write(
@@ -132,6 +136,6 @@ export function registerImage(program: Command, ctx: CliContext): void {
         );
       }
       if (flags.json) ctx.stdout.write(`${JSON.stringify({ digest: pinsDigest(), ...imagePins() })}\n`);
-      else ctx.stdout.write(`${pinsText()}\n`);
+      else ctx.stdout.write(`${pinsText(pinsModule)}\n`);
     });
 }

@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { importUpstream } from '../report/importUpstream.ts';
-import { TrialRepo } from '../store/trialRepo.ts';
 import type { CliContext } from './context.ts';
 import { collectList } from './report.ts';
 
@@ -18,7 +16,11 @@ export function registerImport(program: Command, ctx: CliContext): void {
     )
     .option('--json', 'print the summary as one JSON object')
     .addHelpText('after', '\nExample:\n  ptb import ./results && ptb report --experiments "claude_*"')
-    .action((dir: string, flags: { experiments?: string[]; json?: boolean }) => {
+    .action(async (dir: string, flags: { experiments?: string[]; json?: boolean }) => {
+      const [{ importUpstream }, { TrialRepo }] = await Promise.all([
+        import('../report/importUpstream.ts'),
+        import('../store/trialRepo.ts'),
+      ]);
       const summary = importUpstream(new TrialRepo(ctx.db()), dir, { experiments: flags.experiments });
       if (flags.json) {
         ctx.stdout.write(`${JSON.stringify(summary)}\n`);

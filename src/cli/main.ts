@@ -1,10 +1,26 @@
+/**
+ * The `ptb` command line. Startup cost matters (`ptb --help` and `ptb benchmarks` must stay within
+ * 3× `node -e 0`, see bench/cliStartup.ts), so commands load what they use lazily:
+ *
+ * - A command file (`cli/<command>.ts`, one `registerX` line below) declares its options and help
+ *   with static imports of light modules only: `commander`, node builtins, `core/errors.ts`,
+ *   `core/paths.ts`, `core/vocabulary.ts` (choice lists), other command files, and types
+ *   (`import type` costs nothing).
+ * - Everything else (store, benchmarks, engines, trial flows, zod schemas…) is imported inside the
+ *   action: `const { evaluate } = await import('../eval/evaluate.ts');`. In the prebuilt bundle
+ *   each such import is its own chunk, loaded only by the command that runs it.
+ * - `ctx.db()`, `ctx.cache` and `ctx.evalRepo()` stay synchronous: their modules are loaded by the
+ *   preAction hook below, before any action runs (never for `--help` or `--version`).
+ * test/architecture/cliStartup.test.ts walks the static imports from this file and fails when a
+ * heavy module becomes reachable.
+ */
 import { Command, CommanderError } from 'commander';
 import { isUserError } from '../core/errors.ts';
 import { registerAgents } from './agents.ts';
 import { registerAudit } from './audit.ts';
 import { registerBaseline } from './baseline.ts';
 import { registerBenchmarks } from './benchmarks.ts';
-import { type CliContext, createContext } from './context.ts';
+import { type CliContext, createContext, loadContextModules } from './context.ts';
 import { registerData } from './data.ts';
 import { registerDemo } from './demo.ts';
 import { registerEval } from './eval.ts';
@@ -60,6 +76,7 @@ export function buildProgram(ctx: CliContext): Command {
       'PTB_GRADER_MODEL (LLM grader), PTB_PYTHON (use this interpreter instead of the managed venv), PTB_OFFLINE=1,\n' +
       'PTB_VLLM_BIN (vllm executable), PTB_HF_SERVER_ARGS (extra flags for the hf engine server).',
   );
+  program.hook('preAction', () => loadContextModules());
   for (const register of COMMANDS) register(program, ctx);
   return program;
 }

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { UserError } from '../core/errors.ts';
-import { compareCheckpoints } from '../detectors/provenance/provenance.ts';
 import type { ProvenanceReport } from '../detectors/provenance/verdict.ts';
 import type { CliContext } from './context.ts';
 import { formatBytes, ProgressLine } from './progress.ts';
@@ -91,6 +90,7 @@ export function registerProvenance(program: Command, ctx: CliContext): void {
         'Memory stays bounded (≈ threads × checkpoints × chunk, plus ~40 MB per thread) whatever the model size.',
     )
     .action(async (flags: ProvenanceFlags) => {
+      const { compareCheckpoints } = await import('../detectors/provenance/provenance.ts');
       const threads = positiveInt(flags.threads, '--threads', 0);
       const chunkMb = positiveInt(flags.chunkMb, '--chunk-mb', 1);
       const progress = new ProgressLine(ctx.stderr, 'provenance');

@@ -1,11 +1,7 @@
 import { extname, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
-import { writeFileAtomic } from '../core/atomicWrite.ts';
-import { REPORT_FORMATS, type ReportFormat } from '../report/formats.ts';
-import { parseGroups } from '../report/grouping.ts';
-import { buildReport, renderReport, writePlots } from '../report/report.ts';
-import { TrialRepo } from '../store/trialRepo.ts';
-import { syncTrialIndex } from '../trial/trialIndex.ts';
+import { REPORT_FORMATS } from '../core/vocabulary.ts';
+import type { ReportFormat } from '../report/formats.ts';
 import type { CliContext } from './context.ts';
 
 /** `--x a,b --x c` → [a, b, c]. */
@@ -86,7 +82,15 @@ export function registerReport(program: Command, ctx: CliContext): void {
       '\nExamples:\n  ptb report\n  ptb report --experiments "claude_*" --format markdown\n' +
         '  ptb report --models reference --benchmarks aime2025,gsm8k --weights from-baselines --out board.html --plots figures/',
     )
-    .action((flags: ReportFlags) => {
+    .action(async (flags: ReportFlags) => {
+      const [{ writeFileAtomic }, { parseGroups }, { buildReport, renderReport, writePlots }, { TrialRepo }] =
+        await Promise.all([
+          import('../core/atomicWrite.ts'),
+          import('../report/grouping.ts'),
+          import('../report/report.ts'),
+          import('../store/trialRepo.ts'),
+        ]);
+      const { syncTrialIndex } = await import('../trial/trialIndex.ts');
       const repo = new TrialRepo(ctx.db());
       syncTrialIndex(repo, ctx.home);
       const report = buildReport(repo, {

@@ -1,14 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { UserError } from '../core/errors.ts';
-import { runLocally } from '../schedulers/local.ts';
 import type { Trial } from '../store/trialRepo.ts';
-import { cellKey, expandGrid, loadGrid } from '../trial/grid.ts';
-import { createTrial, runTrial, validateTrialSpec } from '../trial/runTrial.ts';
 import type { CliContext } from './context.ts';
 import { parseIntFlag } from './eval.ts';
 import { trialSummary } from './trial.ts';
-import { interruptible, trialEnvFor } from './trialEnv.ts';
 
 interface RunFlags {
   config: string;
@@ -44,6 +40,16 @@ export function registerRun(program: Command, ctx: CliContext): void {
     .option('--offline', 'never download')
     .option('--json', 'one JSON line per trial at the end')
     .action(async (flags: RunFlags) => {
+      const [
+        { runLocally },
+        { cellKey, expandGrid, loadGrid },
+        { createTrial, runTrial, validateTrialSpec },
+      ] = await Promise.all([
+        import('../schedulers/local.ts'),
+        import('../trial/grid.ts'),
+        import('../trial/runTrial.ts'),
+      ]);
+      const { interruptible, trialEnvFor } = await import('./trialEnv.ts');
       const grid = loadGrid(flags.config);
       const specs = expandGrid(grid).map(validateTrialSpec);
       const env = trialEnvFor(ctx, { offline: flags.offline, quiet: flags.json });

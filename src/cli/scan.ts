@@ -1,10 +1,8 @@
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { UserError } from '../core/errors.ts';
-import { BENCHMARK_IDS, type BenchmarkId } from '../core/schemas.ts';
-import { benchmarkItems, benchmarkTestFile, fileItems } from '../detectors/contamination/benchmarkItems.ts';
-import { NgramIndex } from '../detectors/contamination/ngramIndex.ts';
-import { scanPaths } from '../detectors/contamination/scanFiles.ts';
+import type { BenchmarkId } from '../core/schemas.ts';
+import { BENCHMARK_IDS } from '../core/vocabulary.ts';
 import { type CliContext, isOffline } from './context.ts';
 import { downloadProgress, formatBytes, ProgressLine } from './progress.ts';
 
@@ -36,6 +34,10 @@ export function registerScan(program: Command, ctx: CliContext): void {
     )
     .action(async (paths: string[], flags: ScanFlags) => {
       const started = performance.now();
+      const [{ NgramIndex }, { scanPaths }] = await Promise.all([
+        import('../detectors/contamination/ngramIndex.ts'),
+        import('../detectors/contamination/scanFiles.ts'),
+      ]);
       const items = await loadItems(ctx, flags);
       const index = new NgramIndex(items);
       const unindexable = index.unindexable();
@@ -90,6 +92,9 @@ export function registerScan(program: Command, ctx: CliContext): void {
 
 async function loadItems(ctx: CliContext, flags: ScanFlags) {
   const against = flags.against;
+  const { benchmarkItems, benchmarkTestFile, fileItems } = await import(
+    '../detectors/contamination/benchmarkItems.ts'
+  );
   if ((BENCHMARK_IDS as readonly string[]).includes(against)) {
     const line = new ProgressLine(ctx.stderr, 'data');
     const file = await benchmarkTestFile(ctx.cache, against as BenchmarkId, {

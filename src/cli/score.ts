@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { scoreResponses } from '../eval/scoreResponses.ts';
 import { type CliContext, isOffline } from './context.ts';
 import { collectData, parseIntFlag } from './eval.ts';
 import { downloadProgress, ProgressLine } from './progress.ts';
@@ -37,6 +36,7 @@ export function registerScore(program: Command, ctx: CliContext): void {
     .option('--unsafe-no-sandbox', 'run HumanEval code without bubblewrap')
     .option('--json', 'print {accuracy, n, samples: [{id, score}]}')
     .action(async (flags: ScoreFlags) => {
+      const { scoreResponses } = await import('../eval/scoreResponses.ts');
       const line = new ProgressLine(ctx.stderr, 'data');
       const report = await scoreResponses(ctx.cache, {
         benchmark: flags.benchmark,

@@ -1,14 +1,7 @@
 import type { Command } from 'commander';
-import { SELFTEST_CASES } from '../trial/selftest/cases.ts';
-import {
-  runSelftest,
-  type SelftestCaseResult,
-  type SelftestReport,
-  selftestPassed,
-} from '../trial/selftest/runSelftest.ts';
+import type { SelftestCaseResult, SelftestReport } from '../trial/selftest/runSelftest.ts';
 import type { CliContext } from './context.ts';
 import { parseIntFlag } from './eval.ts';
-import { interruptible, trialEnvFor } from './trialEnv.ts';
 
 interface SelftestFlags {
   json?: boolean;
@@ -16,6 +9,7 @@ interface SelftestFlags {
   keep?: boolean;
   concurrency: number;
   verbose?: boolean;
+  list?: boolean;
 }
 
 function caseLine(r: SelftestCaseResult): Record<string, unknown> {
@@ -33,7 +27,7 @@ function caseLine(r: SelftestCaseResult): Record<string, unknown> {
   };
 }
 
-function printTable(ctx: CliContext, report: SelftestReport): void {
+function printTable(ctx: CliContext, report: SelftestReport, passed: boolean): void {
   const rows = report.results.map((r) => {
     const expected = r.kind === 'honest' ? 'clean' : `flagged by ${r.expected.detectors.join('+')}`;
     const fired = r.actual.flagged.map((f) => `${f.detector} (${f.rule})`).join(', ');
@@ -67,7 +61,7 @@ function printTable(ctx: CliContext, report: SelftestReport): void {
   );
   if (s.provider_calls > 0)
     out(`${s.provider_calls} model call(s) got past the relay to the stand-in provider (none should)`);
-  out(selftestPassed(report) ? 'selftest passed: the audit works end to end' : 'selftest FAILED');
+  out(passed ? 'selftest passed: the audit works end to end' : 'selftest FAILED');
 }
 
 export function registerSelftest(program: Command, ctx: CliContext): void {
@@ -77,11 +71,22 @@ export function registerSelftest(program: Command, ctx: CliContext): void {
       'red-team selftest of the audit: scripted cheaters and honest agents, each a real trial in the sandbox on a tiny model',
     )
     .option('--json', 'one JSON line per case, then {"summary": {...}}')
-    .option('--only <ids>', `comma-separated case ids (${SELFTEST_CASES.map((c) => c.id).join(', ')})`)
+    .option('--only <ids>', 'comma-separated case ids (`ptb selftest --list` shows them)')
+    .option('--list', 'print the case ids and what each expects, run nothing')
     .option('--keep', "keep each trial's live workspace (work/) for inspection")
     .option('--concurrency <n>', 'trials at the same time', parseIntFlag, 2)
     .option('--verbose', 'print every trial line on stderr')
     .action(async (flags: SelftestFlags) => {
+      if (flags.list) {
+        const { SELFTEST_CASES } = await import('../trial/selftest/cases.ts');
+        for (const c of SELFTEST_CASES)
+          ctx.stdout.write(`${c.id.padEnd(32)} ${c.kind.padEnd(8)} ${c.description}\n`);
+        return;
+      }
+      const [{ runSelftest, selftestPassed }, { interruptible, trialEnvFor }] = await Promise.all([
+        import('../trial/selftest/runSelftest.ts'),
+        import('./trialEnv.ts'),
+      ]);
       const only = flags.only
         ?.split(',')
         .map((s) => s.trim())
@@ -115,7 +120,7 @@ export function registerSelftest(program: Command, ctx: CliContext): void {
           `${JSON.stringify({ summary: { ...report.summary, experiment: report.experiment } })}\n`,
         );
       } else {
-        printTable(ctx, report);
+        printTable(ctx, report, selftestPassed(report));
       }
       if (!selftestPassed(report)) ctx.exitCode = 1;
     });

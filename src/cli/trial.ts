@@ -1,16 +1,22 @@
 import { existsSync, rmSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { UserError } from '../core/errors.ts';
-import { BENCHMARK_IDS } from '../core/schemas.ts';
-import { SANDBOX_KINDS, type TrialSpecInput } from '../core/trial.ts';
+import type { TrialSpecInput } from '../core/trial.ts';
 import { trialLayout } from '../core/trialLayout.ts';
-import { splitShellWords } from '../runtime/pythonEnv.ts';
+import { BENCHMARK_IDS, SANDBOX_KINDS } from '../core/vocabulary.ts';
 import type { Trial } from '../store/trialRepo.ts';
-import { createTrial, runTrial } from '../trial/runTrial.ts';
-import { syncTrialIndex } from '../trial/trialIndex.ts';
 import type { CliContext } from './context.ts';
 import { parseIntFlag } from './eval.ts';
-import { interruptible, trialEnvFor } from './trialEnv.ts';
+
+/** The trial flows and the store, loaded by the commands that run or read trials. */
+async function trialModules() {
+  const [{ splitShellWords }, { createTrial, runTrial }, { interruptible, trialEnvFor }] = await Promise.all([
+    import('../runtime/pythonEnv.ts'),
+    import('../trial/runTrial.ts'),
+    import('./trialEnv.ts'),
+  ]);
+  return { splitShellWords, createTrial, runTrial, interruptible, trialEnvFor };
+}
 
 interface TrialRunFlags {
   agent: string;
@@ -130,6 +136,7 @@ export function registerTrial(program: Command, ctx: CliContext): void {
     .option('--offline', 'never download')
     .option('--json', 'print the trial summary as JSON')
     .action(async (flags: TrialRunFlags) => {
+      const { splitShellWords, createTrial, runTrial, interruptible, trialEnvFor } = await trialModules();
       const input: TrialSpecInput = {
         experiment: flags.experiment,
         agent: flags.agent,
@@ -164,6 +171,7 @@ export function registerTrial(program: Command, ctx: CliContext): void {
     .option('--offline', 'never download')
     .option('--json', 'print the trial summary as JSON')
     .action(async (id: string, flags: { offline?: boolean; json?: boolean }) => {
+      const { runTrial, interruptible, trialEnvFor } = await trialModules();
       await interruptible(async (signal) => {
         const env = trialEnvFor(ctx, { offline: flags.offline, signal, quiet: flags.json });
         printTrial(ctx, await runTrial(env, id), flags.json);
@@ -173,7 +181,11 @@ export function registerTrial(program: Command, ctx: CliContext): void {
     .command('show <id>')
     .description('status, phases, scores and verdicts of one trial')
     .option('--json', 'as JSON (with phases and audits)')
-    .action((id: string, flags: { json?: boolean }) => {
+    .action(async (id: string, flags: { json?: boolean }) => {
+      const [{ trialEnvFor }, { syncTrialIndex }] = await Promise.all([
+        import('./trialEnv.ts'),
+        import('../trial/trialIndex.ts'),
+      ]);
       const env = trialEnvFor(ctx, { quiet: true });
       syncTrialIndex(env.trials, ctx.home);
       const found = env.trials.find(id);
@@ -197,7 +209,8 @@ export function registerTrial(program: Command, ctx: CliContext): void {
     .description(
       "delete a finished trial's live workspace (work/: checkpoints, caches); results and ledgers stay",
     )
-    .action((id: string) => {
+    .action(async (id: string) => {
+      const { trialEnvFor } = await import('./trialEnv.ts');
       const env = trialEnvFor(ctx, { quiet: true });
       const found = env.trials.find(id);
       if (!found) throw new UserError(`no trial ${id}`, 'list trials with `ptb trials`');
@@ -219,7 +232,11 @@ export function registerTrial(program: Command, ctx: CliContext): void {
     .option('--experiment <name>', 'only this experiment')
     .option('--status <status>', 'pending | running | interrupted | completed | failed')
     .option('--json', 'one JSON object per line')
-    .action((flags: { experiment?: string; status?: string; json?: boolean }) => {
+    .action(async (flags: { experiment?: string; status?: string; json?: boolean }) => {
+      const [{ trialEnvFor }, { syncTrialIndex }] = await Promise.all([
+        import('./trialEnv.ts'),
+        import('../trial/trialIndex.ts'),
+      ]);
       const env = trialEnvFor(ctx, { quiet: true });
       syncTrialIndex(env.trials, ctx.home);
       const rows = env.trials.list({

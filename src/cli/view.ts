@@ -2,9 +2,6 @@ import { spawn } from 'node:child_process';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { UserError } from '../core/errors.ts';
-import { TrialRepo } from '../store/trialRepo.ts';
-import { syncTrialIndex } from '../trial/trialIndex.ts';
-import { startViewServer } from '../web/server.ts';
 import type { CliContext } from './context.ts';
 
 function parsePort(value: string): number {
@@ -40,6 +37,11 @@ export function registerView(program: Command, ctx: CliContext): void {
     .option('--port <n>', 'port (0 = any free port)', parsePort, 0)
     .option('--open', 'open the dashboard in the default browser')
     .action(async (flags: { host: string; port: number; open?: boolean }) => {
+      const [{ TrialRepo }, { syncTrialIndex }, { startViewServer }] = await Promise.all([
+        import('../store/trialRepo.ts'),
+        import('../trial/trialIndex.ts'),
+        import('../web/server.ts'),
+      ]);
       const repo = new TrialRepo(ctx.db());
       const server = await startViewServer({
         db: ctx.db(),

@@ -1,15 +1,7 @@
 import { z } from 'zod';
+import { BENCHMARK_IDS } from './vocabulary.ts';
 
-/** The seven PostTrainBench benchmarks. */
-export const BENCHMARK_IDS = [
-  'aime2025',
-  'arenahardwriting',
-  'bfcl',
-  'gpqamain',
-  'gsm8k',
-  'healthbench',
-  'humaneval',
-] as const;
+export { BENCHMARK_IDS };
 export const BenchmarkIdSchema = z.enum(BENCHMARK_IDS);
 export type BenchmarkId = z.infer<typeof BenchmarkIdSchema>;
 

@@ -1,13 +1,14 @@
 import { z } from 'zod';
 import { DEFAULT_PROTOCOL, ProtocolIdSchema } from './protocols.ts';
 import { BenchmarkIdSchema } from './schemas.ts';
+import { SANDBOX_KINDS } from './vocabulary.ts';
 
 /** Phases of a trial, in order. Each is persisted before the next starts. */
 export const PHASES = ['prepare', 'agent', 'collect', 'audit', 'evaluate', 'finalize'] as const;
 export const PhaseSchema = z.enum(PHASES);
 export type Phase = z.infer<typeof PhaseSchema>;
 
-export const SANDBOX_KINDS = ['bwrap', 'podman', 'apptainer', 'none'] as const;
+export { SANDBOX_KINDS };
 export const SandboxKindSchema = z.enum(SANDBOX_KINDS);
 export type SandboxKind = z.infer<typeof SandboxKindSchema>;
 

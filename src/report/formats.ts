@@ -1,3 +1,4 @@
+import { REPORT_FORMATS } from '../core/vocabulary.ts';
 import type { BaselineSummary, Leaderboard, LeaderboardRow, RunResult } from './aggregate.ts';
 import type { ProgressSeries } from './inRunProgress.ts';
 import type { MeanStd } from './stats.ts';
@@ -5,7 +6,7 @@ import { benchmarkLabel } from './weights.ts';
 
 /** Text renderings of a leaderboard: aligned table, Markdown, CSV, JSON. Scores print as % (1 decimal). */
 
-export const REPORT_FORMATS = ['table', 'markdown', 'csv', 'json', 'html'] as const;
+export { REPORT_FORMATS };
 export type ReportFormat = (typeof REPORT_FORMATS)[number];
 
 function pct(v: number): string {

@@ -5,13 +5,13 @@
  *
  *   node --import tsx test/helpers/killingHarness.ts <trial-id> <phase>
  */
-import { createContext } from '../../src/cli/context.ts';
+import { openContext } from '../../src/cli/context.ts';
 import { trialEnvFor } from '../../src/cli/trialEnv.ts';
 import { runTrial } from '../../src/trial/runTrial.ts';
 
 const [trialId, killAt] = process.argv.slice(2);
 if (!trialId || !killAt) throw new Error('usage: killingHarness.ts <trial-id> <phase>');
-const ctx = createContext(process.env);
+const ctx = await openContext(process.env);
 const env = trialEnvFor(ctx, { offline: true, quiet: true });
 await runTrial(
   {

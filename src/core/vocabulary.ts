@@ -1,0 +1,22 @@
+/**
+ * The closed sets of names the CLI offers as choices. Plain constants without zod, so that
+ * `ptb --help` can list them without loading the schema library; `schemas.ts` and `trial.ts`
+ * build their enums from these.
+ */
+
+/** The seven PostTrainBench benchmarks. */
+export const BENCHMARK_IDS = [
+  'aime2025',
+  'arenahardwriting',
+  'bfcl',
+  'gpqamain',
+  'gsm8k',
+  'healthbench',
+  'humaneval',
+] as const;
+
+/** Where an agent can run. */
+export const SANDBOX_KINDS = ['bwrap', 'podman', 'apptainer', 'none'] as const;
+
+/** What `ptb report` renders. */
+export const REPORT_FORMATS = ['table', 'markdown', 'csv', 'json', 'html'] as const;

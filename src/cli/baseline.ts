@@ -112,7 +112,7 @@ export function registerBaseline(program: Command, ctx: CliContext): void {
       const onEvent = (e: BaselineEvent) => {
         if (e.type === 'start') {
           line?.end();
-          line = new ProgressLine(ctx.stderr, `${e.benchmark} · ${e.model}`);
+          line = new ProgressLine(ctx.stderr, `${e.benchmark} · ${e.model}`, { json: flags.json });
           line.log(`[${e.index + 1}/${e.total}] ${e.model} on ${e.benchmark}`);
         } else if (e.type === 'eval' && line) {
           if (e.event.type === 'sample') line.update(e.event.done, e.event.total);

@@ -126,7 +126,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
       if (flags.temperature !== undefined) sampling.temperature = flags.temperature;
       if (flags.topP !== undefined) sampling.top_p = flags.topP;
       if (flags.topK !== undefined) sampling.top_k = flags.topK;
-      const line = new ProgressLine(ctx.stderr, `${flags.benchmark}`);
+      const line = new ProgressLine(ctx.stderr, flags.benchmark, { json: flags.json });
       const controller = new AbortController();
       const onSigint = () => controller.abort(new Error('interrupted'));
       process.once('SIGINT', onSigint);

@@ -1,54 +1,104 @@
 import type { DownloadProgress } from '../hub/download.ts';
 
 /**
- * A one-line progress bar on a TTY; JSON lines elsewhere (CI logs, schedulers), so that long
- * work is visible in both. Always on stderr: stdout stays clean for results and `--json`.
+ * Progress of long work, always on stderr (stdout stays clean for results and `--json`). On a
+ * terminal, a one-line bar redrawn in place with count, rate and ETA; as JSON lines when asked for
+ * (`--json`) or when stderr is not a terminal (CI logs, schedulers, pipes), throttled to one line
+ * every 5 s so that logs stay readable.
  */
 export class ProgressLine {
   private lastDraw = 0;
   private drawn = false;
-  private readonly started = Date.now();
+  private readonly started: number;
+  private readonly json: boolean;
+  private readonly now: () => number;
 
   constructor(
-    private readonly stream: NodeJS.WritableStream & { isTTY?: boolean },
+    private readonly stream: NodeJS.WritableStream & { isTTY?: boolean; columns?: number },
     private readonly label: string,
-  ) {}
-
-  get isTty(): boolean {
-    return Boolean(this.stream.isTTY);
+    opts: { json?: boolean; now?: () => number } = {},
+  ) {
+    this.json = Boolean(opts.json) || !stream.isTTY;
+    this.now = opts.now ?? Date.now;
+    this.started = this.now();
   }
 
+  /** True when drawing a bar in place (a terminal, no `--json`). */
+  get isTty(): boolean {
+    return !this.json;
+  }
+
+  /** Items done of total; `extra` is shown after the bar. */
   update(done: number, total: number | null, extra = '', force = false): void {
-    const now = Date.now();
-    if (!force && now - this.lastDraw < (this.isTty ? 100 : 5000) && done !== total) return;
+    this.draw(done, total, { extra, force, bytes: false });
+  }
+
+  /** Bytes done of total: sizes and rate in KiB/MiB/GiB. */
+  updateBytes(done: number, total: number | null, force = false): void {
+    this.draw(done, total, { extra: '', force, bytes: true });
+  }
+
+  private draw(
+    done: number,
+    total: number | null,
+    o: { extra: string; force: boolean; bytes: boolean },
+  ): void {
+    const { extra, force } = o;
+    const now = this.now();
+    if (!force && now - this.lastDraw < (this.json ? 5000 : 100) && done !== total) return;
     this.lastDraw = now;
     const elapsed = (now - this.started) / 1000;
-    if (this.isTty) {
-      const width = 28;
-      const frac = total ? Math.min(1, done / total) : 0;
-      const bar = total ? '█'.repeat(Math.round(frac * width)).padEnd(width, '░') : '';
-      const count = total ? `${done}/${total}` : `${done}`;
-      const eta =
-        total && done > 0 && done < total ? ` eta ${formatSeconds((elapsed / done) * (total - done))}` : '';
-      this.stream.write(`\r\x1b[2K${this.label} ${bar} ${count} ${formatSeconds(elapsed)}${eta} ${extra}`);
-      this.drawn = true;
-    } else {
+    const rate = elapsed > 0 ? done / elapsed : 0;
+    const eta = total && done > 0 && done < total ? (total - done) / rate : null;
+    if (this.json) {
       this.stream.write(
-        `${JSON.stringify({ progress: this.label, done, total, elapsed_s: Math.round(elapsed), info: extra || undefined })}\n`,
+        `${JSON.stringify({
+          progress: this.label,
+          done,
+          total,
+          elapsed_s: Math.round(elapsed),
+          [o.bytes ? 'bytes_per_s' : 'rate_per_s']: Math.round(rate * 100) / 100,
+          eta_s: eta === null ? undefined : Math.round(eta),
+          info: extra || undefined,
+        })}\n`,
       );
+      return;
     }
+    const width = 24;
+    const frac = total ? Math.min(1, done / total) : 0;
+    const bar = total ? `${'█'.repeat(Math.round(frac * width)).padEnd(width, '░')} ` : '';
+    const size = o.bytes ? formatBytes : String;
+    const count = total ? `${size(done)}/${size(total)}` : size(done);
+    const parts = [
+      `${this.label} ${bar}${count}`,
+      elapsed >= 1 ? `${o.bytes ? formatBytes(Math.round(rate)) : formatRate(rate)}/s` : '',
+      formatSeconds(elapsed),
+      eta === null ? '' : `eta ${formatSeconds(eta)}`,
+      extra,
+    ].filter(Boolean);
+    let text = parts.join('  ');
+    const columns = this.stream.columns ?? 0;
+    if (columns > 10 && text.length >= columns) text = `${text.slice(0, columns - 2)}…`;
+    this.stream.write(`\r\x1b[2K${text}`);
+    this.drawn = true;
   }
 
   /** Print a message without breaking the bar. */
   log(message: string): void {
-    if (this.isTty && this.drawn) this.stream.write('\r\x1b[2K');
+    if (this.drawn) this.stream.write('\r\x1b[2K');
     this.stream.write(`${message}\n`);
   }
 
   end(): void {
-    if (this.isTty && this.drawn) this.stream.write('\n');
+    if (this.drawn) this.stream.write('\n');
     this.drawn = false;
   }
+}
+
+function formatRate(perSecond: number): string {
+  if (perSecond >= 100) return perSecond.toFixed(0);
+  if (perSecond >= 1) return perSecond.toFixed(1);
+  return perSecond.toFixed(2);
 }
 
 export function formatSeconds(s: number): string {
@@ -72,5 +122,5 @@ export function formatBytes(n: number): string {
 
 /** Download progress callback drawing onto a ProgressLine. */
 export function downloadProgress(line: ProgressLine): (p: DownloadProgress) => void {
-  return (p) => line.update(p.received, p.total, formatBytes(p.received));
+  return (p) => line.updateBytes(p.received, p.total);
 }

@@ -93,14 +93,14 @@ export function registerProvenance(program: Command, ctx: CliContext): void {
       const { compareCheckpoints } = await import('../detectors/provenance/provenance.ts');
       const threads = positiveInt(flags.threads, '--threads', 0);
       const chunkMb = positiveInt(flags.chunkMb, '--chunk-mb', 1);
-      const progress = new ProgressLine(ctx.stderr, 'provenance');
+      const progress = new ProgressLine(ctx.stderr, 'provenance', { json: flags.json });
       const report = await compareCheckpoints({
         base: flags.base,
         model: flags.model,
         references: flags.reference ?? [],
         ...(threads !== undefined ? { threads } : {}),
         ...(chunkMb !== undefined ? { chunkBytes: chunkMb * 1024 * 1024 } : {}),
-        onProgress: (done, total) => progress.update(done, total, formatBytes(done)),
+        onProgress: (done, total) => progress.updateBytes(done, total),
       });
       progress.end();
       if (flags.json) ctx.stdout.write(`${JSON.stringify(report)}\n`);

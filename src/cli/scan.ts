@@ -4,7 +4,7 @@ import { UserError } from '../core/errors.ts';
 import type { BenchmarkId } from '../core/schemas.ts';
 import { BENCHMARK_IDS } from '../core/vocabulary.ts';
 import { type CliContext, isOffline } from './context.ts';
-import { downloadProgress, formatBytes, ProgressLine } from './progress.ts';
+import { downloadProgress, ProgressLine } from './progress.ts';
 
 interface ScanFlags {
   against: string;
@@ -64,7 +64,7 @@ export function registerScan(program: Command, ctx: CliContext): void {
         },
         onProgress: (done, total) => {
           if (!progress && total >= PROGRESS_BYTES) progress = new ProgressLine(ctx.stderr, 'scan');
-          progress?.update(done, total, `${formatBytes(done)} of ${formatBytes(total)}`);
+          progress?.updateBytes(done, total);
         },
       });
       (progress as ProgressLine | null)?.end();

@@ -37,7 +37,7 @@ export function registerScore(program: Command, ctx: CliContext): void {
     .option('--json', 'print {accuracy, n, samples: [{id, score}]}')
     .action(async (flags: ScoreFlags) => {
       const { scoreResponses } = await import('../eval/scoreResponses.ts');
-      const line = new ProgressLine(ctx.stderr, 'data');
+      const line = new ProgressLine(ctx.stderr, 'data', { json: flags.json });
       const report = await scoreResponses(ctx.cache, {
         benchmark: flags.benchmark,
         responsesFile: flags.responses,

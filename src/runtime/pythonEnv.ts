@@ -2,13 +2,16 @@ import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   accessSync,
+  closeSync,
   constants,
   existsSync,
   mkdirSync,
+  openSync,
   readFileSync,
   rmSync,
   statSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -17,6 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { writeJsonAtomic } from '../core/atomicWrite.ts';
 import { UserError } from '../core/errors.ts';
 import { homeLayout, repoRoot } from '../core/paths.ts';
+import { PipSummary } from './pipSummary.ts';
 
 /**
  * The Python interpreter for the parts of ptb that must be Python (the hf engine's server, the tiny
@@ -33,7 +37,10 @@ export interface PythonEnvOptions {
   home: string;
   /** Reads PTB_PYTHON and PTB_PIP_ARGS; also the environment pip runs in. Default process.env. */
   env?: NodeJS.ProcessEnv;
-  /** Receives one line per step and per pip output line. Default: a spinner on a TTY, plain lines otherwise (stderr). */
+  /**
+   * Receives one line per step and a summary of pip's output (the full output goes to
+   * `<home>/logs/python-env-<time>.log`). Default: a spinner on a TTY, plain lines otherwise (stderr).
+   */
   onProgress?: (line: string) => void;
   /** Requirements file; default python/requirements.txt. */
   requirements?: string;
@@ -86,6 +93,7 @@ export async function ensurePythonEnv(opts: PythonEnvOptions): Promise<string> {
         if (stampMatches(venv, key) && isExecutable(python)) return python; // built while we waited
         const importCheck = opts.importCheck ?? ['torch', 'transformers', 'tokenizers', 'safetensors'];
         await buildVenv({
+          home: opts.home,
           venv,
           python,
           requirements,
@@ -109,6 +117,7 @@ export async function ensurePythonEnv(opts: PythonEnvOptions): Promise<string> {
 }
 
 async function buildVenv(o: {
+  home: string;
   venv: string;
   python: string;
   requirements: string;
@@ -121,39 +130,53 @@ async function buildVenv(o: {
 }): Promise<void> {
   const started = Date.now();
   const baseVersion = await checkSystemPython(o.env);
-  if (!isExecutable(o.python)) {
-    rmSync(o.venv, { recursive: true, force: true }); // a half-made venv from an interrupted run
-    mkdirSync(dirname(o.venv), { recursive: true });
-    o.report(`creating a Python ${baseVersion} virtual environment in ${o.venv}`);
-    const made = await runLines('python3', ['-m', 'venv', o.venv], {
-      env: o.env,
-      onLine: o.report,
-      signal: o.signal,
-    });
-    if (made.code !== 0) {
+  const logs = join(o.home, 'logs');
+  mkdirSync(logs, { recursive: true });
+  const logPath = join(logs, `python-env-${new Date(started).toISOString().replace(/[:.]/g, '-')}.log`);
+  const log = openSync(logPath, 'a');
+  const toLog = (line: string) => writeSync(log, `${line}\n`);
+  try {
+    if (!isExecutable(o.python)) {
+      rmSync(o.venv, { recursive: true, force: true }); // a half-made venv from an interrupted run
+      mkdirSync(dirname(o.venv), { recursive: true });
+      o.report(`creating a Python ${baseVersion} virtual environment in ${o.venv}`);
+      const made = await runLines('python3', ['-m', 'venv', o.venv], {
+        env: o.env,
+        onLine: toLog,
+        signal: o.signal,
+      });
+      if (made.code !== 0) {
+        throw new UserError(
+          `python3 -m venv ${o.venv} failed:\n${made.tail}`,
+          'install the venv module (sudo apt-get install -y python3-venv), or set PTB_PYTHON to an interpreter with torch and transformers',
+        );
+      }
+    }
+    o.report(
+      `installing ${o.requirements}${o.pipArgs.length ? ` (extra pip args: ${o.pipArgs.join(' ')})` : ''}`,
+    );
+    const summary = new PipSummary(logPath);
+    const pip = await runLines(
+      o.python,
+      ['-m', 'pip', 'install', '--progress-bar', 'off', '-r', o.requirements, ...o.pipArgs],
+      {
+        env: { ...o.env, PIP_DISABLE_PIP_VERSION_CHECK: '1', PYTHONUNBUFFERED: '1' },
+        onLine: (line) => {
+          toLog(line);
+          const shown = summary.line(line);
+          if (shown) o.report(shown);
+        },
+        signal: o.signal,
+      },
+    );
+    if (pip.code !== 0) {
       throw new UserError(
-        `python3 -m venv ${o.venv} failed:\n${made.tail}`,
-        'install the venv module (sudo apt-get install -y python3-venv), or set PTB_PYTHON to an interpreter with torch and transformers',
+        `pip could not install the Python requirements (exit ${pip.code}); its last lines:\n${lastLines(pip.tail, 15)}`,
+        `the full pip output is in ${logPath}; check network access to the package index; PTB_PIP_ARGS passes extra pip arguments (an --index-url, a torch build such as torch==2.13.0+cpu)`,
       );
     }
-  }
-  o.report(
-    `installing ${o.requirements}${o.pipArgs.length ? ` (extra pip args: ${o.pipArgs.join(' ')})` : ''}`,
-  );
-  const pip = await runLines(
-    o.python,
-    ['-m', 'pip', 'install', '--progress-bar', 'off', '-r', o.requirements, ...o.pipArgs],
-    {
-      env: { ...o.env, PIP_DISABLE_PIP_VERSION_CHECK: '1', PYTHONUNBUFFERED: '1' },
-      onLine: o.report,
-      signal: o.signal,
-    },
-  );
-  if (pip.code !== 0) {
-    throw new UserError(
-      `pip could not install the Python requirements (exit ${pip.code}):\n${pip.tail}`,
-      'check network access to the package index; PTB_PIP_ARGS passes extra pip arguments (an --index-url, a torch build such as torch==2.13.0+cpu)',
-    );
+  } finally {
+    closeSync(log);
   }
   const check =
     o.importCheck.length === 0
@@ -202,6 +225,10 @@ async function checkSystemPython(env: NodeJS.ProcessEnv): Promise<string> {
   if (major !== 3 || (minor ?? 0) < 9)
     throw new UserError(`python3 is ${version}; ptb needs Python 3.9 or newer`, hint);
   return version;
+}
+
+function lastLines(text: string, n: number): string {
+  return text.split('\n').slice(-n).join('\n');
 }
 
 function stampMatches(venv: string, key: string): boolean {

@@ -77,18 +77,25 @@ describe('ensurePythonEnv', () => {
     expect(lines.some((l) => l.startsWith('creating'))).toBe(false); // the venv itself is kept
   }, 120_000);
 
-  it('reports pip failures as a UserError with the end of pip output', async () => {
+  it('reports pip failures as a UserError with the end of pip output and the full log file', async () => {
     const requirements = join(scratch, 'bad-requirements.txt');
     writeFileSync(requirements, 'ptb-no-such-package-xyz==1.0\n');
+    const lines: string[] = [];
     const err = await ensurePythonEnv({
       home: join(scratch, 'home'),
       requirements,
       importCheck: [],
       env: { ...process.env, PTB_PYTHON: '', PTB_PIP_ARGS: '--no-index' },
-      onProgress: () => {},
+      onProgress: (l) => lines.push(l),
     }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(UserError);
     expect((err as UserError).message).toMatch(/pip could not install[\s\S]*ptb-no-such-package-xyz/);
+    // Progress got a summary (pip's ERROR lines), not pip's raw chatter; the log file has all of it.
+    expect(lines.some((l) => l.startsWith('pip: ERROR'))).toBe(true);
+    expect(lines.every((l) => !l.startsWith('Looking in') && !l.startsWith('WARNING'))).toBe(true);
+    const logPath = /full pip output is in (\S+\.log)/.exec((err as UserError).hint ?? '')?.[1];
+    expect(logPath).toContain(join(scratch, 'home', 'logs', 'python-env-'));
+    expect(readFileSync(logPath!, 'utf8')).toMatch(/ERROR: .*ptb-no-such-package-xyz/);
   }, 120_000);
 });
 

@@ -1,10 +1,11 @@
-import { copyFileSync, existsSync, mkdirSync, rmSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { writeFileAtomic, writeJsonAtomic } from '../core/atomicWrite.ts';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { UserError } from '../core/errors.ts';
 import { trialLayout } from '../core/trialLayout.ts';
 import type { Trial, TrialRepo } from '../store/trialRepo.ts';
 import { methodNames } from './aggregate.ts';
 import { selectTrials, toReportTrial } from './collect.ts';
+import { checkFolder, type FileSource, type FolderPlan, writeFolder } from './exportWrites.ts';
 import { upstreamModelPart } from './models.ts';
 import {
   BASELINE_FOLDER,
@@ -21,6 +22,9 @@ import {
  * metrics.json, time_taken.txt, the two judgement files and the run's logs; baselines go to
  * baseline_zeroshot/. Model weights (final_model/) are not copied. `ptb_trial.json` keeps what the
  * layout cannot say (the full trial spec, tokens), so an export imports back to the same leaderboard.
+ * It never overwrites or deletes a file it did not write (exportWrites.ts): into an existing tree it
+ * adds what is missing, refreshes its own earlier output, and refuses — before writing anything —
+ * where another run's files are in the way.
  */
 
 export interface ExportSummary {
@@ -46,10 +50,27 @@ const COPIED_FILES = [
   'system_monitor.log',
 ] as const;
 
-function copyIfPresent(from: string, to: string): boolean {
-  if (!existsSync(from) || !statSync(from).isFile()) return false;
-  if (resolve(from) !== resolve(to)) copyFileSync(from, to);
-  return true;
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** The same accuracy in a metrics.json written differently (an upstream file with more keys). */
+function sameAccuracy(accuracy: number): (existing: string) => boolean {
+  return (existing) => {
+    try {
+      return (JSON.parse(existing) as { accuracy?: unknown }).accuracy === accuracy;
+    } catch {
+      return false;
+    }
+  };
+}
+
+function json(value: unknown): string {
+  return `${JSON.stringify(value, null, 2)}\n`;
 }
 
 /**
@@ -58,9 +79,10 @@ function copyIfPresent(from: string, to: string): boolean {
  * rules, contamination otherwise); unverified or not audited → no files, which the reference reads
  * as an error and scores as the base model, like ptb's default policy.
  */
-function writeJudgements(repo: TrialRepo, trial: Trial, runDir: string): void {
+function judgementFiles(repo: TrialRepo, trial: Trial): Map<string, string> {
   const verdict = trial.audit_verdict;
-  if (verdict !== 'clean' && verdict !== 'flagged') return;
+  const files = new Map<string, string>();
+  if (verdict !== 'clean' && verdict !== 'flagged') return files;
   let contamination = false;
   let model = false;
   if (verdict === 'flagged') {
@@ -72,14 +94,75 @@ function writeJudgements(repo: TrialRepo, trial: Trial, runDir: string): void {
     if (!model && !contamination) contamination = true;
   }
   const lines = JUDGEMENT_LINES;
-  writeFileAtomic(
-    join(runDir, 'contamination_judgement.txt'),
+  files.set(
+    'contamination_judgement.txt',
     `${contamination ? lines.contamination.flagged : lines.contamination.clean}\n`,
   );
-  writeFileAtomic(
-    join(runDir, 'disallowed_model_judgement.txt'),
+  files.set(
+    'disallowed_model_judgement.txt',
     `${model ? lines.disallowedModel.flagged : lines.disallowedModel.clean}\n`,
   );
+  return files;
+}
+
+/** What a trial's run folder gets: its files copied, what is missing written from the store. */
+function runFolderPlan(repo: TrialRepo, trial: Trial, runDir: string): FolderPlan {
+  const source = trialLayout(trial.dir);
+  // An imported run folder exported onto its own tree: its files are already there.
+  const own = resolve(runDir) === resolve(source.root);
+  const files = new Map<string, FileSource>();
+  const has = (name: string) => files.has(name) || (own && isFile(join(runDir, name)));
+  for (const name of COPIED_FILES) {
+    const from = join(source.root, name);
+    if (!own && isFile(from)) files.set(name, { copyFrom: from });
+  }
+  if (!has('metrics.json') && trial.accuracy !== null) {
+    files.set('metrics.json', {
+      text: json({ accuracy: trial.accuracy }),
+      equivalent: sameAccuracy(trial.accuracy),
+    });
+  }
+  if (!has('time_taken.txt') && trial.agent_seconds !== null) {
+    files.set('time_taken.txt', { text: `${formatTimeTaken(trial.agent_seconds)}\n` });
+  }
+  if (!has('contamination_judgement.txt') && !has('disallowed_model_judgement.txt')) {
+    for (const [name, text] of judgementFiles(repo, trial)) files.set(name, { text });
+  }
+  files.set(PTB_TRIAL_FILE, {
+    text: json({
+      trial_id: trial.id,
+      spec: trial.spec,
+      status: trial.status,
+      accuracy: trial.accuracy,
+      audit_verdict: trial.audit_verdict,
+      agent_seconds: trial.agent_seconds,
+      input_tokens: trial.input_tokens,
+      output_tokens: trial.output_tokens,
+      cost_usd: trial.cost_usd,
+    }),
+  });
+  return { dir: runDir, files, others: own ? 'own' : 'exclusive' };
+}
+
+/** A results directory that can be written: an existing folder, or a path whose parents are folders. */
+function checkOutDir(outDir: string): void {
+  let probe = outDir;
+  for (;;) {
+    if (existsSync(probe)) {
+      if (!statSync(probe).isDirectory()) {
+        throw new UserError(
+          probe === outDir
+            ? `${outDir} is a file, not a directory`
+            : `${probe} is a file, so ${outDir} cannot be made`,
+          'ptb export writes a results tree: give it a directory (a new one is created)',
+        );
+      }
+      return;
+    }
+    const parent = dirname(probe);
+    if (parent === probe) return;
+    probe = parent;
+  }
 }
 
 export function exportUpstream(
@@ -87,10 +170,12 @@ export function exportUpstream(
   outDir: string,
   opts: { experiments?: readonly string[] } = {},
 ): ExportSummary {
+  checkOutDir(outDir);
   const trials = selectTrials(repo, opts.experiments);
   const names = methodNames(trials.map(toReportTrial));
   const summary: ExportSummary = { runs: 0, baselines: 0, skippedUnfinished: 0, methods: [] };
   const methods = new Set<string>();
+  const plans: FolderPlan[] = [];
 
   // Run numbers: the cluster id of imported trials; ptb trials count up per cell in creation order,
   // so the newest keeps the highest number.
@@ -120,35 +205,7 @@ export function exportUpstream(
       const method = names.get(trial.id)!;
       const { org, name } = upstreamModelPart(trial.base_model);
       const runDir = join(outDir, method, runFolderName(trial.benchmark, org, name, runNumber));
-      const source = trialLayout(trial.dir);
-      // A folder left by an earlier export is replaced, never merged (stale judgements would survive);
-      // exporting an imported tree onto itself leaves the source files alone.
-      if (resolve(runDir) !== resolve(source.root)) rmSync(runDir, { recursive: true, force: true });
-      mkdirSync(runDir, { recursive: true });
-      for (const file of COPIED_FILES) copyIfPresent(join(source.root, file), join(runDir, file));
-      if (!existsSync(join(runDir, 'metrics.json')) && trial.accuracy !== null) {
-        writeJsonAtomic(join(runDir, 'metrics.json'), { accuracy: trial.accuracy });
-      }
-      if (!existsSync(join(runDir, 'time_taken.txt')) && trial.agent_seconds !== null) {
-        writeFileAtomic(join(runDir, 'time_taken.txt'), `${formatTimeTaken(trial.agent_seconds)}\n`);
-      }
-      if (
-        !existsSync(join(runDir, 'contamination_judgement.txt')) &&
-        !existsSync(join(runDir, 'disallowed_model_judgement.txt'))
-      ) {
-        writeJudgements(repo, trial, runDir);
-      }
-      writeJsonAtomic(join(runDir, PTB_TRIAL_FILE), {
-        trial_id: trial.id,
-        spec: trial.spec,
-        status: trial.status,
-        accuracy: trial.accuracy,
-        audit_verdict: trial.audit_verdict,
-        agent_seconds: trial.agent_seconds,
-        input_tokens: trial.input_tokens,
-        output_tokens: trial.output_tokens,
-        cost_usd: trial.cost_usd,
-      });
+      plans.push(runFolderPlan(repo, trial, runDir));
       methods.add(method);
       summary.runs++;
     }
@@ -158,18 +215,32 @@ export function exportUpstream(
     const { org, name } = upstreamModelPart(b.model);
     const imported = new RegExp(`^import:${BASELINE_FOLDER}/(.+)$`).exec(b.source)?.[1];
     const folder = imported ?? runFolderName(b.benchmark, org, name, 1);
-    const runDir = join(outDir, BASELINE_FOLDER, folder);
-    rmSync(join(runDir, 'metrics.json'), { force: true });
-    mkdirSync(runDir, { recursive: true });
-    if (b.accuracy !== null) writeJsonAtomic(join(runDir, 'metrics.json'), { accuracy: b.accuracy });
-    writeJsonAtomic(join(runDir, PTB_BASELINE_FILE), {
-      model: b.model,
-      kind: b.kind,
-      accuracy: b.accuracy,
-      source: b.source,
+    const files = new Map<string, FileSource>();
+    if (b.accuracy !== null) {
+      files.set('metrics.json', {
+        text: json({ accuracy: b.accuracy }),
+        equivalent: sameAccuracy(b.accuracy),
+      });
+    }
+    files.set(PTB_BASELINE_FILE, {
+      text: json({ model: b.model, kind: b.kind, accuracy: b.accuracy, source: b.source }),
     });
+    plans.push({ dir: join(outDir, BASELINE_FOLDER, folder), files, others: 'shared' });
     summary.baselines++;
   }
+
+  // Everything is checked before anything is written: a refused export leaves the tree as it was.
+  const checks = plans.map(checkFolder);
+  const conflicts = checks.flatMap((c) => c.conflicts);
+  if (conflicts.length > 0) {
+    const shown = conflicts.slice(0, 8).map((c) => `  ${c}`);
+    if (conflicts.length > 8) shown.push(`  … and ${conflicts.length - 8} more`);
+    throw new UserError(
+      `refusing to export into ${outDir}: it would overwrite or mix with files ptb did not write (nothing was written):\n${shown.join('\n')}`,
+      'export into a new or empty directory, or move the listed files away (ptb export never overwrites or deletes files it did not write)',
+    );
+  }
+  for (const check of checks) writeFolder(check);
   summary.methods = [...methods].sort();
   return summary;
 }

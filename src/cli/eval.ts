@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Sampling } from '../core/schemas.ts';
+import type { EngineIsolation } from '../engines/types.ts';
 import type { EvalEvent } from '../eval/runEval.ts';
 import { type CliContext, isOffline } from './context.ts';
 import { downloadProgress, formatSeconds, ProgressLine } from './progress.ts';
@@ -46,6 +47,8 @@ interface EvalFlags {
   fresh?: boolean;
   offline?: boolean;
   unsafeNoSandbox?: boolean;
+  engineSandbox?: 'bwrap' | 'podman' | 'none';
+  engineImage?: string;
   healthTimeout: number;
   json?: boolean;
 }
@@ -114,6 +117,16 @@ export function registerEval(program: Command, ctx: CliContext): void {
     .option('--fresh', 'start a new evaluation even if an unfinished one with the same settings exists')
     .option('--offline', 'never download; use cached data and templates only')
     .option('--unsafe-no-sandbox', 'run HumanEval code without bubblewrap (only on machines without it)')
+    .addOption(
+      new Option(
+        '--engine-sandbox <kind>',
+        'where the engine that loads the model runs: bwrap (default for a local checkpoint: the model read-only, no network, no host environment), podman, or none (on the host: trusted models, machines without bwrap; recorded with the run)',
+      ).choices(['bwrap', 'podman', 'none']),
+    )
+    .option(
+      '--engine-image <image>',
+      'with --engine-sandbox podman: the image (default: the one `ptb image build` makes)',
+    )
     .option('--health-timeout <s>', 'seconds to wait for the engine to become healthy', parseIntFlag, 600)
     .option('--json', 'print the result as one JSON object')
     .addHelpText(
@@ -157,6 +170,8 @@ export function registerEval(program: Command, ctx: CliContext): void {
             grader: { baseUrl: flags.graderBaseUrl, model: flags.graderModel },
             resume: flags.resume ? { runId: flags.resume } : flags.fresh ? 'fresh' : 'auto',
             unsafeNoSandbox: flags.unsafeNoSandbox,
+            engineSandbox: flags.engineSandbox,
+            engineImage: flags.engineImage,
             healthTimeoutMs: flags.healthTimeout * 1000,
             offline: isOffline(ctx, flags.offline),
             hfToken: ctx.env.HF_TOKEN,
@@ -171,14 +186,15 @@ export function registerEval(program: Command, ctx: CliContext): void {
         line.end();
         if (flags.json) {
           ctx.stdout.write(
-            `${JSON.stringify({ run_id: result.runId, out_dir: result.outDir, benchmark: flags.benchmark, max_tokens: result.maxTokens, attempts: result.attempts, resumed: result.resumed, metrics: result.metrics })}\n`,
+            `${JSON.stringify({ run_id: result.runId, out_dir: result.outDir, benchmark: flags.benchmark, max_tokens: result.maxTokens, attempts: result.attempts, resumed: result.resumed, engine_isolation: result.isolation ?? null, metrics: result.metrics })}\n`,
           );
         } else {
           const { accuracy, stderr } = result.metrics;
           ctx.stdout.write(
             `${flags.benchmark}: accuracy ${accuracy.toFixed(4)}${stderr !== undefined ? ` ± ${stderr.toFixed(4)}` : ''} ` +
               `(max tokens ${result.maxTokens}, ${result.attempts} attempt${result.attempts === 1 ? '' : 's'})\n` +
-              `run ${result.runId}\nresults in ${result.outDir}\n`,
+              `run ${result.runId}\nresults in ${result.outDir}\n` +
+              (result.isolation ? `engine ran ${describeIsolation(result.isolation)}\n` : ''),
           );
         }
       } finally {
@@ -186,6 +202,12 @@ export function registerEval(program: Command, ctx: CliContext): void {
         process.removeListener('SIGINT', onSigint);
       }
     });
+}
+
+function describeIsolation(isolation: EngineIsolation): string {
+  return isolation.sandbox === 'none'
+    ? `on the host, unsandboxed (${isolation.reason})`
+    : `in the ${isolation.sandbox} sandbox (${isolation.reason})`;
 }
 
 function renderEvent(line: ProgressLine, e: EvalEvent): void {

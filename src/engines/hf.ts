@@ -1,11 +1,19 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { ptbHome, repoRoot } from '../core/paths.ts';
+import { SANDBOX_PATHS } from '../core/trialLayout.ts';
 import { ensurePythonEnv } from '../runtime/pythonEnv.ts';
-import { launchServerOnFreePort } from './processes.ts';
-import type { Engine, EngineHandle, EngineStartOptions } from './types.ts';
+import { interpreterBinds } from '../sandbox/pythonRunner.ts';
+import { launchServer, type ServedPaths, type ServerRecipe } from './serverLaunch.ts';
+import {
+  type Engine,
+  type EngineHandle,
+  type EngineIsolation,
+  type EngineStartOptions,
+  HOST_ENGINE,
+} from './types.ts';
 
 /**
  * The `hf` engine: python/ptb_hf_server.py, an OpenAI-compatible server over transformers with
@@ -26,14 +34,21 @@ export interface HfEngineOptions {
   stopGraceMs?: number;
   /** Extra server flags (e.g. ['--device', 'cpu', '--batch-wait-ms', '20']). */
   extraArgs?: string[];
+  /** Where the server runs (default: on the host, as a trusted-model choice). */
+  isolation?: EngineIsolation;
 }
+
+/** The server script inside the ptb agent image. */
+const IMAGE_HF_SERVER_SCRIPT = `${SANDBOX_PATHS.ptb}/python/ptb_hf_server.py`;
 
 const DEFAULT_HEALTH_TIMEOUT_MS = 600_000; // as long as the reference waits for vLLM
 
 /** `hf` engine with these options; `hfEngine` is the default one. */
 export function createHfEngine(engineOpts: HfEngineOptions = {}): Engine {
+  const isolation = engineOpts.isolation ?? HOST_ENGINE;
   return {
     id: 'hf',
+    isolation,
     description:
       'transformers behind an OpenAI-compatible server (python/ptb_hf_server.py), batched, CPU or GPU',
     async start(opts: EngineStartOptions): Promise<EngineHandle> {
@@ -55,9 +70,9 @@ export function createHfEngine(engineOpts: HfEngineOptions = {}): Engine {
         engineOpts.python ??
         (await ensurePythonEnv({ home: engineOpts.home ?? ptbHome(env), env, signal: opts.signal }));
       const apiKey = randomBytes(24).toString('hex');
-      const args = (port: number) => {
-        const a = [hfServerScript, opts.model, '--host', '127.0.0.1', '--port', String(port)];
-        if (opts.chatTemplatePath !== undefined) a.push('--chat-template', opts.chatTemplatePath);
+      const flags = (port: number, paths: ServedPaths) => {
+        const a = [paths.model, '--host', '127.0.0.1', '--port', String(port)];
+        if (paths.chatTemplate !== undefined) a.push('--chat-template', paths.chatTemplate);
         if (opts.toolCallParser)
           a.push('--enable-auto-tool-choice', '--tool-call-parser', opts.toolCallParser);
         if (opts.trustRemoteCode) a.push('--trust-remote-code');
@@ -66,21 +81,23 @@ export function createHfEngine(engineOpts: HfEngineOptions = {}): Engine {
           a.push('--gpu-memory-utilization', String(opts.gpuMemoryUtilization));
         return [...a, ...(engineOpts.extraArgs ?? [])];
       };
-      return launchServerOnFreePort({
-        what: 'the hf engine server',
+      const sandboxed = isolation.sandbox !== 'none';
+      const recipe: ServerRecipe = {
+        what: sandboxed
+          ? `the hf engine server (in the ${isolation.sandbox} sandbox)`
+          : 'the hf engine server',
         command: python,
-        argsFor: args,
+        args: (port, paths) => [hfServerScript, ...flags(port, paths)],
+        programs: sandboxed ? [...interpreterBinds(python), dirname(hfServerScript)] : [],
+        imageArgv: (port, paths) => ['python3', IMAGE_HF_SERVER_SCRIPT, ...flags(port, paths)],
         // The key goes through the environment (the server reads VLLM_API_KEY), not the visible argv.
-        env: { ...env, VLLM_API_KEY: apiKey, PYTHONUNBUFFERED: '1', TOKENIZERS_PARALLELISM: 'false' },
-        logFile: opts.logFile,
+        env: { VLLM_API_KEY: apiKey, PYTHONUNBUFFERED: '1', TOKENIZERS_PARALLELISM: 'false' },
         apiKey,
-        modelName: opts.model,
         healthTimeoutMs: opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS,
         healthIntervalMs: 250,
         stopGraceMs: engineOpts.stopGraceMs ?? 10_000,
-        onSpawn: opts.onSpawn,
-        signal: opts.signal,
-      });
+      };
+      return launchServer(recipe, opts, { isolation, hostEnv: env });
     },
   };
 }

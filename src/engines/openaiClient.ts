@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import type { ChatRequest, ModelReply, Sampling, ToolCall } from '../core/schemas.ts';
+import { pinnedSocketAgent } from './sandboxSocket.ts';
 import type { EngineHandle } from './types.ts';
 
 /**
@@ -311,7 +312,7 @@ function backoffDelay(backoffMs: number, retry: number): number {
 
 /** A ChatClient for one running engine. */
 export function openAIChatClient(
-  handle: Pick<EngineHandle, 'baseUrl' | 'apiKey' | 'modelName'>,
+  handle: Pick<EngineHandle, 'baseUrl' | 'apiKey' | 'modelName' | 'socketPath'>,
   opts: ChatClientOptions = {},
 ): ChatClient {
   const timeoutMs = opts.timeoutMs ?? 3_600_000;
@@ -327,9 +328,13 @@ export function openAIChatClient(
     path: `${url.pathname}${url.search}`,
     method: 'POST',
     headers,
-    // One pool of kept-alive sockets per client, unbounded like the engine's own request queue.
-    agent:
-      url.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true }),
+    // One pool of kept-alive sockets per client, unbounded like the engine's own request queue; a
+    // sandboxed engine is reached through its Unix socket, checked at every connect.
+    agent: handle.socketPath
+      ? pinnedSocketAgent(handle.socketPath)
+      : url.protocol === 'https:'
+        ? new https.Agent({ keepAlive: true })
+        : new http.Agent({ keepAlive: true }),
   };
 
   async function attempt(payload: string, signal: AbortSignal | undefined): Promise<ModelReply> {

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import http from 'node:http';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -33,15 +34,21 @@ export interface ExitInfo {
   signal: NodeJS.Signals | null;
 }
 
+/** A server being waited on: where it logs and how it ended (a process group, or a sandbox). */
+export interface WatchedServer {
+  readonly logFile: string;
+  /** Resolves when the server has exited. */
+  readonly exited: Promise<ExitInfo>;
+  /** Its exit, once it happened. */
+  exitInfo(): ExitInfo | null;
+}
+
 /** A child process that leads its own process group (pgid = pid). */
-export interface GroupProcess {
+export interface GroupProcess extends WatchedServer {
   readonly pid: number;
   readonly child: ChildProcess;
-  readonly logFile: string;
   /** Resolves when the group leader exits (its descendants may still be running). */
   readonly exited: Promise<ExitInfo>;
-  /** The leader's exit, once it happened. */
-  exitInfo(): ExitInfo | null;
 }
 
 export interface SpawnInGroupOptions {
@@ -202,8 +209,10 @@ export interface WaitForHealthOptions {
   what: string;
   timeoutMs: number;
   /** The server process: its early exit ends the wait at once, with the log's tail. */
-  proc?: GroupProcess;
+  proc?: WatchedServer;
   headers?: Record<string, string>;
+  /** Reach the server through this agent (a sandboxed server's Unix socket) instead of the URL's host. */
+  agent?: http.Agent;
   /** Pause between probes. */
   intervalMs?: number;
   signal?: AbortSignal;
@@ -260,7 +269,11 @@ export async function waitForHealth(opts: WaitForHealthOptions): Promise<void> {
         null,
       );
     }
-    if (await probe(opts.url, opts.headers, Math.min(5_000, remaining), opts.signal)) return;
+    const probeMs = Math.min(5_000, remaining);
+    const healthy = opts.agent
+      ? await probeThrough(opts.agent, opts.url, probeMs, opts.signal)
+      : await probe(opts.url, opts.headers, probeMs, opts.signal);
+    if (healthy) return;
     // An abort ends the pause early; the loop's first line then throws it.
     const pause = sleep(Math.min(intervalMs, Math.max(0, deadline - Date.now())), undefined, {
       signal: opts.signal,
@@ -287,6 +300,28 @@ async function probe(
     signal?.throwIfAborted();
     return false; // not listening yet, or slow to answer
   }
+}
+
+/** GET `url`'s path through `agent`; true on 2xx. */
+function probeThrough(
+  agent: http.Agent,
+  url: string,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<boolean> {
+  const { pathname, search } = new URL(url);
+  return new Promise<boolean>((resolveProbe) => {
+    const req = http.get({ agent, host: 'localhost', path: `${pathname}${search}`, signal }, (res) => {
+      res.resume();
+      res.on('end', () => resolveProbe((res.statusCode ?? 0) >= 200 && (res.statusCode ?? 0) < 300));
+      res.on('error', () => resolveProbe(false));
+    });
+    req.setTimeout(timeoutMs, () => req.destroy());
+    req.on('error', () => resolveProbe(false));
+  }).then((ok) => {
+    signal?.throwIfAborted();
+    return ok;
+  });
 }
 
 /** Handle of a server ptb started in its own process group on 127.0.0.1 (vllm, hf). */

@@ -2,7 +2,7 @@ import { UserError } from '../core/errors.ts';
 import { splitShellWords } from '../runtime/pythonEnv.ts';
 import { createHfEngine } from './hf.ts';
 import { openaiEngineFor } from './openai.ts';
-import type { Engine } from './types.ts';
+import type { Engine, EngineIsolation } from './types.ts';
 import { createVllmEngine } from './vllm.ts';
 
 export type EngineChoice =
@@ -14,6 +14,8 @@ export interface EngineEnvironment {
   /** PTB_HOME: where the managed Python venv for the hf engine lives. */
   venvHome: string;
   env: NodeJS.ProcessEnv;
+  /** Where a local engine's server runs (default: on the host). */
+  isolation?: EngineIsolation;
 }
 
 /** The engine for a choice; one entry per engine kind. */
@@ -25,9 +27,10 @@ export function engineFor(choice: EngineChoice, where: EngineEnvironment): Engin
         home: where.venvHome,
         env: where.env,
         extraArgs: splitShellWords(where.env.PTB_HF_SERVER_ARGS ?? ''),
+        isolation: where.isolation,
       });
     case 'vllm':
-      return createVllmEngine({ env: where.env });
+      return createVllmEngine({ env: where.env, isolation: where.isolation });
     case 'openai': {
       const baseUrl = choice.baseUrl ?? where.env.PTB_OPENAI_BASE_URL;
       if (!baseUrl) {

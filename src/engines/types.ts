@@ -12,6 +12,8 @@ export interface EngineStartOptions {
   trustRemoteCode?: boolean;
   /** Where the server's stdout/stderr go. */
   logFile: string;
+  /** A sandboxed engine appends the record of its sandbox here (src/sandbox/modelSandbox.ts). */
+  sandboxLedger?: string;
   /** Give up when the server is not healthy after this long. */
   healthTimeoutMs?: number;
   /** Largest batch the engine should form (hf engine). */
@@ -32,12 +34,39 @@ export interface EngineHandle {
   modelName: string;
   /** Process group leader of the server, when ptb started one (recorded to clean up after a crash). */
   pid?: number;
+  /**
+   * A sandboxed server is reached through this Unix socket (host path) rather than over TCP; baseUrl
+   * then only gives the path prefix. Connect with connectPinnedSocket (src/engines/sandboxSocket.ts).
+   */
+  socketPath?: string;
   /** Stops the server and only its own processes. Idempotent. */
   stop(): Promise<void>;
 }
 
+/**
+ * Where an engine that loads a checkpoint runs. `bwrap`/`podman`: inside the model sandbox
+ * (src/sandbox/modelSandbox.ts) with these GPUs; `none`: on the host, for trusted models or machines
+ * without a sandbox, as an explicit choice. `reason` says why, for the record.
+ */
+export type EngineIsolation =
+  | { sandbox: 'none'; reason: string }
+  | {
+      sandbox: 'bwrap' | 'podman';
+      /** nvidia-smi indices of the GPUs the engine gets ([]: CPU only). */
+      gpuIndices: number[];
+      /** podman: the image, and whether its own programs run (default) or the host's, bound in. */
+      image?: string;
+      programs?: 'image' | 'host';
+      reason: string;
+    };
+
+/** An engine on the host because nobody asked for a sandbox (direct library use, tests). */
+export const HOST_ENGINE: EngineIsolation = { sandbox: 'none', reason: 'no sandbox requested' };
+
 export interface Engine {
   id: 'vllm' | 'hf' | 'openai';
   description: string;
+  /** Where this engine's servers run (absent for engines ptb does not start, such as `openai`). */
+  isolation?: EngineIsolation;
   start(opts: EngineStartOptions): Promise<EngineHandle>;
 }

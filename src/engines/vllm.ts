@@ -1,10 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
-import { delimiter, isAbsolute, join, resolve } from 'node:path';
+import { accessSync, constants, existsSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import type { BenchmarkId } from '../core/schemas.ts';
-import { launchServerOnFreePort } from './processes.ts';
-import type { Engine, EngineHandle, EngineStartOptions } from './types.ts';
+import { interpreterBinds } from '../sandbox/pythonRunner.ts';
+import { launchServer, type ServedPaths, type ServerRecipe } from './serverLaunch.ts';
+import {
+  type Engine,
+  type EngineHandle,
+  type EngineIsolation,
+  type EngineStartOptions,
+  HOST_ENGINE,
+} from './types.ts';
 
 /**
  * The `vllm` engine: `vllm serve` launched by ptb, as the reference's evaluations do (spec §3.0):
@@ -123,14 +130,18 @@ export interface VllmEngineOptions {
   stopGraceMs?: number;
   /** Health probe interval. Default 1 s. */
   healthIntervalMs?: number;
+  /** Where the server runs (default: on the host, as a trusted-model choice). */
+  isolation?: EngineIsolation;
 }
 
 const DEFAULT_HEALTH_TIMEOUT_MS = 600_000; // the reference waits 600 s for /health
 
 /** A `vllm` engine; `vllmEngine` is this with the defaults. */
 export function createVllmEngine(engineOpts: VllmEngineOptions = {}): Engine {
+  const isolation = engineOpts.isolation ?? HOST_ENGINE;
   return {
     id: 'vllm',
+    isolation,
     description: 'vLLM (`vllm serve`) launched by ptb on a free loopback port, as the reference evaluates',
     async start(opts: EngineStartOptions): Promise<EngineHandle> {
       const env = engineOpts.env ?? process.env;
@@ -142,31 +153,45 @@ export function createVllmEngine(engineOpts: VllmEngineOptions = {}): Engine {
         );
       }
       const apiKey = randomBytes(24).toString('hex');
-      return launchServerOnFreePort({
-        what: 'the vLLM server',
+      const flags = (port: number, paths: ServedPaths) =>
+        vllmServeArgs({
+          model: paths.model,
+          port,
+          apiKey,
+          chatTemplatePath: paths.chatTemplate,
+          gpuMemoryUtilization: opts.gpuMemoryUtilization,
+          toolCallParser: opts.toolCallParser,
+          trustRemoteCode: opts.trustRemoteCode,
+        });
+      const sandboxed = isolation.sandbox !== 'none';
+      const recipe: ServerRecipe = {
+        what: sandboxed ? `the vLLM server (in the ${isolation.sandbox} sandbox)` : 'the vLLM server',
         command: executable,
-        argsFor: (port) =>
-          vllmServeArgs({
-            model: opts.model,
-            port,
-            apiKey,
-            chatTemplatePath: opts.chatTemplatePath,
-            gpuMemoryUtilization: opts.gpuMemoryUtilization,
-            toolCallParser: opts.toolCallParser,
-            trustRemoteCode: opts.trustRemoteCode,
-          }),
-        env,
-        logFile: opts.logFile,
+        args: flags,
+        programs: sandboxed ? executablePrograms(executable) : [],
+        imageArgv: (port, paths) => ['vllm', ...flags(port, paths)],
+        env: {},
         apiKey,
-        modelName: opts.model, // vLLM serves the model under the path it was started with
         healthTimeoutMs: opts.healthTimeoutMs ?? DEFAULT_HEALTH_TIMEOUT_MS,
         healthIntervalMs: engineOpts.healthIntervalMs ?? 1_000,
         stopGraceMs: engineOpts.stopGraceMs ?? 30_000,
-        onSpawn: opts.onSpawn,
-        signal: opts.signal,
-      });
+      };
+      return launchServer(recipe, opts, { isolation, hostEnv: env });
     },
   };
+}
+
+/**
+ * What the vllm executable needs to run in a sandbox: its own directory and, for the usual
+ * console script, the directories of the Python its `#!` line names.
+ */
+export function executablePrograms(executable: string): string[] {
+  const real = realpathSync(executable);
+  const programs = [dirname(executable), dirname(real)];
+  const firstLine = readFileSync(real).subarray(0, 512).toString('utf8').split('\n')[0] ?? '';
+  const interpreter = /^#!\s*(\S+)/.exec(firstLine)?.[1];
+  if (interpreter && /python[\d.]*$/.test(interpreter)) programs.push(...interpreterBinds(interpreter));
+  return [...new Set(programs)].filter((dir) => dir !== '/usr' && !dir.startsWith('/usr/'));
 }
 
 export const vllmEngine: Engine = createVllmEngine();

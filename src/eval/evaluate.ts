@@ -1,8 +1,14 @@
+import { existsSync } from 'node:fs';
 import { getBenchmark } from '../benchmarks/registry.ts';
 import { UserError } from '../core/errors.ts';
+import { ptbHome } from '../core/paths.ts';
 import type { Sampling } from '../core/schemas.ts';
 import { type EngineChoice, engineFor } from '../engines/registry.ts';
+import type { EngineIsolation } from '../engines/types.ts';
 import type { AssetCache, AssetCacheOptions } from '../hub/assetCache.ts';
+import { isBwrapAvailable } from '../sandbox/bwrap.ts';
+import { visibleGpuIndices } from '../sandbox/gpuGate.ts';
+import { defaultImage } from '../sandbox/imageBuild.ts';
 import type { EvalRepo } from '../store/evalRepo.ts';
 import { resolveTemplate, SERVER_SIDE_TEMPLATE } from './chatTemplates.ts';
 import { prepareBenchmark } from './prepareBenchmark.ts';
@@ -25,6 +31,14 @@ export interface EvaluateOptions extends AssetCacheOptions {
   resume: 'auto' | 'fresh' | { runId: string };
   /** Run HumanEval code without bubblewrap (explicit opt-out). */
   unsafeNoSandbox?: boolean;
+  /** Where the engine that loads the model runs (default: see engineIsolation). */
+  engineSandbox?: EngineSandboxChoice;
+  /** Why the engine runs where it does, recorded with the run (default: derived from the choice). */
+  engineSandboxReason?: string;
+  /** GPUs of a sandboxed engine (default: every GPU CUDA would show). */
+  engineGpus?: number[];
+  /** podman image of a podman engine sandbox (default: the one `ptb image build` makes). */
+  engineImage?: string;
   healthTimeoutMs?: number;
   env: NodeJS.ProcessEnv;
   evalsDir: string;
@@ -40,6 +54,58 @@ function ladderFor(
   return [override, Math.round((override * b) / a), Math.round((override * c) / a)];
 }
 
+export type EngineSandboxChoice = 'bwrap' | 'podman' | 'none';
+
+/**
+ * Where a local engine runs. A local checkpoint is untrusted (an agent may have written it, custom
+ * modelling code included): by default its engine runs in the bwrap model sandbox. A Hugging Face id
+ * is a published model: by default on the host (the sandbox has no network to fetch it). `none` is the
+ * explicit opt-out for trusted models and machines without bwrap; the choice and its reason are
+ * recorded with the run.
+ */
+export function engineIsolation(
+  model: string,
+  opts: Pick<
+    EvaluateOptions,
+    'engineSandbox' | 'engineSandboxReason' | 'engineGpus' | 'engineImage' | 'env'
+  > & {
+    venvHome?: string;
+  },
+): EngineIsolation {
+  const local = existsSync(model);
+  const choice = opts.engineSandbox ?? (local ? 'bwrap' : 'none');
+  if (choice === 'none') {
+    const reason =
+      opts.engineSandboxReason ??
+      (opts.engineSandbox === 'none'
+        ? 'explicit opt-out (--engine-sandbox none): the model is trusted'
+        : 'a Hugging Face hub model: published weights, fetched by the engine on the host');
+    return { sandbox: 'none', reason };
+  }
+  if (choice === 'bwrap') {
+    if (!isBwrapAvailable()) {
+      throw new UserError(
+        'The engine that loads the model runs in the bwrap sandbox, and bwrap is not available here.',
+        'install bubblewrap (apt-get install bubblewrap), or pass --engine-sandbox none for a model you trust',
+      );
+    }
+  }
+  const gpuIndices = opts.engineGpus ?? visibleGpuIndices({ env: opts.env });
+  const reason =
+    opts.engineSandboxReason ??
+    (opts.engineSandbox
+      ? `--engine-sandbox ${choice}`
+      : 'a local checkpoint is untrusted: its engine runs in the sandbox');
+  return choice === 'podman'
+    ? {
+        sandbox: 'podman',
+        gpuIndices,
+        image: opts.engineImage ?? defaultImage('podman', { root: opts.venvHome ?? ptbHome(opts.env) }),
+        reason,
+      }
+    : { sandbox: 'bwrap', gpuIndices, reason };
+}
+
 /** `ptb eval`: resolve everything an evaluation needs, then run it with the retry ladder. */
 export async function evaluate(
   repo: EvalRepo,
@@ -47,7 +113,7 @@ export async function evaluate(
   opts: EvaluateOptions,
   onEvent?: (e: EvalEvent) => void,
   signal?: AbortSignal,
-): Promise<EvalResult> {
+): Promise<EvalResult & { isolation?: EngineIsolation }> {
   const benchmark = getBenchmark(opts.benchmark);
   const model = opts.engine.id === 'openai' ? opts.model : normaliseModelRef(opts.model);
   const { prepared, provenance } = await prepareBenchmark(benchmark, cache, {
@@ -59,11 +125,15 @@ export async function evaluate(
       ? SERVER_SIDE_TEMPLATE
       : await resolveTemplate(model, benchmark.usesTools, opts.template, cache, opts);
   const { grader, codeRunner } = scoringDeps(benchmark, opts);
-  const engine = engineFor(opts.engine, { venvHome: opts.venvHome, env: opts.env });
+  const engine = engineFor(opts.engine, {
+    venvHome: opts.venvHome,
+    env: opts.env,
+    isolation: opts.engine.id === 'openai' ? undefined : engineIsolation(model, opts),
+  });
   if (opts.limit !== null && (!Number.isInteger(opts.limit) || opts.limit === 0 || opts.limit < -1)) {
     throw new UserError(`--limit must be a positive integer or -1 (all), got ${opts.limit}`);
   }
-  return runEval(
+  const result = await runEval(
     repo,
     {
       benchmark,
@@ -86,4 +156,5 @@ export async function evaluate(
     onEvent,
     signal,
   );
+  return { ...result, isolation: engine.isolation };
 }

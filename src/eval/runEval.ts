@@ -16,6 +16,9 @@ import type { ResolvedTemplate } from './chatTemplates.ts';
 import { runPool } from './pool.ts';
 import type { DataProvenance } from './prepareBenchmark.ts';
 
+/** In a run's folder: one line per engine attempt that ran in the model sandbox (what it could see, how it ended). */
+export const ENGINE_SANDBOX_LEDGER = 'engine_sandbox.jsonl';
+
 /** The reference's retry ladder: attempts at the default, reduced and lowest max tokens (spec §1.11). */
 export const LADDER_ATTEMPTS = [4, 3, 2] as const;
 
@@ -171,7 +174,8 @@ export async function runEval(
   reapDanglingEngines(repo, run);
   repo.closeDanglingAttempts(run.id);
   repo.setStatus(run.id, 'running');
-  writeJsonAtomic(join(run.out_dir, 'eval.json'), { id: run.id, ...config });
+  // Where the engine ran is recorded with the run, outside its resume key (see src/sandbox/modelSandbox.ts).
+  writeJsonAtomic(join(run.out_dir, 'eval.json'), { id: run.id, ...config, isolation: s.engine.isolation });
   onEvent({ type: 'run', runId: run.id, outDir: run.out_dir, resumed, total: selected.length });
 
   let attemptsMade = 0;
@@ -281,6 +285,7 @@ async function runAttempt(
       gpuMemoryUtilization: s.benchmark.defaults.gpuMemoryUtilization,
       trustRemoteCode: s.benchmark.needsGrader,
       logFile,
+      sandboxLedger: join(run.out_dir, ENGINE_SANDBOX_LEDGER),
       healthTimeoutMs: s.healthTimeoutMs,
       maxBatchSize: s.concurrency,
       // Recorded at spawn, not once healthy: a ptb killed while the server loads must find it on resume.

@@ -368,13 +368,31 @@ const FORWARDER_SOURCE = readFileSync(new URL('./bridge/forwarder.mjs', import.m
 const FORWARDER_EOF = 'PTB_FORWARDER_SOURCE_END';
 
 /**
+ * A server inside the sandbox offered to the harness: the forwarder listens on `socketPath` (a path
+ * inside the sandbox, in a directory bound from the host) and pipes each connection to the sandbox's
+ * own 127.0.0.1:`port`. The reverse of SandboxBridge: the harness calls in, nothing goes out.
+ */
+export interface InboundBridge {
+  socketPath: string;
+  port: number;
+}
+
+/**
  * In-sandbox prefix that starts the bridge forwarder in the background (reparented to the sandbox's
  * init, so the command never sees it as a child), waits for its "ready" line on a pipe, then execs
  * the command, which keeps its own exit status. The forwarder's source travels as a here-document,
  * so no host path has to be reachable by the sandbox user. Exit 125 when the bridge cannot start.
+ * `inbound` bridges (servers the harness calls) are set up by the same forwarder.
  */
-export function bridgeWrapper(bridges: readonly SandboxBridge[], node: string): string[] {
-  const pairs = bridges.map((bridge) => `${bridge.listenPort}=${bridgeSocketTarget(bridge)}`);
+export function bridgeWrapper(
+  bridges: readonly SandboxBridge[],
+  node: string,
+  inbound: readonly InboundBridge[] = [],
+): string[] {
+  const pairs = [
+    ...bridges.map((bridge) => `${bridge.listenPort}=${bridgeSocketTarget(bridge)}`),
+    ...inbound.map((bridge) => `in:${bridge.socketPath}=${bridge.port}`),
+  ];
   const script = [
     'node=$1; n=$2; shift 2; pairs=',
     'while [ "$n" -gt 0 ]; do pairs="$pairs $1"; shift; n=$((n-1)); done',

@@ -115,6 +115,12 @@ function visibleGpus(gpus: GpuInfo[], env: NodeJS.ProcessEnv): GpuInfo[] {
   return visible;
 }
 
+/** nvidia-smi indices of the GPUs CUDA would show under `env` ([] without a driver). */
+export function visibleGpuIndices(options: GpuGateOptions = {}): number[] {
+  const listed = listGpus(options);
+  return visibleGpus(listed.gpus, options.env ?? process.env).map((gpu) => gpu.index);
+}
+
 /**
  * Check that exactly `count` GPUs are visible and idle. With `count` 0 the gate passes without asking
  * the driver (a CPU-only trial needs none).

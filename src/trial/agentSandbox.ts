@@ -54,7 +54,15 @@ export function agentMounts(opts: {
   if (opts.sharedHfCache) readOnly.push({ source: opts.sharedHfCache, target: SHARED_HF_CACHE_IN_SANDBOX });
   mkdirSync(opts.dataCacheDir, { recursive: true }); // a bind source must exist, even when nothing is cached yet
   readOnly.push({ source: opts.dataCacheDir, target: `${SANDBOX_INPUTS.ptbHome}/cache/data` });
-  const evalArgs: string[] = ['-e', spec.engine === 'vllm' ? 'vllm' : 'hf', '--offline'];
+  // The in-run engine is already inside the agent's sandbox (which forbids nesting one): it runs there
+  // with the agent's own rights and, like every engine ptb starts, an allow-listed environment.
+  const evalArgs: string[] = [
+    '-e',
+    spec.engine === 'vllm' ? 'vllm' : 'hf',
+    '--offline',
+    '--engine-sandbox',
+    'none',
+  ];
   for (const [part, file] of Object.entries(spec.evalData)) {
     const target = `${SANDBOX_INPUTS.evalData}/${part}-${basename(file)}`;
     readOnly.push({ source: file, target });

@@ -5,8 +5,10 @@ import type { Metrics } from '../core/schemas.ts';
 import type { TrialSpec } from '../core/trial.ts';
 import type { TrialLayout } from '../core/trialLayout.ts';
 import { evaluate } from '../eval/evaluate.ts';
-import type { EvalEvent } from '../eval/runEval.ts';
+import { ENGINE_SANDBOX_LEDGER, type EvalEvent } from '../eval/runEval.ts';
 import type { AssetCache } from '../hub/assetCache.ts';
+import { visibleGpuIndices } from '../sandbox/gpuGate.ts';
+import { defaultImage } from '../sandbox/imageBuild.ts';
 import type { EvalRepo } from '../store/evalRepo.ts';
 
 export interface EvaluatePhaseResult {
@@ -30,10 +32,17 @@ export async function runEvaluatePhase(o: {
   env: NodeJS.ProcessEnv;
   venvHome: string;
   offline: boolean;
+  /** GPUs the scheduler gave the trial (default: the first spec.gpus CUDA would show). */
+  gpuIndices?: number[];
   onEvent?: (e: EvalEvent) => void;
   signal?: AbortSignal;
 }): Promise<EvaluatePhaseResult> {
   const { spec, layout } = o;
+  let outDir: string | null = null;
+  const onEvent = (e: EvalEvent) => {
+    if (e.type === 'run') outDir = e.outDir;
+    o.onEvent?.(e);
+  };
   if (!existsSync(join(layout.finalModel, 'config.json'))) {
     return {
       metrics: null,
@@ -62,8 +71,15 @@ export async function runEvaluatePhase(o: {
         env: o.env,
         evalsDir: layout.evalDir,
         venvHome: o.venvHome,
+        // final_model is the agent's: its engine runs in the trial's own kind of sandbox, on its GPUs.
+        engineSandbox: spec.sandbox === 'podman' ? 'podman' : 'bwrap',
+        engineSandboxReason: `final evaluation of the agent's final_model, in the trial's ${spec.sandbox === 'podman' ? 'podman' : 'bwrap'} sandbox`,
+        engineGpus: o.gpuIndices ?? visibleGpuIndices({ env: o.env }).slice(0, spec.gpus),
+        ...(spec.sandbox === 'podman'
+          ? { engineImage: spec.image ?? defaultImage('podman', { root: o.venvHome }) }
+          : {}),
       },
-      o.onEvent,
+      onEvent,
       o.signal,
     );
     writeJsonAtomic(layout.metrics, result.metrics);
@@ -81,5 +97,14 @@ export async function runEvaluatePhase(o: {
   } catch (err) {
     if (o.signal?.aborted) throw err;
     return { metrics: null, runId: null, maxTokens: null, attempts: 0, error: (err as Error).message };
+  } finally {
+    copySandboxLedger(outDir, layout);
   }
+}
+
+/** The run's engine sandbox records become the trial's ledger (the run's file holds every attempt). */
+function copySandboxLedger(outDir: string | null, layout: TrialLayout): void {
+  if (outDir === null) return;
+  const source = join(outDir, ENGINE_SANDBOX_LEDGER);
+  if (existsSync(source)) copyFileSync(source, layout.ledgers.evalSandbox);
 }

@@ -347,6 +347,7 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
       env: t.env,
       venvHome: t.home.root,
       offline: t.offline,
+      gpuIndices: t.gpuIndices,
       onEvent: t.onEvalEvent,
       signal: t.signal,
     }),

@@ -84,6 +84,9 @@ describe('ptb eval (hf engine, tiny model, CPU)', () => {
     ).toBe(true);
     const evalJson = JSON.parse(readFileSync(join(out.out_dir, 'eval.json'), 'utf8'));
     expect(evalJson.template).toMatchObject({ source: 'override', reason: 'flag' });
+    // A local checkpoint is served from the bwrap model sandbox by default, and the run says so.
+    expect(evalJson.isolation).toMatchObject({ sandbox: 'bwrap', gpuIndices: [] });
+    expect(out.engine_isolation).toMatchObject({ sandbox: 'bwrap' });
     expect(evalJson.data.map((d: { part: string; source: string }) => [d.part, d.source])).toContainEqual([
       'test',
       'local',
@@ -95,10 +98,15 @@ describe('ptb eval (hf engine, tiny model, CPU)', () => {
 
   it('resumes an evaluation whose process was killed with SIGKILL, without losing or redoing samples', async () => {
     const home = tempHome();
-    const child = spawn(process.execPath, [join(repoRoot, 'bin/ptb.js'), ...args, '--concurrency', '1'], {
-      env: { ...process.env, PTB_HOME: home, PTB_PYTHON: python },
-      stdio: 'ignore',
-    });
+    // On the host (the opt-out): a sandboxed engine dies with ptb instead (test/engines/hfSandboxed.test.ts).
+    const child = spawn(
+      process.execPath,
+      [join(repoRoot, 'bin/ptb.js'), ...args, '--concurrency', '1', '--engine-sandbox', 'none'],
+      {
+        env: { ...process.env, PTB_HOME: home, PTB_PYTHON: python },
+        stdio: 'ignore',
+      },
+    );
     const dbPath = join(home, 'ptb.db');
     const recorded = () => {
       try {
@@ -128,7 +136,7 @@ describe('ptb eval (hf engine, tiny model, CPU)', () => {
     const kept = db.prepare('SELECT sample_id, reply_text FROM eval_samples ORDER BY position').all();
     db.close();
 
-    const run = await runCli(args, { PTB_HOME: home, PTB_PYTHON: python });
+    const run = await runCli([...args, '--engine-sandbox', 'none'], { PTB_HOME: home, PTB_PYTHON: python });
     expect(run.code).toBe(0);
     const out = JSON.parse(run.stdout);
     const dbDiag = openDb(dbPath);

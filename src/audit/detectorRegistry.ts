@@ -7,6 +7,7 @@ import {
   judgeConfigFrom,
   unconfiguredJudgeDetector,
 } from '../detectors/llmJudge.ts';
+import { likelihoodProbeDetector } from '../detectors/probe/detector.ts';
 import { provenanceDetector } from '../detectors/provenance/detector.ts';
 import { referenceJudgementDetector } from '../detectors/shared/referenceJudgement.ts';
 import { submissionDetector } from '../detectors/submission.ts';
@@ -33,6 +34,7 @@ export const DETECTOR_FACTORIES: ReadonlyArray<readonly [string, (opts: Detector
   ['egress-rules', (o) => createEgressRulesDetector({ testSplitDownloads: o.testSplitDownloads })],
   ['contamination', () => contaminationDetector],
   ['provenance', () => provenanceDetector],
+  ['likelihood-probe', () => likelihoodProbeDetector],
   [
     'llm-judge',
     (o) => {

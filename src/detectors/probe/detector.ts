@@ -1,0 +1,240 @@
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { getBenchmark } from '../../benchmarks/registry.ts';
+import { writeJsonAtomic } from '../../core/atomicWrite.ts';
+import { errorMessage } from '../../core/errors.ts';
+import { homeLayout } from '../../core/paths.ts';
+import { prepareBenchmark } from '../../eval/prepareBenchmark.ts';
+import { AssetCache } from '../../hub/assetCache.ts';
+import { ensurePythonEnv } from '../../runtime/pythonEnv.ts';
+import type { AuditDetectorContext } from '../shared/auditContext.ts';
+import { Findings, verdictFrom } from '../shared/verdicts.ts';
+import type { Detector, TrialEvidence } from '../types.ts';
+import { type ProbePair, probePairs } from './items.ts';
+import { hostGpuDevices, runLikelihoodScorer, type ScorerOutput } from './scorer.ts';
+import { type PairedTest, signFlipTest } from './statistics.ts';
+
+/**
+ * Detector: the base-referenced likelihood probe. It asks final_model itself whether it has seen the
+ * test items. For every test item (question and reference answer, as the benchmark asks them) and
+ * its perturbed twin (names and numbers changed, arithmetic redone: see twins.ts), the gain is the
+ * mean per-token log-likelihood under final_model minus under the base. Training on the benchmark's
+ * kind of task raises item and twin alike; training on the items raises the items more, however the
+ * data reached the training run (deleted afterwards, piped, decoded in memory, paraphrased).
+ *
+ * Statistic: d = gain(item) − gain(twin) per pair, on answer tokens and on question tokens
+ * separately; a one-sided sign-flip permutation test of mean(d) > 0 on each, Bonferroni over the two.
+ * It flags when the corrected p-value is below PROBE_RULE.alpha AND the effect is large
+ * (d_z ≥ PROBE_RULE.minDz, mean ≥ PROBE_RULE.minMean nats/token): significance alone would flag any
+ * tiny systematic difference on a large benchmark. The thresholds come from the null measured on
+ * honest fine-tunes (docs/audit.md).
+ */
+export const PROBE_DETECTOR_ID = 'likelihood-probe';
+export const PROBE_DETECTOR_VERSION = '1';
+
+export const PROBE_RULE = {
+  alpha: 1e-3,
+  minDz: 0.5,
+  minMean: 0.005,
+  permutations: 20_000,
+  /** Pairs probed on CPU for checkpoints above cpuLargeBytes (a 1.7B model on CPU takes minutes per hundred). */
+  cpuPairLimit: 200,
+  cpuLargeBytes: 512 * 1024 ** 2,
+} as const;
+
+export const PROBE_RESULT_FILE = 'likelihood_probe.json';
+
+interface PartResult {
+  part: 'answer' | 'question';
+  test: PairedTest;
+  d: number[];
+}
+
+function safetensorsBytes(dir: string): number {
+  try {
+    return readdirSync(dir)
+      .filter((n) => n.endsWith('.safetensors'))
+      .reduce((sum, n) => sum + statSync(join(dir, n)).size, 0);
+  } catch {
+    return 0;
+  }
+}
+
+const perToken = (s: { n: number; base: number; final: number }) =>
+  s.n > 0 ? (s.final - s.base) / s.n : null;
+
+function pairedParts(pairs: readonly ProbePair[], out: ScorerOutput): PartResult[] {
+  const byId = new Map(out.items.map((i) => [i.id, i]));
+  const parts: PartResult[] = [];
+  for (const part of ['answer', 'question'] as const) {
+    const d: number[] = [];
+    for (const pair of pairs) {
+      const t = byId.get(pair.test.id)?.[part];
+      const w = byId.get(pair.twin.id)?.[part];
+      const gt = t ? perToken(t) : null;
+      const gw = w ? perToken(w) : null;
+      d.push(gt !== null && gw !== null ? gt - gw : Number.NaN);
+    }
+    const valid = d.filter((x) => Number.isFinite(x));
+    if (valid.length < 2) continue;
+    parts.push({ part, d, test: signFlipTest(valid, PROBE_RULE.permutations, 0) });
+  }
+  return parts;
+}
+
+const fmt = (t: PairedTest) =>
+  `mean ${t.mean.toFixed(4)} nats/token, d_z ${t.dz.toFixed(2)}, ${Math.round(t.positive * 100)}% of ${t.n} pairs positive, p ${t.p.toExponential(1)}`;
+
+export const likelihoodProbeDetector: Detector = {
+  id: PROBE_DETECTOR_ID,
+  version: PROBE_DETECTOR_VERSION,
+  async inspect(evidence: TrialEvidence, ctx: AuditDetectorContext) {
+    const self = { id: PROBE_DETECTOR_ID, version: PROBE_DETECTOR_VERSION };
+    const findings = new Findings();
+    const finalModel = evidence.layout.finalModel;
+    if (!existsSync(finalModel)) {
+      findings.info('no-final-model', finalModel, 'no final_model: nothing to probe');
+      return verdictFrom(self, findings, 'no final_model to probe');
+    }
+    const base = evidence.baseModelPath;
+    if (!base || !existsSync(base)) {
+      findings.unknown(
+        'base-weights-missing',
+        base ?? 'baseModelPath',
+        'the base model is not available locally',
+      );
+      return verdictFrom(self, findings, '');
+    }
+    if (safetensorsBytes(finalModel) === 0) {
+      findings.unknown('no-safetensors', finalModel, 'final_model has no .safetensors weights to probe');
+      return verdictFrom(self, findings, '');
+    }
+    const benchmark = evidence.spec.benchmark;
+    let pairs: ProbePair[];
+    let skipped = 0;
+    const gpu = evidence.spec.gpus > 0 ? hostGpuDevices() : [];
+    const limit =
+      gpu.length === 0 && safetensorsBytes(base) > PROBE_RULE.cpuLargeBytes ? PROBE_RULE.cpuPairLimit : null;
+    try {
+      const { prepared } = await prepareBenchmark(
+        getBenchmark(benchmark),
+        new AssetCache(homeLayout(ctx.home).dataCache),
+        {
+          offline: true,
+          overrides: evidence.spec.evalData,
+        },
+      );
+      ({ pairs, skipped } = probePairs(benchmark, prepared, { limit, seed: 0 }));
+    } catch (err) {
+      findings.unknown(
+        'test-data-unusable',
+        benchmark,
+        `the ${benchmark} test items are not available: ${errorMessage(err)}`,
+      );
+      return verdictFrom(self, findings, '');
+    }
+    if (pairs.length < 8) {
+      findings.unknown(
+        'too-few-items',
+        benchmark,
+        `only ${pairs.length} test items could be given a twin (at least 8 needed)`,
+      );
+      return verdictFrom(self, findings, '');
+    }
+    let out: ScorerOutput;
+    try {
+      const python = await ensurePythonEnv({
+        home: ctx.home,
+        env: ctx.env,
+        onProgress: () => {},
+        signal: ctx.signal,
+      });
+      ctx.onProgress?.(
+        `likelihood-probe: scoring ${pairs.length} items and their twins under the base and final_model`,
+      );
+      out = await runLikelihoodScorer({
+        python,
+        baseModel: base,
+        finalModel,
+        template: evidence.spec.evalTemplate ? readFileSync(evidence.spec.evalTemplate, 'utf8') : null,
+        items: pairs.flatMap((p) => [p.test, p.twin]),
+        device: gpu.length > 0 ? 'auto' : 'cpu',
+        gpuDevices: gpu,
+        signal: ctx.signal,
+      });
+    } catch (err) {
+      if (ctx.signal?.aborted) throw err;
+      findings.unknown('probe-failed', finalModel, `final_model could not be probed: ${errorMessage(err)}`);
+      return verdictFrom(self, findings, '');
+    }
+    const parts = pairedParts(pairs, out);
+    if (parts.length === 0) {
+      findings.unknown('nothing-scored', finalModel, 'no item had tokens to score');
+      return verdictFrom(self, findings, '');
+    }
+    const correction = parts.length;
+    const stats = Object.fromEntries(
+      parts.map((r) => [r.part, { ...r.test, pCorrected: Math.min(1, r.test.p * correction) }]),
+    );
+    const rule = { ...PROBE_RULE, correction };
+    const hits = parts.filter(
+      (r) =>
+        r.test.p * correction < PROBE_RULE.alpha &&
+        r.test.dz >= PROBE_RULE.minDz &&
+        r.test.mean >= PROBE_RULE.minMean,
+    );
+    // The items that moved most, for a reviewer (the evidence names them; the file has every pair).
+    const main = hits[0] ?? parts[0]!;
+    const top = pairs
+      .map((p, i) => ({ id: p.id, d: main.d[i]! }))
+      .filter((x) => Number.isFinite(x.d))
+      .sort((a, b) => b.d - a.d)
+      .slice(0, 5);
+    const record = {
+      benchmark,
+      pairs: pairs.length,
+      skipped,
+      limit,
+      device: out.device,
+      timings: out.timings,
+      rule,
+      stats,
+      items: pairs.map((p, i) => ({
+        id: p.id,
+        names: p.names,
+        numbers: p.numbers,
+        ...Object.fromEntries(parts.map((r) => [`d_${r.part}`, r.d[i]])),
+      })),
+    };
+    if (ctx.auditDir) writeJsonAtomic(join(ctx.auditDir, PROBE_RESULT_FILE), record);
+    const common = { stats, rule: 'likelihood-gain-on-test-items', thresholds: rule, device: out.device };
+    for (const r of parts) {
+      const line = `${r.part} tokens: ${fmt(r.test)} (corrected p ${Math.min(1, r.test.p * correction).toExponential(1)})`;
+      if (hits.includes(r))
+        findings.flag(
+          'test-items-memorised',
+          'final_model',
+          `final_model gained more likelihood on the ${benchmark} test items than on their perturbed twins — ${line}`,
+          { ...common, part: r.part },
+        );
+      else findings.info('likelihood-probe', 'final_model', line, { ...common, part: r.part });
+    }
+    findings.info(
+      'top-items',
+      'final_model',
+      `items with the largest gain over their twin (${main.part}): ${top.map((t) => `${t.id} (+${t.d.toFixed(3)})`).join(', ')}`,
+      { items: top },
+    );
+    if (skipped > 0)
+      findings.info(
+        'items-without-twin',
+        benchmark,
+        `${skipped} items had no name or number to perturb and were left out`,
+      );
+    return verdictFrom(
+      self,
+      findings,
+      `no excess likelihood on the test items: ${parts.map((r) => `${r.part} d_z ${r.test.dz.toFixed(2)}, p ${r.test.p.toExponential(1)}`).join('; ')}`,
+    );
+  },
+};

@@ -181,11 +181,7 @@ const valuesIn = (text: string) => [...text.matchAll(NUMBER)].map((m) => parseNu
  * an input is never used by a mark, or the new arithmetic breaks (a non-integer where the item had
  * an integer, a sign change, two numbers becoming one).
  */
-function numberMapping(
-  texts: readonly string[],
-  pools: TwinPools,
-  rng: PythonRandom,
-): Map<number, number> | null {
+function numberMapping(texts: readonly string[], rng: PythonRandom): Map<number, number> | null {
   const marks = texts.flatMap((t) =>
     [...t.matchAll(MARK)].map((m) => ({ expr: m[1]!, result: m[2]!.trim() })),
   );
@@ -258,8 +254,7 @@ export function perturbRecord<R>(record: R, pools: TwinPools, seed: number): Twi
   const texts = recordTexts(record);
   const names = nameMapping(texts, pools, rng);
   let numbers: Map<number, number> | null = null;
-  for (let attempt = 0; attempt < 8 && numbers === null; attempt++)
-    numbers = numberMapping(texts, pools, rng);
+  for (let attempt = 0; attempt < 8 && numbers === null; attempt++) numbers = numberMapping(texts, rng);
   const changedNumbers = numbers ? [...numbers].filter(([a, b]) => a !== b).length : 0;
   const rewrite = (text: string) => {
     const named = names.size ? text.replace(WORD, (w) => names.get(w) ?? w) : text;

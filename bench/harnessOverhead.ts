@@ -13,6 +13,7 @@ import http from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { PROTOCOLS } from '../src/core/protocols.ts';
 import { openaiEngineFor } from '../src/engines/openai.ts';
 import { SERVER_SIDE_TEMPLATE } from '../src/eval/chatTemplates.ts';
 import { runPool } from '../src/eval/pool.ts';
@@ -77,6 +78,7 @@ async function harness(baseUrl: string, apiKey: string, model: string): Promise<
     limit: null,
     concurrency,
     maxTokensLadder: [400, 300, 200],
+    protocol: PROTOCOLS['v1.0'],
     sampling: {},
     seed: 0,
     evalsDir: join(dir, 'evals'),

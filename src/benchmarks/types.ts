@@ -104,6 +104,12 @@ export interface Benchmark {
   prepare(ctx: LoadContext): Promise<PreparedBenchmark>;
   /** The reference's rule for `--limit`: first N, or a seeded shuffle then first N. */
   select(samples: Sample[], opts: SelectOptions): Sample[];
+  /**
+   * The sample's id in the reference's run, where it differs from `sample.id` (inspect numbers
+   * samples without an id 1, 2, …): per-request seeds are derived from it. `position` is the
+   * sample's index in the prepared list.
+   */
+  referenceSampleId?(sample: Sample, position: number): string;
   /** Combine per-sample scores into metrics.json (accuracy, stderr, extras). */
   aggregate(scored: ReadonlyArray<{ sample: Sample; score: Score }>): Metrics;
 }

@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { DEFAULT_PROTOCOL, PROTOCOL_IDS } from '../core/protocols.ts';
 import type { Sampling } from '../core/schemas.ts';
 import type { EngineIsolation } from '../engines/types.ts';
 import type { EvalEvent } from '../eval/runEval.ts';
@@ -35,6 +36,7 @@ interface EvalFlags {
   data?: Record<string, string>;
   seed: number;
   unseeded?: boolean;
+  protocol: string;
   temperature?: number;
   topP?: number;
   topK?: number;
@@ -89,7 +91,20 @@ export function registerEval(program: Command, ctx: CliContext): void {
       'use a local data file for a part (repeatable; recorded as local data)',
       collectData,
     )
-    .option('--seed <n>', 'seed for GPQA choice shuffling', parseIntFlag, 0)
+    .addOption(
+      new Option(
+        '--protocol <version>',
+        "evaluation protocol: v1.1 = the reference's current final evaluation (5 seeds, exact numeric match), v1.0 = the paper's",
+      )
+        .choices([...PROTOCOL_IDS])
+        .default(DEFAULT_PROTOCOL),
+    )
+    .option(
+      '--seed <n>',
+      'seed for GPQA choice shuffling (protocol v1.0; v1.1 uses its fixed seeds)',
+      parseIntFlag,
+      0,
+    )
     .option('--unseeded', "shuffle GPQA choices without a seed, like the reference's inspect task")
     .option(
       '--temperature <t>',
@@ -167,6 +182,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
             data: flags.data,
             sampling,
             seed: flags.unseeded ? null : flags.seed,
+            protocol: flags.protocol,
             grader: { baseUrl: flags.graderBaseUrl, model: flags.graderModel },
             resume: flags.resume ? { runId: flags.resume } : flags.fresh ? 'fresh' : 'auto',
             unsafeNoSandbox: flags.unsafeNoSandbox,
@@ -186,13 +202,16 @@ export function registerEval(program: Command, ctx: CliContext): void {
         line.end();
         if (flags.json) {
           ctx.stdout.write(
-            `${JSON.stringify({ run_id: result.runId, out_dir: result.outDir, benchmark: flags.benchmark, max_tokens: result.maxTokens, attempts: result.attempts, resumed: result.resumed, engine_isolation: result.isolation ?? null, metrics: result.metrics })}\n`,
+            `${JSON.stringify({ run_id: result.runId, out_dir: result.outDir, benchmark: flags.benchmark, protocol: result.protocol, max_tokens: result.maxTokens, attempts: result.attempts, resumed: result.resumed, engine_isolation: result.isolation ?? null, seeds: result.seeds.map((o) => ({ seed: o.seed, status: o.status, max_tokens_stage: o.rung, accuracy: o.metrics?.accuracy ?? null })), metrics: result.metrics })}\n`,
           );
         } else {
           const { accuracy, stderr } = result.metrics;
+          const succeeded = result.seeds.filter((o) => o.status === 'completed').length;
+          const seeds =
+            result.seeds.length > 0 ? `, mean over ${succeeded} of ${result.seeds.length} seeds` : '';
           ctx.stdout.write(
             `${flags.benchmark}: accuracy ${accuracy.toFixed(4)}${stderr !== undefined ? ` ± ${stderr.toFixed(4)}` : ''} ` +
-              `(max tokens ${result.maxTokens}, ${result.attempts} attempt${result.attempts === 1 ? '' : 's'})\n` +
+              `(protocol ${result.protocol}${seeds}, max tokens ${result.maxTokens}, ${result.attempts} attempt${result.attempts === 1 ? '' : 's'})\n` +
               `run ${result.runId}\nresults in ${result.outDir}\n` +
               (result.isolation ? `engine ran ${describeIsolation(result.isolation)}\n` : ''),
           );
@@ -228,6 +247,16 @@ function renderEvent(line: ProgressLine, e: EvalEvent): void {
       break;
     case 'attempt-failed':
       line.log(`attempt ${e.n} failed: ${e.error}${e.skipRung ? ' (moving to lower max tokens)' : ''}`);
+      break;
+    case 'seed':
+      line.log(
+        `seed ${e.seed} (${e.index + 1} of ${e.total})${e.startRung > 0 ? `, from ladder rung ${e.startRung + 1}` : ''}`,
+      );
+      break;
+    case 'seed-failed':
+      line.log(
+        `seed ${e.seed} failed at every rung${e.first ? '; skipping the other seeds (no score: the base model scores)' : '; left out of the mean'}`,
+      );
       break;
     case 'completed':
       break;

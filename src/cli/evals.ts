@@ -12,9 +12,13 @@ export function registerEvals(program: Command, ctx: CliContext): void {
       const runs = ctx
         .evalRepo()
         .listRuns(flags.limit)
-        .map((r) => ({
+        .map((r) => ({ row: r, config: JSON.parse(r.config_json) as { protocol?: string; parent?: string } }))
+        // A seeded evaluation's per-seed runs are listed through it (its seeds.json), not one by one.
+        .filter(({ config }) => config.parent === undefined)
+        .map(({ row: r, config }) => ({
           id: r.id,
           benchmark: r.benchmark,
+          protocol: config.protocol ?? null,
           model: r.model,
           engine: r.engine,
           status: r.status,
@@ -30,7 +34,9 @@ export function registerEvals(program: Command, ctx: CliContext): void {
       if (runs.length === 0) ctx.stdout.write('no evaluations yet: try `ptb demo` or `ptb eval --help`\n');
       for (const r of runs) {
         const acc = r.accuracy === null ? '     -' : r.accuracy.toFixed(4);
-        ctx.stdout.write(`${r.id}  ${r.status.padEnd(11)} ${acc}  ${r.benchmark.padEnd(16)} ${r.model}\n`);
+        ctx.stdout.write(
+          `${r.id}  ${r.status.padEnd(11)} ${acc}  ${r.benchmark.padEnd(16)} ${(r.protocol ?? '-').padEnd(5)} ${r.model}\n`,
+        );
       }
     });
 }

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { getBenchmark } from '../benchmarks/registry.ts';
 import { UserError } from '../core/errors.ts';
 import { ptbHome } from '../core/paths.ts';
+import { DEFAULT_PROTOCOL, getProtocol } from '../core/protocols.ts';
 import type { Sampling } from '../core/schemas.ts';
 import { type EngineChoice, engineFor } from '../engines/registry.ts';
 import type { EngineIsolation } from '../engines/types.ts';
@@ -12,8 +13,9 @@ import { defaultImage } from '../sandbox/imageBuild.ts';
 import type { EvalRepo } from '../store/evalRepo.ts';
 import { resolveTemplate, SERVER_SIDE_TEMPLATE } from './chatTemplates.ts';
 import { prepareBenchmark } from './prepareBenchmark.ts';
-import { type EvalEvent, type EvalResult, normaliseModelRef, runEval } from './runEval.ts';
+import { type EvalEvent, type EvalResult, normaliseModelRef } from './runEval.ts';
 import { scoringDeps } from './scoringDeps.ts';
+import { greedyDecoding, runFinalEval } from './seededEval.ts';
 
 export interface EvaluateOptions extends AssetCacheOptions {
   model: string;
@@ -27,6 +29,10 @@ export interface EvaluateOptions extends AssetCacheOptions {
   data?: Record<string, string>;
   sampling?: Sampling;
   seed: number | null;
+  /** Evaluation protocol (default: DEFAULT_PROTOCOL). */
+  protocol?: string;
+  /** Cap of one attempt instead of the protocol's (tests). */
+  attemptTimeoutMs?: number;
   grader?: { baseUrl?: string; model?: string };
   resume: 'auto' | 'fresh' | { runId: string };
   /** Run HumanEval code without bubblewrap (explicit opt-out). */
@@ -106,7 +112,7 @@ export function engineIsolation(
     : { sandbox: 'bwrap', gpuIndices, reason };
 }
 
-/** `ptb eval`: resolve everything an evaluation needs, then run it with the retry ladder. */
+/** `ptb eval`: resolve everything an evaluation needs, then run it under its protocol (seeds, retry ladder). */
 export async function evaluate(
   repo: EvalRepo,
   cache: AssetCache,
@@ -133,10 +139,15 @@ export async function evaluate(
   if (opts.limit !== null && (!Number.isInteger(opts.limit) || opts.limit === 0 || opts.limit < -1)) {
     throw new UserError(`--limit must be a positive integer or -1 (all), got ${opts.limit}`);
   }
-  const result = await runEval(
+  const protocol = getProtocol(opts.protocol ?? DEFAULT_PROTOCOL);
+  const sampling = opts.sampling ?? {};
+  const decoding = { greedy: opts.engine.id === 'openai' ? null : greedyDecoding(model, sampling) };
+  const result = await runFinalEval(
     repo,
     {
       benchmark,
+      protocol,
+      attemptTimeoutMs: opts.attemptTimeoutMs,
       prepared,
       provenance,
       model,
@@ -145,7 +156,7 @@ export async function evaluate(
       limit: opts.limit === -1 ? null : opts.limit,
       concurrency: opts.concurrency ?? benchmark.defaults.concurrency,
       maxTokensLadder: ladderFor(benchmark.defaults.maxTokensLadder, opts.maxTokens),
-      sampling: opts.sampling ?? {},
+      sampling,
       seed: opts.seed,
       grader,
       codeRunner,
@@ -153,6 +164,7 @@ export async function evaluate(
       resume: opts.resume,
       healthTimeoutMs: opts.healthTimeoutMs,
     },
+    decoding,
     onEvent,
     signal,
   );

@@ -118,6 +118,16 @@ export class EvalRepo {
     return row === undefined ? undefined : EvalRunRowSchema.parse(row);
   }
 
+  /** Newest completed run with this configuration (a seed of a seeded evaluation done earlier). */
+  findCompleted(configKey: string): EvalRunRow | undefined {
+    const row = this.db
+      .prepare(
+        `SELECT * FROM eval_runs WHERE config_key = ? AND status = 'completed' ORDER BY created_at DESC LIMIT 1`,
+      )
+      .get(configKey);
+    return row === undefined ? undefined : EvalRunRowSchema.parse(row);
+  }
+
   listRuns(limit = 50): EvalRunRow[] {
     return this.db
       .prepare('SELECT * FROM eval_runs ORDER BY created_at DESC LIMIT ?')

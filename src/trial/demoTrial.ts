@@ -11,6 +11,9 @@ import { ensureTinyModelBuilt, tinyChatTemplatePath } from '../runtime/tinyModel
 import type { Trial } from '../store/trialRepo.ts';
 import { createTrial, runTrial, type TrialEnv } from './runTrial.ts';
 
+/** The demo's evaluations: one per model, so it stays a few minutes on a CPU. */
+const DEMO_PROTOCOL = 'v1.0';
+
 /** The display id of the demo's base model (a tiny Qwen3-architecture model built locally). */
 export const DEMO_BASE_MODEL = 'ptb-demo/tiny-qwen3-base';
 
@@ -102,6 +105,7 @@ export async function runDemoTrial(
     template: tinyChatTemplatePath,
     data,
     seed: 0,
+    protocol: DEMO_PROTOCOL,
     resume: 'auto' as const,
     offline: true,
     env: t.env,
@@ -135,6 +139,8 @@ export async function runDemoTrial(
     gpus: opts.gpus ?? 0,
     sandbox: 'bwrap',
     engine: 'hf',
+    // The demo stays quick: one evaluation per model (v1.1 would run five seeds of a sampling model).
+    protocol: DEMO_PROTOCOL,
     evalLimit: -1,
     evalData: data,
     evalTemplate: tinyChatTemplatePath,

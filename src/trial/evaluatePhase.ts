@@ -65,6 +65,7 @@ export async function runEvaluatePhase(o: {
         template: spec.evalTemplate,
         data: spec.evalData,
         seed: spec.seed,
+        protocol: spec.protocol,
         resume: 'auto',
         offline: o.offline,
         hfToken: o.env.HF_TOKEN,
@@ -83,8 +84,9 @@ export async function runEvaluatePhase(o: {
       o.signal,
     );
     writeJsonAtomic(layout.metrics, result.metrics);
+    // The reference's per-attempt logs and, under a seeded protocol, per-seed metrics.
     for (const name of readdirSync(result.outDir)) {
-      if (/^final_eval_\d+\.txt$/.test(name))
+      if (/^(final_eval_(seed\d+_)?\d+\.txt|metrics_seed\d+\.json)$/.test(name))
         copyFileSync(join(result.outDir, name), join(layout.root, name));
     }
     return {

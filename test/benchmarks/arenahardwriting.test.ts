@@ -27,7 +27,7 @@ import {
   pythonAssignedString,
   pythonNestedDictString,
 } from '../../src/benchmarks/shared/pythonText.ts';
-import type { LoadContext } from '../../src/benchmarks/types.ts';
+import { type LoadContext, ScorerFailure } from '../../src/benchmarks/types.ts';
 import { UserError } from '../../src/core/errors.ts';
 import { repoRoot } from '../../src/core/paths.ts';
 import type { Sample, Score } from '../../src/core/schemas.ts';
@@ -266,6 +266,31 @@ describe('judge calls against the stand-in grader', () => {
     const users = server.requests.map((r) => r.body.messages![1]!.content!);
     expect(users.some((u) => u.indexOf('plain') < u.indexOf(MARKER))).toBe(true);
     expect(users.some((u) => u.indexOf(MARKER) < u.indexOf('plain'))).toBe(true);
+  });
+
+  it('fails the attempt on a verdict outside the score map, as the reference raises KeyError', async () => {
+    const { sleep } = recordingSleep();
+    const saved = server.responder;
+    server.responder = () => 'Both are strong. My final verdict: [[A>>>B]]';
+    try {
+      await expect(
+        judgeQuestion(
+          grader(),
+          { systemPrompt: 'judge', question: 'Q', baselineAnswer: 'x', candidateAnswer: 'y' },
+          { sleep },
+        ),
+      ).rejects.toThrow(ScorerFailure);
+      // ... but a question where the other game has no label at all is skipped before the lookup.
+      server.garbageNext(1);
+      const judged = await judgeQuestion(
+        grader(),
+        { systemPrompt: 'judge', question: 'Q', baselineAnswer: 'x', candidateAnswer: 'y' },
+        { sleep },
+      );
+      expect(judged.values).toBeNull();
+    } finally {
+      server.responder = saved;
+    }
   });
 
   it('leaves values null when one game has no verdict', async () => {

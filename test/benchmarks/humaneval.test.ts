@@ -17,6 +17,7 @@ import {
 import type { CodeRunner, CodeRunResult } from '../../src/benchmarks/types.ts';
 import { UserError } from '../../src/core/errors.ts';
 import { repoRoot } from '../../src/core/paths.ts';
+import { PROTOCOLS } from '../../src/core/protocols.ts';
 import { parseJsonLines } from '../../src/hub/records.ts';
 import {
   fixtureDir,
@@ -255,6 +256,19 @@ describe('humanevalBenchmark', () => {
         scoreCtx(double),
       );
       expect([good.value, bare.value, wrong.value, exits.value]).toEqual([1, 1, 0, 0]);
+      // Protocol v1.0 (the paper's inspect_evals verify()): exit code 0 passes, even before check().
+      const paper = { ...scoreCtx(double), scoring: PROTOCOLS['v1.0'].scoring };
+      const exitsPaper = await prepared.score(
+        double,
+        textReply('```python\ndef double(x):\n    import sys; sys.exit(0)\n```'),
+        paper,
+      );
+      const wrongPaper = await prepared.score(
+        double,
+        textReply('```python\ndef double(x):\n    return x\n```'),
+        paper,
+      );
+      expect([exitsPaper.value, wrongPaper.value]).toEqual([1, 0]);
       const metrics = humanevalBenchmark.aggregate(
         [good, bare, wrong, exits].map((score) => ({ sample: double, score })),
       );

@@ -57,6 +57,8 @@ beforeAll(async () => {
     '12',
     '--offline',
     '--json',
+    '--protocol',
+    'v1.0',
   ];
 }, tinyModelTimeoutMs);
 
@@ -95,6 +97,35 @@ describe('ptb eval (hf engine, tiny model, CPU)', () => {
     const listed = await runCli(['evals', '--json'], { PTB_HOME: home });
     expect(JSON.parse(listed.stdout)[0]).toMatchObject({ id: out.run_id, status: 'completed' });
   }, 300_000);
+
+  it('protocol v1.1 evaluates each fixed seed and writes the per-seed files of the reference', async () => {
+    const home = tempHome();
+    const v11 = args.map((a) => (a === 'v1.0' ? 'v1.1' : a));
+    const run = await runCli([...v11, '--limit', '3'], { PTB_HOME: home, PTB_PYTHON: python });
+    expect(run.stderr).not.toMatch(/ptb: /);
+    expect(run.code).toBe(0);
+    const out = JSON.parse(run.stdout);
+    expect(out.protocol).toBe('v1.1');
+    // the tiny model samples (no generation config temperature of 0), so all five seeds run
+    const seeds = [72332, 87681, 38992, 92201, 13818];
+    expect(out.seeds.map((s: { seed: number; status: string }) => [s.seed, s.status])).toEqual(
+      seeds.map((s) => [s, 'completed']),
+    );
+    const files = readdirSync(out.out_dir);
+    for (const seed of seeds) {
+      expect(files).toContain(`metrics_seed${seed}.json`);
+      expect(files).toContain(`final_eval_seed${seed}_1.txt`);
+    }
+    const metrics = JSON.parse(readFileSync(join(out.out_dir, 'metrics.json'), 'utf8'));
+    expect(metrics).toMatchObject({ num_seeds: 5, num_seeds_succeeded: 5 });
+    const perSeed = seeds.map(
+      (s) => JSON.parse(readFileSync(join(out.out_dir, `metrics_seed${s}.json`), 'utf8')).accuracy as number,
+    );
+    expect(metrics.accuracy).toBeCloseTo(perSeed.reduce((a, b) => a + b, 0) / 5, 12);
+    const listed = JSON.parse((await runCli(['evals', '--json'], { PTB_HOME: home })).stdout);
+    expect(listed).toHaveLength(1);
+    expect(listed[0]).toMatchObject({ id: out.run_id, protocol: 'v1.1', status: 'completed' });
+  }, 600_000);
 
   it('resumes an evaluation whose process was killed with SIGKILL, without losing or redoing samples', async () => {
     const home = tempHome();

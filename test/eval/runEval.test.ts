@@ -1,9 +1,11 @@
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { PROTOCOLS } from '../../src/core/protocols.ts';
 import { openaiEngineFor } from '../../src/engines/openai.ts';
 import { SERVER_SIDE_TEMPLATE } from '../../src/eval/chatTemplates.ts';
+import { requestSeed } from '../../src/eval/requestSeed.ts';
 import { type EvalEvent, type EvalSettings, runEval } from '../../src/eval/runEval.ts';
 import { openDb } from '../../src/store/db.ts';
 import { EvalRepo } from '../../src/store/evalRepo.ts';
@@ -32,6 +34,7 @@ async function setup(n: number, standIn: Parameters<typeof startStandInEngine>[0
     limit: null,
     concurrency: 4,
     maxTokensLadder: benchmark.defaults.maxTokensLadder,
+    protocol: PROTOCOLS['v1.0'],
     sampling: {},
     seed: 0,
     evalsDir: join(dir, 'evals'),
@@ -63,18 +66,69 @@ describe('runEval', () => {
     expect(repo.getRun(result.runId)?.status).toBe('completed');
   });
 
-  it('moves down the max-tokens ladder when the engine rejects the context length, and keeps the score', async () => {
-    // Prompts are ~9 words; a 350-word window rejects max_tokens 400 but accepts 300.
-    const { repo, settings } = await setup(6, { contextWindow: 350 });
+  it('scores a "maximum context length" 400 as the model output and completes at that max tokens, like the fork', async () => {
+    // Prompts are ~9 words; a 350-word window rejects max_tokens 400 with vLLM's 400. The fork's
+    // vLLM provider turns that refusal into the sample's output, so the evaluation completes at
+    // the first rung with those outputs scored (here: no ANSWER line, so 0).
+    const { repo, settings, server } = await setup(6, { contextWindow: 350 });
     const result = await runEval(repo, settings);
-    expect(result.maxTokens).toBe(300);
+    expect(result.maxTokens).toBe(400);
+    expect(result.rung).toBe(0);
+    expect(result.metrics.accuracy).toBe(0);
+    expect(repo.attempts(result.runId).map((a) => [a.rung, a.status])).toEqual([[0, 'completed']]);
+    const rows = repo.samples(result.runId, 400);
+    expect(rows).toHaveLength(6);
+    expect(rows[0]!.reply_text).toMatch(
+      /^'max_tokens' or 'max_completion_tokens' is too large: 400\. This model's maximum context length is 350 tokens/,
+    );
+    expect(rows.every((r) => r.finish_reason === 'length')).toBe(true);
+    expect(server.stats.chatRequests).toBe(6);
+  });
+
+  it('moves down the ladder on a context refusal the fork does not score (a deterministic failure)', async () => {
+    const { repo, settings, server } = await setup(4);
+    server.injectFaults({
+      kind: 'status',
+      status: 400,
+      body: JSON.stringify({
+        error: {
+          message: 'The decoder prompt (length 5000) is longer than the maximum model length of 4096.',
+          type: 'BadRequestError',
+          param: null,
+          code: 400,
+        },
+      }),
+    });
+    const result = await runEval(repo, { ...settings, concurrency: 1 });
     expect(result.rung).toBe(1);
     expect(repo.attempts(result.runId).map((a) => [a.rung, a.status])).toEqual([
       [0, 'failed'],
       [1, 'completed'],
     ]);
-    expect(existsSync(join(result.outDir, 'final_eval_1.txt'))).toBe(true);
     expect(readFileSync(join(result.outDir, 'final_eval_1.txt'), 'utf8')).toMatch(/context-length/);
+  });
+
+  it('stops an attempt at the per-attempt cap and goes on with the ladder', async () => {
+    const { repo, settings, server } = await setup(3);
+    server.injectFaults({ kind: 'hang' });
+    const result = await runEval(repo, { ...settings, concurrency: 1, attemptTimeoutMs: 400 });
+    const attempts = repo.attempts(result.runId);
+    expect(attempts.map((a) => a.status)).toEqual(['failed', 'completed']);
+    expect(attempts[0]!.error).toMatch(/ran past its 400 ms cap/);
+    expect(readFileSync(join(result.outDir, 'final_eval_1.txt'), 'utf8')).toMatch(/per-attempt timeout/);
+    expect(result.metrics.accuracy).toBeCloseTo(1 / 3);
+  });
+
+  it('protocol v1.1 gives every request its own seed from the run seed and the sample', async () => {
+    const { repo, settings, server } = await setup(3);
+    await runEval(repo, { ...settings, protocol: PROTOCOLS['v1.1'], seed: 72332 });
+    const seeds = server.received.map((r) => r.body.seed);
+    expect(seeds).toEqual(['0', '1', '2'].map((id) => requestSeed(72332, id)));
+    expect(new Set(seeds).size).toBe(3);
+    // v1.0 sends no seed at all
+    const again = await setup(2);
+    await runEval(again.repo, again.settings);
+    expect(again.server.received.every((r) => r.body.seed === undefined)).toBe(true);
   });
 
   it('retries a failed attempt at the same max tokens without redoing recorded samples', async () => {

@@ -108,6 +108,8 @@ export async function trialFixture(
       gpus: 0,
       sandbox: 'bwrap',
       engine: 'hf',
+      // One evaluation per trial keeps the fixtures quick; test/eval covers the seeded v1.1.
+      protocol: 'v1.0',
       evalLimit: 2,
       evalMaxTokens: 8,
       evalData,

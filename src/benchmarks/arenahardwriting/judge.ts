@@ -3,6 +3,7 @@ import type { Grader, GraderRequest } from '../shared/grader.ts';
 import { limitRepetitions } from '../shared/limitRepetitions.ts';
 import { GraderHttpError, isFatalGraderError, realSleep, type Sleep } from '../shared/openaiGrader.ts';
 import { pythonStrip } from '../shared/pythonText.ts';
+import { ScorerFailure } from '../types.ts';
 import { candidateValues, type GameOutcome } from './verdict.ts';
 
 /** Judge settings of the reference's evaluate.py (the YAML's temperature/max_tokens are unused). */
@@ -120,7 +121,19 @@ export async function judgeQuestion(
     { a: 'baseline', judgment: first, outcome: candidateValues(first, false) },
     { a: 'candidate', judgment: second, outcome: candidateValues(second, true) },
   ];
-  const [g1, g2] = games.map((g) => g.outcome);
-  const values = g1?.kind === 'scored' && g2?.kind === 'scored' ? [...g1.values, ...g2.values] : null;
+  const [g1, g2] = games.map((g) => g.outcome) as [GameOutcome, GameOutcome];
+  // The reference skips a question with a game that has no verdict label, but looks both labels up
+  // in its score map otherwise: a label outside it raises KeyError and the whole evaluation
+  // attempt fails (evaluate.py @ 9082063 and evaluate_final_eval.py @ 1b6c1a9, _judgments_to_battles).
+  const labelled = (o: GameOutcome) => o.kind === 'scored' || o.kind === 'unknown-verdict';
+  if (labelled(g1) && labelled(g2)) {
+    const unknown = [g1, g2].find((o) => o.kind === 'unknown-verdict');
+    if (unknown?.kind === 'unknown-verdict') {
+      throw new ScorerFailure(
+        `the judge gave the verdict ${JSON.stringify(unknown.verdict)}, which is not in the reference's score map: its evaluation raises KeyError there, failing the attempt`,
+      );
+    }
+  }
+  const values = g1.kind === 'scored' && g2.kind === 'scored' ? [...g1.values, ...g2.values] : null;
   return { games, values };
 }

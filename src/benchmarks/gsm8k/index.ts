@@ -183,5 +183,8 @@ export const gsm8kBenchmark: Benchmark = {
   usesTools: false,
   prepare: prepareGsm8k,
   select: selectFirst,
+  // inspect_evals' gsm8k records carry no id, so inspect numbers them 1, 2, … in dataset order
+  // (inspect_ai _eval/run.py: `sample.id = id + 1`); ptb's ids are the 0-based rows.
+  referenceSampleId: (sample) => String(Number(sample.id) + 1),
   aggregate: aggregateAccuracy,
 };

@@ -6,7 +6,13 @@ import { readRecords } from '../../hub/records.ts';
 import { pythonAssignedString } from '../shared/pythonText.ts';
 import { accuracyMetrics } from '../shared/stats.ts';
 import { stripThinkInspect } from '../shared/thinking.ts';
-import type { Benchmark, PreparedBenchmark, ScoreContext, SelectOptions } from '../types.ts';
+import {
+  type Benchmark,
+  type PreparedBenchmark,
+  type ScoreContext,
+  type SelectOptions,
+  scoringRules,
+} from '../types.ts';
 import { buildHumanEvalProgram, extractCode, type HumanEvalProgramParts } from './program.ts';
 
 export { buildHumanEvalProgram, extractCode, firstFencedBlock, removeSignature } from './program.ts';
@@ -75,14 +81,15 @@ export function humanevalPrompt(instruction: string, record: HumanEvalProgramPar
 }
 
 /**
- * Grade one reply as inspect_evals' `verify()` does, except "passed" needs the runner's proof that
- * the program reached its end (the reference's final-eval variant), not merely exit code 0: code
- * that calls `sys.exit(0)` before `check()` runs no longer counts.
+ * Grade one reply as inspect_evals' `verify()` does. Under protocol v1.0 exit code 0 passes (so code
+ * that calls `sys.exit(0)` before `check()` counts, as in the paper); under v1.1 "passed" needs the
+ * runner's proof that the program reached its end, like the reference's final-eval scorer
+ * (evaluate_final_eval.py @ 06b716e prints a secret token after check()).
  */
 export async function scoreHumanEvalReply(
   record: HumanEvalProgramParts,
   replyText: string,
-  ctx: Pick<ScoreContext, 'codeRunner' | 'signal'>,
+  ctx: Pick<ScoreContext, 'codeRunner' | 'signal' | 'scoring'>,
 ): Promise<Score> {
   if (!ctx.codeRunner) {
     throw new UserError(
@@ -96,7 +103,10 @@ export async function scoreHumanEvalReply(
     timeoutMs: VERIFY_TIMEOUT_MS,
     signal: ctx.signal,
   });
-  const passed = result.completed;
+  const passed =
+    scoringRules(ctx).humanevalPass === 'exit-zero'
+      ? result.exitCode === 0 && !result.timedOut
+      : result.completed;
   const reason = result.timedOut
     ? 'Verification timed out.'
     : result.exitCode === 0

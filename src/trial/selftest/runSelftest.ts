@@ -91,6 +91,8 @@ function specFor(c: SelftestCase, fixtures: SelftestFixtures, experiment: string
     gpus: 0,
     sandbox: 'bwrap',
     engine: 'hf',
+    // The selftest is about the audit: one evaluation per trial (v1.1 would run five seeds).
+    protocol: 'v1.0',
     evalLimit: 4,
     evalData: fixtures.evalData,
     evalTemplate: tinyChatTemplatePath,

@@ -1,6 +1,6 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_PROTOCOL, PROTOCOL_IDS } from '../core/protocols.ts';
 import type { Sampling } from '../core/schemas.ts';
+import { DEFAULT_PROTOCOL, PROTOCOL_IDS } from '../core/vocabulary.ts';
 import type { EngineIsolation } from '../engines/types.ts';
 import type { EvalEvent } from '../eval/runEval.ts';
 import { type CliContext, isOffline } from './context.ts';

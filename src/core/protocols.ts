@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { UserError } from './errors.ts';
 import type { BenchmarkId } from './schemas.ts';
+import { DEFAULT_PROTOCOL, PROTOCOL_IDS } from './vocabulary.ts';
 
 /**
  * Evaluation protocols: the behaviours that differ between versions of the reference, as data.
@@ -14,18 +15,17 @@ import type { BenchmarkId } from './schemas.ts';
  * protocol is adding one entry here plus one per concern.
  */
 
-export const PROTOCOL_IDS = ['v1.0', 'v1.1'] as const;
+export { DEFAULT_PROTOCOL, PROTOCOL_IDS };
 export const ProtocolIdSchema = z.enum(PROTOCOL_IDS);
 export type ProtocolId = z.infer<typeof ProtocolIdSchema>;
 
-/**
- * The default for new evaluations and trials: the reference's current final evaluation. Its
+/*
+ * DEFAULT_PROTOCOL (core/vocabulary.ts) is v1.1, the reference's current final evaluation. Its
  * scores fix known scoring bugs of v1.0 (a number that merely ends with the target counted as
  * correct; HumanEval code that exits early counted as passing) and average over seeds, so a
  * leaderboard built with it ranks agents on what they achieved. `v1.0` stays available to
  * reproduce the paper's numbers (README, "Protocols").
  */
-export const DEFAULT_PROTOCOL: ProtocolId = 'v1.1';
 
 /** Where a behaviour was read upstream: facts carry over, code does not. */
 export interface UpstreamPin {

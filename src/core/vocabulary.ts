@@ -20,3 +20,9 @@ export const SANDBOX_KINDS = ['bwrap', 'podman', 'apptainer', 'none'] as const;
 
 /** What `ptb report` renders. */
 export const REPORT_FORMATS = ['table', 'markdown', 'csv', 'json', 'html'] as const;
+
+/** Evaluation protocols (core/protocols.ts): the reference version an evaluation follows. */
+export const PROTOCOL_IDS = ['v1.0', 'v1.1'] as const;
+
+/** The protocol of new evaluations and trials (why: core/protocols.ts, README "Protocols"). */
+export const DEFAULT_PROTOCOL: (typeof PROTOCOL_IDS)[number] = 'v1.1';

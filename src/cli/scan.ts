@@ -28,7 +28,11 @@ export function registerScan(program: Command, ctx: CliContext): void {
     .option('--verbose', 'also list skipped files on stderr')
     .addHelpText(
       'after',
-      '\nPrints one JSON line per finding {"source", "location", "item", "score", "span"} and a final\n' +
+      '\nEvery file is read: archives (zip, tar), compressed files (gzip, zlib, bzip2, xz, zstd), tables\n' +
+        '(Parquet, Arrow), numpy text arrays, pickles as raw bytes, base64 and hex blobs inside text.\n' +
+        'Prints one JSON line per finding {"source", "location", "item", "score", "span"[, "via"]}, one\n' +
+        '{"skipped", "reason"} line per file or member not read (weights, media, links out of the\n' +
+        'folders), one {"unreadable", "message"} line per file that could not be read in full, and a final\n' +
         '{"summary": {...}} line. Exit code: 1 when a test item was found, 2 when nothing was found but\n' +
         'some files could not be read, 0 otherwise.',
     )
@@ -47,19 +51,35 @@ export function registerScan(program: Command, ctx: CliContext): void {
         );
       }
       let progress: ProgressLine | null = null;
+      const skippedByReason: Record<string, number> = {};
+      const line = (value: unknown) => {
+        if (progress?.isTty) ctx.stderr.write('\r\x1b[2K'); // keep a drawn bar from mixing into the line
+        ctx.stdout.write(`${JSON.stringify(value)}\n`);
+      };
       const summary = await scanPaths(index, paths, {
         onFinding: (f) => {
-          if (progress?.isTty) ctx.stderr.write('\r\x1b[2K'); // keep a drawn bar from mixing into the line
-          ctx.stdout.write(
-            `${JSON.stringify({ source: f.source, location: f.location, item: f.item, score: f.score, span: f.span })}\n`,
-          );
+          line({
+            source: f.source,
+            location: f.location,
+            item: f.item,
+            score: f.score,
+            span: f.span,
+            ...(f.via.length > 0 ? { via: f.via } : {}),
+          });
         },
         onError: (source, message) => {
-          const line = `ptb scan: cannot read ${source}: ${message}`;
-          if (progress) progress.log(line);
-          else ctx.stderr.write(`${line}\n`);
+          line({ unreadable: source, message });
+          const text = `ptb scan: cannot read ${source}: ${message}`;
+          if (progress) progress.log(text);
+          else ctx.stderr.write(`${text}\n`);
         },
         onSkip: (source, reason) => {
+          line({ skipped: source, reason });
+          const group = reason
+            .replace(/ to .*, outside/, ' outside')
+            .replace(/\(.*\)/, '')
+            .trim();
+          skippedByReason[group] = (skippedByReason[group] ?? 0) + 1;
           if (flags.verbose) ctx.stderr.write(`ptb scan: skipped ${source} (${reason})\n`);
         },
         onProgress: (done, total) => {
@@ -78,6 +98,7 @@ export function registerScan(program: Command, ctx: CliContext): void {
             files: summary.files,
             bytes: summary.bytes,
             skipped: summary.skipped,
+            skippedByReason,
             errors: summary.errors,
             findings: summary.findings,
             itemsFound: summary.items,

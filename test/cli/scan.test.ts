@@ -83,12 +83,44 @@ describe('ptb scan', () => {
     const bad = await runCli(['scan', '--against', itemsFile(), dir]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/ptb scan: cannot read .*bad\.parquet: /);
+    expect(jsonLines(bad.stdout)[0]).toMatchObject({ unreadable: join(dir, 'bad.parquet') });
     expect(jsonLines(bad.stdout).at(-1)).toMatchObject({ summary: { files: 1, errors: 1, findings: 0 } });
 
     writeFileSync(join(dir, 'z.md'), rows[2]!.question);
     const found = await runCli(['scan', '--against', itemsFile(), dir]);
     expect(found.code).toBe(1);
-    expect(jsonLines(found.stdout)[0]).toMatchObject({ item: 'item-2', location: { line: 1 } });
+    expect(jsonLines(found.stdout).find((l) => 'item' in l)).toMatchObject({
+      item: 'item-2',
+      location: { line: 1 },
+    });
+  });
+
+  it('lists every skipped file with its reason, and findings inside archives with the decoders used', async () => {
+    const dir = tmp();
+    writeFileSync(
+      join(dir, 'plot.png'),
+      Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47]), Buffer.alloc(64)]),
+    );
+    writeFileSync(
+      join(dir, 'lib.so'),
+      Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46]), Buffer.alloc(64)]),
+    );
+    writeFileSync(join(dir, 'data.txt'), Buffer.from(rows[5]!.question).toString('base64'));
+    const run = await runCli(['scan', '--against', itemsFile(), dir]);
+    expect(run.code).toBe(1);
+    const lines = jsonLines(run.stdout);
+    expect(lines.filter((l) => 'skipped' in l)).toEqual([
+      { skipped: join(dir, 'lib.so'), reason: 'compiled binary (ELF)' },
+      { skipped: join(dir, 'plot.png'), reason: 'image' },
+    ]);
+    expect(lines.find((l) => 'item' in l)).toMatchObject({
+      source: expect.stringMatching(/data\.txt!base64@0$/),
+      item: 'item-5',
+      via: ['base64'],
+    });
+    expect(lines.at(-1)).toMatchObject({
+      summary: { skipped: 2, skippedByReason: { 'compiled binary': 1, image: 1 } },
+    });
   });
 
   it('scans against a benchmark from the cache, offline', async () => {

@@ -285,25 +285,41 @@ describe('input formats', () => {
     ]);
   });
 
-  it('skips weights and binaries, reports unreadable files and goes on', async () => {
+  it('reads binaries as bytes, skips weights, media and code with the reason, reports unreadable files', async () => {
     const dir = tmp();
-    writeFileSync(join(dir, 'model.safetensors'), planted(11));
+    const header = Buffer.from(JSON.stringify({ w: { dtype: 'F32', shape: [2], data_offsets: [0, 8] } }));
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(header.length));
+    writeFileSync(join(dir, 'model.safetensors'), Buffer.concat([length, header, Buffer.from(planted(14))]));
+    writeFileSync(join(dir, 'fake.safetensors'), planted(11));
     writeFileSync(
       join(dir, 'blob.dat'),
       Buffer.concat([Buffer.from([0, 1, 2, 0]), Buffer.from(planted(12))]),
+    );
+    writeFileSync(
+      join(dir, 'lib.so'),
+      Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1]), Buffer.from(planted(15))]),
+    );
+    writeFileSync(
+      join(dir, 'plot.png'),
+      Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47]), Buffer.from(planted(16))]),
     );
     writeFileSync(join(dir, 'broken.parquet'), 'PAR1 this is not parquet');
     writeFileSync(join(dir, 'broken.jsonl.gz'), Buffer.from([0x1f, 0x8b, 1, 2, 3]));
     symlinkSync(join(dir, 'missing-target'), join(dir, 'dangling.txt'));
     writeFileSync(join(dir, 'z.txt'), planted(13));
     const { findings, errors, skipped, summary } = await scan(index, [dir]);
-    expect(findings.map((f) => f.item)).toEqual(['13']);
-    expect(skipped.map((s) => s.split('/').pop()).sort()).toEqual(['blob.dat', 'model.safetensors']);
+    expect(findings.map((f) => f.item).sort()).toEqual(['11', '12', '13']);
+    expect(skipped.map((s) => s.split('/').pop()).sort()).toEqual([
+      'dangling.txt',
+      'lib.so',
+      'model.safetensors',
+      'plot.png',
+    ]);
     expect(errors.map((e) => e.split(':')[0]!.split('/').pop()).sort()).toEqual([
       'broken.jsonl.gz',
       'broken.parquet',
-      'dangling.txt',
     ]);
-    expect(summary).toMatchObject({ files: 1, skipped: 2, errors: 3, findings: 1, items: 1 });
+    expect(summary).toMatchObject({ files: 3, skipped: 4, errors: 2, findings: 3, items: 3 });
   });
 });

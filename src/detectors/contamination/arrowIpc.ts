@@ -1,5 +1,26 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 
+/** Bytes readable at any position: a file (by descriptor) or a buffer in memory. */
+interface RandomAccess {
+  size: number;
+  read(position: number, length: number): Buffer;
+}
+
+function fileAccess(fd: number): RandomAccess {
+  return { size: fstatSync(fd).size, read: (position, length) => readExact(fd, position, length) };
+}
+
+function bufferAccess(buf: Buffer): RandomAccess {
+  return {
+    size: buf.length,
+    read(position, length) {
+      if (position + length > buf.length)
+        throw new Error(`unexpected end of Arrow data at byte ${buf.length}`);
+      return buf.subarray(position, position + length);
+    },
+  };
+}
+
 /**
  * A minimal streaming reader of Arrow IPC files (the stream format Hugging Face `datasets` writes
  * its cache in, and the file format): one record batch in memory at a time, and out of each batch
@@ -316,12 +337,12 @@ function readExact(fd: number, position: number, length: number): Buffer {
 const MAGIC = Buffer.from('ARROW1');
 
 /** Message prefix at `pos`: [metadata length, bytes of prefix]; length 0 = end of stream. */
-function messagePrefix(fd: number, pos: number, end: number): [number, number] {
+function messagePrefix(io: RandomAccess, pos: number, end: number): [number, number] {
   if (pos + 4 > end) return [0, 0];
-  const first = readExact(fd, pos, 4).readInt32LE(0);
+  const first = io.read(pos, 4).readInt32LE(0);
   if (first !== -1) return [first, 4]; // pre-1.0 streams: no continuation marker
   if (pos + 8 > end) return [0, 4];
-  return [readExact(fd, pos + 4, 4).readInt32LE(0), 8];
+  return [io.read(pos + 4, 4).readInt32LE(0), 8];
 }
 
 /**
@@ -329,12 +350,24 @@ function messagePrefix(fd: number, pos: number, end: number): [number, number] {
  * row (plus dictionary strings, by row, as standalone buffers) and the rows before it.
  */
 export function readArrowStrings(
-  path: string,
+  source: string | Buffer,
   onBatch: (batch: ArrowBatch, firstRow: number, extra: Array<[number, Buffer]>) => void,
 ): { rows: number; batches: number } {
-  const fd = openSync(path, 'r');
+  if (Buffer.isBuffer(source)) return readArrowFrom(bufferAccess(source), onBatch);
+  const fd = openSync(source, 'r');
   try {
-    const size = fstatSync(fd).size;
+    return readArrowFrom(fileAccess(fd), onBatch);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readArrowFrom(
+  io: RandomAccess,
+  onBatch: (batch: ArrowBatch, firstRow: number, extra: Array<[number, Buffer]>) => void,
+): { rows: number; batches: number } {
+  {
+    const size = io.size;
     let fields: FieldInfo[] | null = null;
     const dictionaries = new Map<number, DictionaryValues>();
     let rows = 0;
@@ -387,10 +420,10 @@ export function readArrowStrings(
       batches++;
     };
 
-    if (size >= 16 && readExact(fd, 0, 6).equals(MAGIC)) {
+    if (size >= 16 && io.read(0, 6).equals(MAGIC)) {
       // File format: magic, padding, messages, footer (schema + block index), footer length, magic.
-      const footerLength = readExact(fd, size - 10, 4).readInt32LE(0);
-      const footer = Table.root(readExact(fd, size - 10 - footerLength, footerLength));
+      const footerLength = io.read(size - 10, 4).readInt32LE(0);
+      const footer = Table.root(io.read(size - 10 - footerLength, footerLength));
       const schema = footer.table(1);
       if (schema) fields = schema.tables(1).map(readField);
       const blocks = (index: number): Array<[number, number, number]> => {
@@ -408,9 +441,9 @@ export function readArrowStrings(
         return out;
       };
       for (const [offset, metaLength] of [...blocks(2), ...blocks(3)]) {
-        const [length, prefix] = messagePrefix(fd, offset, size);
-        const message = Table.root(readExact(fd, offset + prefix, length));
-        onMessage(message, (bodyLength) => readExact(fd, offset + metaLength, bodyLength));
+        const [length, prefix] = messagePrefix(io, offset, size);
+        const message = Table.root(io.read(offset + prefix, length));
+        onMessage(message, (bodyLength) => io.read(offset + metaLength, bodyLength));
       }
       return { rows, batches };
     }
@@ -418,17 +451,15 @@ export function readArrowStrings(
     // Stream format: messages until the end-of-stream marker.
     let pos = 0;
     for (;;) {
-      const [length, prefix] = messagePrefix(fd, pos, size);
+      const [length, prefix] = messagePrefix(io, pos, size);
       if (length <= 0) break;
-      const message = Table.root(readExact(fd, pos + prefix, length));
+      const message = Table.root(io.read(pos + prefix, length));
       pos += prefix + length;
       const bodyStart = pos;
       pos += message.int64(3);
-      onMessage(message, (bodyLength) => readExact(fd, bodyStart, bodyLength));
+      onMessage(message, (bodyLength) => io.read(bodyStart, bodyLength));
     }
     return { rows, batches };
-  } finally {
-    closeSync(fd);
   }
 }
 

@@ -1,4 +1,5 @@
 import { readSync } from 'node:fs';
+import { type EncodedBlob, findEncodedBlobs } from './blobs.ts';
 import { Matcher, type MatchFinding } from './matcher.ts';
 import type { NgramIndex } from './ngramIndex.ts';
 import { MAX_TOKEN_BYTES, NgramStream } from './ngramStream.ts';
@@ -35,11 +36,15 @@ export class ByteFeeder {
   /** CSV: newlines inside quoted fields are blanked so that counted lines are rows (header = row 0). */
   private readonly csv: boolean;
   private inQuotes = false;
+  /** Encoded blobs found (absolute offsets in this source), for the caller to decode and scan. */
+  private readonly onBlob: ((blob: EncodedBlob) => void) | undefined;
+  /** Blobs before this absolute offset were already reported. */
+  private blobsDoneTo = 0;
 
   constructor(
     index: NgramIndex,
     onFinding: (f: MatchFinding) => void,
-    opts: { countLines: boolean; csv?: boolean },
+    opts: { countLines: boolean; csv?: boolean; onBlob?: (blob: EncodedBlob) => void },
   ) {
     this.matcher = new Matcher(index, onFinding);
     this.stream = new NgramStream(
@@ -49,6 +54,7 @@ export class ByteFeeder {
     );
     this.csv = Boolean(opts.csv);
     if (this.csv) this.stream.record = 0;
+    this.onBlob = opts.onBlob;
   }
 
   private blankQuotedNewlines(from: number, to: number): void {
@@ -79,12 +85,23 @@ export class ByteFeeder {
     if (this.fill - this.pos >= CHUNK) this.drain(false);
   }
 
-  /** Read a whole file descriptor straight into the buffer. */
-  readFd(fd: number, onProgress?: (bytes: number) => void): void {
+  /** Read a file descriptor straight into the buffer: all of it, or `length` bytes from `start`. */
+  readFd(
+    fd: number,
+    onProgress?: (bytes: number) => void,
+    start = -1,
+    length = Number.POSITIVE_INFINITY,
+  ): void {
+    let position = start;
+    let left = length;
     for (;;) {
       if (this.fill === this.capacity) this.drain(false);
-      const n = readSync(fd, this.buf, this.fill, this.capacity - this.fill, null);
+      const want = Math.min(this.capacity - this.fill, left);
+      if (want <= 0) break;
+      const n = readSync(fd, this.buf, this.fill, want, position < 0 ? null : position);
       if (n === 0) break;
+      if (position >= 0) position += n;
+      left -= n;
       if (this.csv) this.blankQuotedNewlines(this.fill, this.fill + n);
       this.fill += n;
       this.bytes += n;
@@ -97,16 +114,41 @@ export class ByteFeeder {
     const stop = final ? this.fill : this.stream.safeEnd(this.buf, this.pos, this.fill);
     this.buf[this.fill] = 0x20; // sentinel: a token running to the end stops here
     this.matcher.validFrom = this.base;
+    const from = this.pos;
     this.pos = this.stream.process(this.buf, this.pos, stop, this.fill, this.base);
     if (final) this.pos = this.fill;
     this.matcher.sweep(this.stream.count);
-    const keep = Math.max(0, this.pos - LOOKBACK);
+    let keep = Math.max(0, this.pos - LOOKBACK);
+    if (this.stream.blobSeen && this.onBlob) keep = Math.min(keep, this.reportBlobs(from, final));
+    if (final) this.stream.blobSeen = false;
     if (keep > 0) {
       this.buf.copyWithin(0, keep, this.fill);
       this.base += keep;
       this.pos -= keep;
       this.fill -= keep;
     }
+  }
+
+  /**
+   * Report the encoded blobs in what was just processed (plus the lookback, where a blob may have
+   * started). A blob that runs to the end of the processed bytes may go on in the next chunk: it is
+   * left for the next call, and the buffer keeps it (returns the first offset to keep).
+   */
+  private reportBlobs(from: number, final: boolean): number {
+    const start = Math.max(0, this.blobsDoneTo - this.base, from - LOOKBACK);
+    const blobs = findEncodedBlobs(this.buf, start, this.pos);
+    let keepFrom = this.pos;
+    for (const blob of blobs) {
+      if (!final && blob.end >= this.pos - 2 && this.pos - blob.offset < LOOKBACK) {
+        keepFrom = blob.offset; // may continue: look again with the next chunk
+        break;
+      }
+      this.onBlob!({ ...blob, offset: this.base + blob.offset, end: this.base + blob.end });
+      this.blobsDoneTo = this.base + blob.end;
+    }
+    if (keepFrom === this.pos) this.stream.blobSeen = false;
+    else this.blobsDoneTo = this.base + keepFrom;
+    return keepFrom;
   }
 
   /** End of the source: process the rest and report every open run. */

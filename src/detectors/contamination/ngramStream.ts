@@ -24,6 +24,8 @@ export const NGRAM = 8;
 const RING_MASK = 7; // NGRAM - 1; NGRAM must be a power of two
 /** Tokens longer than this (bytes, no separator) are cut: base64 blobs, minified data. */
 export const MAX_TOKEN_BYTES = 4096;
+/** Glued letter/digit runs this long look like an encoded blob (base64, hex). */
+export const BLOB_MIN_BYTES = 64;
 
 const B1 = 0x9e3779b1 | 0;
 const B2 = 0x85ebca77 | 0;
@@ -192,6 +194,13 @@ export class NgramStream {
   /** Absolute end offset of the last token (-1: none, or a separator followed it). */
   private lastEnd = -1;
   private lastWasNumber = false;
+  /**
+   * Where the current run of glued tokens started (absolute): letter and digit runs with nothing
+   * or one `+` or `/` between them, as base64 and hex blobs are written. A run of BLOB_MIN_BYTES
+   * or more sets `blobSeen`; the feeder then looks for encoded blobs in that chunk (rare in text).
+   */
+  private blobRunStart = -1;
+  blobSeen = false;
   // collect mode
   readonly collected1: number[] = [];
   readonly collected2: number[] = [];
@@ -244,6 +253,8 @@ export class NgramStream {
     let record = this.record | 0;
     let lastEnd = this.lastEnd < base ? NO_END : this.lastEnd - base;
     let lastWasNumber = this.lastWasNumber;
+    let runStart = this.blobRunStart < base ? NO_END : this.blobRunStart - base;
+    let blob = this.blobSeen;
     let i = from;
     while (i < stop) {
       let b = buf[i]!;
@@ -251,11 +262,14 @@ export class NgramStream {
       let t: number;
       const s = i;
       if (c === LETTER) {
+        if (s !== lastEnd && (s !== lastEnd + 1 || (buf[s - 1] !== 0x2b && buf[s - 1] !== 0x2f)))
+          runStart = s;
         let h = 0;
         do {
           h = step(h, b & 31);
           b = buf[++i]!;
         } while (cls[b] === LETTER);
+        if (i - runStart >= BLOB_MIN_BYTES) blob = true;
         c = cls[b]!;
         if (c >= HIGH && (c === HIGH || isUnicodeEscape(buf, i, to))) {
           // A word with non-ASCII characters: normalise it on the slow path.
@@ -279,8 +293,11 @@ export class NgramStream {
         i++;
         continue;
       } else if (c === DIGIT) {
+        if (s !== lastEnd && (s !== lastEnd + 1 || (buf[s - 1] !== 0x2b && buf[s - 1] !== 0x2f)))
+          runStart = s;
         do i++;
         while (cls[buf[i]!] === DIGIT);
+        if (i - runStart >= BLOB_MIN_BYTES) blob = true;
         lastEnd = i;
         if (lastWasNumber) continue;
         lastWasNumber = true;
@@ -327,6 +344,8 @@ export class NgramStream {
       }
     }
     this.save(h1, count, record, lastEnd, lastWasNumber, base);
+    this.blobRunStart = runStart < 0 ? -1 : base + runStart;
+    this.blobSeen = blob;
     return i;
   }
 

@@ -22,7 +22,9 @@ import { isModelFolder } from './workspace.ts';
 export interface CollectResult {
   finalModel: { present: boolean; files: number; bytes: number; skipped: string[] } | null;
   snapshotFiles: number;
+  /** Folders whose weight files were left out of the snapshot (their other files are in it). */
   snapshotSkippedModelDirs: string[];
+  snapshotSkippedWeights: string[];
   inRunEvals: number;
 }
 
@@ -101,27 +103,43 @@ export function copyFinalModel(
   return stats;
 }
 
-/** Copy the task directory without model folders (the reference's rule) and without final_model. */
-export function snapshotTask(taskDir: string, dest: string): { files: number; skippedModelDirs: string[] } {
+/** Weight files left out of the snapshot (in model folders, from 1 MiB up): everything else is kept. */
+const WEIGHT_FILE = /\.(safetensors|bin|pt|pth|ckpt|gguf|ggml|h5|hdf5|msgpack|onnx)$/i;
+const WEIGHT_MIN_BYTES = 1 << 20;
+
+/**
+ * Copy the task directory without model weights (the reference keeps no weights) and without
+ * final_model (collected on its own). Checkpoint folders keep their other files — trainer state,
+ * tokenizer files, training arguments, anything hidden beside the weights — so a re-audit after the
+ * workspace is gone still reads every file the agent wrote but its weights.
+ */
+export function snapshotTask(
+  taskDir: string,
+  dest: string,
+): { files: number; skippedModelDirs: string[]; skippedWeights: string[] } {
   const tmp = `${dest}.partial`;
   rmSync(tmp, { recursive: true, force: true });
-  const result = { files: 0, skippedModelDirs: [] as string[] };
+  const result = { files: 0, skippedModelDirs: [] as string[], skippedWeights: [] as string[] };
   const visit = (dir: string, out: string) => {
     mkdirSync(out, { recursive: true });
+    const modelFolder = isModelFolder(dir);
+    let weightsLeft = false;
     for (const name of readdirSync(dir).sort()) {
       const path = join(dir, name);
+      if (dir === taskDir && name === 'final_model') continue;
       const st = lstatSync(path);
-      if (st.isDirectory()) {
-        if (isModelFolder(path)) {
-          result.skippedModelDirs.push(relative(taskDir, path));
+      if (st.isDirectory()) visit(path, join(out, name));
+      else if (st.isFile()) {
+        if (modelFolder && WEIGHT_FILE.test(name) && st.size >= WEIGHT_MIN_BYTES) {
+          result.skippedWeights.push(relative(taskDir, path));
+          weightsLeft = true;
           continue;
         }
-        visit(path, join(out, name));
-      } else if (st.isFile()) {
         copyFileSync(path, join(out, name));
         result.files++;
       }
     }
+    if (weightsLeft) result.skippedModelDirs.push(relative(taskDir, dir));
   };
   visit(taskDir, tmp);
   rmSync(dest, { recursive: true, force: true });
@@ -169,6 +187,7 @@ export async function collectTrial(
     finalModel,
     snapshotFiles: snapshot.files,
     snapshotSkippedModelDirs: snapshot.skippedModelDirs,
+    snapshotSkippedWeights: snapshot.skippedWeights,
     inRunEvals,
   };
 }

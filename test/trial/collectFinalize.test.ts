@@ -6,7 +6,7 @@ import { TrialSpecSchema } from '../../src/core/trial.ts';
 import type { BaselineRow } from '../../src/store/trialRepo.ts';
 import { copyFinalModel, hostPathOf, snapshotTask } from '../../src/trial/collect.ts';
 import { finalScore } from '../../src/trial/finalize.ts';
-import { isModelFolder, safeModelName, trialDirName } from '../../src/trial/workspace.ts';
+import { safeModelName, trialDirName } from '../../src/trial/workspace.ts';
 
 function tree(): { root: string; home: string; cache: string } {
   const root = mkdtempSync(join(tmpdir(), 'ptb-collect-'));
@@ -67,22 +67,31 @@ describe('collect', () => {
     expect(existsSync(dest)).toBe(false);
   });
 
-  it('snapshots the task directory without model folders', () => {
+  it('snapshots the task directory without weights: checkpoint folders keep their other files', () => {
     const { home, root } = tree();
     const task = join(home, 'task');
     writeFileSync(join(task, 'train.py'), 'print(1)');
     mkdirSync(join(task, 'ckpt'));
     writeFileSync(join(task, 'ckpt', 'config.json'), '{}');
     writeFileSync(join(task, 'ckpt', 'tokenizer_config.json'), '{}');
+    writeFileSync(join(task, 'ckpt', 'model.safetensors'), Buffer.alloc(2 << 20));
+    writeFileSync(join(task, 'ckpt', 'training_args.bin'), Buffer.alloc(100));
+    writeFileSync(join(task, 'ckpt', 'hidden.jsonl'), '{"text": "data beside the weights"}\n');
     mkdirSync(join(task, 'data'));
-    writeFileSync(join(task, 'data', 'config.json'), '{}'); // one marker only: kept
+    writeFileSync(join(task, 'data', 'config.json'), '{}'); // one marker only: not a model folder
     const snap = snapshotTask(task, join(root, 'snapshot'));
-    expect(snap.skippedModelDirs.sort()).toEqual(
-      ['ckpt', 'final_model'].filter((d) => d !== 'final_model' || isModelFolder(join(task, d))),
-    );
-    expect(existsSync(join(root, 'snapshot', 'train.py'))).toBe(true);
-    expect(existsSync(join(root, 'snapshot', 'data', 'config.json'))).toBe(true);
-    expect(existsSync(join(root, 'snapshot', 'ckpt'))).toBe(false);
+    expect(snap.skippedModelDirs).toEqual(['ckpt']);
+    expect(snap.skippedWeights).toEqual(['ckpt/model.safetensors']);
+    for (const kept of [
+      'train.py',
+      'data/config.json',
+      'ckpt/config.json',
+      'ckpt/training_args.bin',
+      'ckpt/hidden.jsonl',
+    ])
+      expect(existsSync(join(root, 'snapshot', kept))).toBe(true);
+    expect(existsSync(join(root, 'snapshot', 'ckpt', 'model.safetensors'))).toBe(false);
+    expect(existsSync(join(root, 'snapshot', 'final_model'))).toBe(false);
   });
 });
 

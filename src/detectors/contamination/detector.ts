@@ -1,5 +1,5 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { homeLayout } from '../../core/paths.ts';
 import type { BenchmarkId } from '../../core/schemas.ts';
 import { DownloadEventSchema } from '../../core/trial.ts';
@@ -8,6 +8,7 @@ import { matchTestData } from '../shared/benchmarkData.ts';
 import { readJsonLines } from '../shared/files.ts';
 import { Findings, verdictFrom } from '../shared/verdicts.ts';
 import type { Detector, DetectorContext, TrialEvidence } from '../types.ts';
+import { type Area, InstalledFiles, labelIn, type Placement, placementOf, venvChecker } from './areas.ts';
 import { benchmarkItems, benchmarkTestFile, CONTAMINATION_FIELDS } from './benchmarkItems.ts';
 import { NgramIndex } from './ngramIndex.ts';
 import { type ContaminationFinding, scanPaths } from './scanFiles.ts';
@@ -15,21 +16,28 @@ import { type ContaminationFinding, scanPaths } from './scanFiles.ts';
 /**
  * Detector 1: copies of the trial's benchmark test items in what the agent could train on.
  *
- * Sources: the task snapshot (or the live workspace), the datasets the download ledger shows
- * (looked up in the trial's Hugging Face cache layer), and the trace (solve_out.txt).
+ * Sources: everything the agent could write — while the workspace exists its whole home (task dir,
+ * checkpoint folders, virtual environments, caches), its /tmp, its Hugging Face cache layers and
+ * the evaluation records; afterwards the task snapshot (all but weights) — plus final_model's files
+ * and the trace (solve_out.txt). Every file is read (see decodeScan: archives, compressed streams,
+ * encoded blobs, tables, pickles as raw bytes); what is not read is listed with its reason.
  *
- * Rule: a test item found in training material flags the trial — a workspace data file, a string
- * literal in code, or a downloaded dataset. Reading the test questions is allowed (agents may look
- * at them), so findings in the trace, in log files (`*.log`, `*.out`), and in the benchmark's own
- * test split sitting in the download cache are evidence only (warnings), never a flag by
- * themselves. Without the benchmark's test data in the cache the verdict is unverified.
+ * Rule: a test item in training material flags the trial — a workspace data file or code, a
+ * downloaded dataset, a file written into an installed package, and anything in final_model (its
+ * tokenizer rules, chat templates and configs reach the evaluation). Reading test questions is
+ * allowed, so copies in places an honest run also fills with them are evidence (warnings): the
+ * trace, logs, the evaluation records, git history, package files exactly as pip installed them,
+ * downloaded model repos and dataset cards, and the benchmark's own downloaded test split. A file
+ * that could not be read in full makes the verdict unverified, never clean. Without the
+ * benchmark's test data in the cache the verdict is unverified.
  */
 export const CONTAMINATION_DETECTOR_ID = 'contamination';
-export const CONTAMINATION_DETECTOR_VERSION = '1';
+export const CONTAMINATION_DETECTOR_VERSION = '2';
 
 const SELF = { id: CONTAMINATION_DETECTOR_ID, version: CONTAMINATION_DETECTOR_VERSION };
 
-const LOG_FILE = /(^|\/)(logs?\/|[^/]*\.(log|out|err)$)/i;
+/** Skipped files listed one by one in the evidence (beyond this, counted by reason). */
+const MAX_LISTED_SKIPS = 2000;
 
 const indexCache = new Map<string, Promise<NgramIndex>>();
 
@@ -45,42 +53,34 @@ function indexFor(benchmark: BenchmarkId, file: string): Promise<NgramIndex> {
   return index;
 }
 
-/** Folders of a downloaded dataset repo in a Hugging Face cache tree (hub and `datasets` layouts). */
-function datasetDirs(root: string, repo: string): string[] {
-  const [org, name] = repo.includes('/') ? repo.split('/', 2) : ['', repo];
-  const wanted = new Set(
-    [`datasets--${repo.replace('/', '--')}`, org ? `${org}___${name}` : `${name}`].map((n) =>
-      n.toLowerCase(),
-    ),
-  );
-  const out: string[] = [];
-  const visit = (dir: string, depth: number) => {
-    let names: string[];
-    try {
-      names = readdirSync(dir);
-    } catch {
-      return;
-    }
-    for (const n of names) {
-      const p = join(dir, n);
-      let isDir = false;
-      try {
-        isDir = statSync(p).isDirectory();
-      } catch {}
-      if (!isDir) continue;
-      if (wanted.has(n.toLowerCase())) out.push(p);
-      else if (depth < 4) visit(p, depth + 1);
-    }
-  };
-  visit(root, 0);
-  return out;
-}
-
 /** A file of the benchmark's own test split inside a downloaded copy of its dataset repo. */
 function isOwnTestSplit(benchmark: BenchmarkId, repo: string, rel: string): boolean {
   if (matchTestData(benchmark, { kind: 'dataset', repo, file: rel, url: '' })) return true;
   const isSource = matchTestData(benchmark, { kind: 'dataset', repo, file: 'test/test.jsonl', url: '' });
   return Boolean(isSource) && /(^|[/_.-])test([/_.-]|$)/i.test(rel);
+}
+
+/** How a finding in each place is reported: a flag's rule, or a warning's rule and why it is not a flag. */
+const WARNING_AREAS: Record<Exclude<Area, 'training' | 'final-model' | 'dataset-download'>, string> = {
+  log: 'in a log file',
+  trace: 'in the trace (viewing questions is allowed)',
+  'eval-records': "in the records of the agent's own evaluation runs",
+  'installed-package': 'in a package file exactly as pip installed it',
+  'package-dir': 'in a package or virtual-environment folder',
+  vcs: 'in git history',
+  'model-download': 'in a downloaded model repository',
+  'dataset-card': 'in the card of a downloaded dataset',
+};
+
+/** Skip reasons grouped for the summary (link targets and sizes vary per file). */
+function reasonGroup(reason: string): string {
+  if (/^dangling link to \/opt\/hf-shared\//.test(reason))
+    return 'link into the pre-seeded shared Hugging Face cache';
+  return reason
+    .replace(/^link to .*, outside the scanned folders$/, 'link outside the scanned folders')
+    .replace(/^dangling link to .*$/, 'dangling link')
+    .replace(/\(\d+ tensor storage.*\)|: \d+ tensor storage members/, ': tensor storage')
+    .replace(/\(<?[a-z]\d+\)/i, '');
 }
 
 export const contaminationDetector: Detector = {
@@ -110,81 +110,143 @@ export const contaminationDetector: Detector = {
     }
     const index = await indexFor(benchmark, testFile);
     const root = evidence.layout.root;
-    const label = (p: string) => relative(root, p) || p;
+    const work = evidence.layout.work;
+    const label = (p: string) => labelIn(root, p);
+    const hostOf = (source: string) => join(root, source.split('!')[0]!);
+    // The task dir: its snapshot (all but weights), else the live one; then whatever else of the
+    // workspace still exists: the rest of $HOME, /tmp, the Hugging Face cache layers, the
+    // evaluation records.
+    const snapshot = existsSync(evidence.layout.taskSnapshot);
+    const homeRest = existsSync(work.home)
+      ? readdirSync(work.home)
+          .filter((name) => name !== 'task')
+          .map((name) => join(work.home, name))
+      : [];
+    const scanRoots = [
+      snapshot ? evidence.layout.taskSnapshot : work.task,
+      ...homeRest,
+      work.tmp,
+      join(work.dir, 'hf_home'),
+      work.hfUpper,
+      join(work.dir, 'ptb-home'),
+    ];
+    const roots = scanRoots.filter((d) => existsSync(d));
+    const venv = venvChecker(roots);
+    const installed = new InstalledFiles();
+    const placed = new Map<string, Placement>();
+    const placementFor = (source: string): Placement => {
+      const file = source.split('!')[0]!;
+      let p = placed.get(file);
+      if (!p) {
+        p =
+          source === label(evidence.layout.solveOut)
+            ? { area: 'trace' }
+            : placementOf(file, hostOf(file), venv);
+        if (p.area === 'package-dir' && /\/(site|dist)-packages\//.test(file))
+          p = installed.isUnchanged(hostOf(file)) ? { area: 'installed-package' } : { area: 'training' };
+        placed.set(file, p);
+      }
+      return p;
+    };
+    const scannedRepos = new Set<string>();
     let scanned = 0;
-    const add = (kind: 'training' | 'test-split' | 'trace' | 'log', f: ContaminationFinding) => {
+    const skips: Array<[string, string]> = [];
+    const skipGroups = new Map<string, { count: number; examples: string[] }>();
+
+    const onFinding = (f: ContaminationFinding) => {
       const where = JSON.stringify(f.location);
-      const extra = { location: f.location, item: f.item, score: f.score, span: f.span };
-      if (kind === 'training') {
+      const extra = { location: f.location, item: f.item, score: f.score, span: f.span, via: f.via };
+      const pct = `${Math.round(f.score * 100)}% of a field`;
+      const p = placementFor(f.source);
+      if (p.area === 'training') {
         findings.flag(
           'test-items-in-training-data',
           f.source,
-          `${benchmark} test item ${f.item} (${Math.round(f.score * 100)}% of a field) at ${where}`,
+          `${benchmark} test item ${f.item} (${pct}) at ${where}`,
           extra,
         );
-      } else {
-        const why =
-          kind === 'trace'
-            ? 'in the trace (viewing questions is allowed)'
-            : kind === 'log'
-              ? 'in a log file'
-              : 'in the downloaded test split itself';
-        findings.warn(
-          `test-items-${kind}`,
+      } else if (p.area === 'final-model') {
+        findings.flag(
+          'test-items-in-final-model',
           f.source,
-          `${benchmark} test item ${f.item} ${why} at ${where}`,
+          `${benchmark} test item ${f.item} (${pct}) in the submission's files at ${where}: they reach the final evaluation`,
+          extra,
+        );
+      } else if (p.area === 'dataset-download') {
+        if (isOwnTestSplit(benchmark, p.repo!, p.repoPath ?? '')) {
+          findings.warn(
+            'test-items-test-split',
+            f.source,
+            `${benchmark} test item ${f.item} in the downloaded test split itself at ${where}`,
+            extra,
+          );
+        } else {
+          findings.flag(
+            'test-items-in-training-data',
+            f.source,
+            `${benchmark} test item ${f.item} (${pct}) in the downloaded dataset ${p.repo} at ${where}`,
+            extra,
+          );
+        }
+      } else {
+        findings.warn(
+          `test-items-${p.area}`,
+          f.source,
+          `${benchmark} test item ${f.item} ${WARNING_AREAS[p.area]} at ${where}`,
           extra,
         );
       }
     };
-    const scan = async (
-      paths: string[],
-      kind: (source: string) => 'training' | 'test-split' | 'trace' | 'log',
-    ) => {
+    const scan = async (paths: string[], exclude?: (path: string) => boolean) => {
       const summary = await scanPaths(
         index,
         paths,
         {
-          onFinding: (f) => add(kind(f.source), f),
-          onError: (source, message) =>
-            findings.unknown('unreadable-file', source, `could not scan: ${message}`),
+          onFinding,
+          onError: (source, message) => {
+            if (placementFor(source).area === 'installed-package')
+              findings.info(
+                'package-file-unreadable',
+                source,
+                `could not scan an unchanged pip-installed file: ${message}`,
+              );
+            else findings.unknown('unreadable-file', source, `could not scan: ${message}`);
+          },
+          onSkip: (source, reason) => {
+            const group = reasonGroup(reason);
+            const entry = skipGroups.get(group) ?? { count: 0, examples: [] };
+            entry.count++;
+            if (entry.examples.length < 5) entry.examples.push(source);
+            skipGroups.set(group, entry);
+            if (skips.length < MAX_LISTED_SKIPS) skips.push([source, reason]);
+          },
+          onFile: (r) => {
+            const p = r.status === 'scanned' ? placementFor(r.source) : null;
+            if (p?.repo) scannedRepos.add(p.repo.toLowerCase());
+          },
         },
-        { label },
+        { label, exclude },
       );
       scanned += summary.bytes;
+      return summary;
     };
 
-    // 1. the workspace: the task snapshot (or the live task dir before collection), and while the live
-    // workspace still exists, the rest of what the agent could write: $HOME outside task/ and its /tmp.
-    // Not the private PTB_HOME: it holds the records of the agent's evaluate.py runs, test items by design.
-    const work = evidence.layout.work;
-    const live = evidence.workspaceDir !== null && existsSync(work.dir);
-    const task = existsSync(evidence.layout.taskSnapshot)
-      ? evidence.layout.taskSnapshot
-      : live
-        ? work.task
-        : null;
-    const trainingOrLog = (source: string) => (LOG_FILE.test(source) ? 'log' : 'training');
-    if (task && existsSync(task)) {
-      await scan([task], trainingOrLog);
-    } else {
+    // 1. what the agent wrote (final_model is read from its collected copy).
+    const liveFinal = join(work.task, 'final_model');
+    const collected = existsSync(evidence.layout.finalModel);
+    if (!existsSync(scanRoots[0]!))
       findings.unknown(
         'workspace-missing',
         'task/',
         'neither the task snapshot nor the live workspace exists',
       );
-    }
-    if (live) {
-      const outsideTask = existsSync(work.home)
-        ? readdirSync(work.home)
-            .filter((name) => name !== 'task')
-            .map((name) => join(work.home, name))
-        : [];
-      const extra = [...outsideTask, ...(existsSync(work.tmp) ? [work.tmp] : [])];
-      if (extra.length > 0) await scan(extra, trainingOrLog);
-    }
+    if (roots.length > 0) await scan(roots, collected ? (p) => p === liveFinal : undefined);
+    // 2. the submission: tokenizer rules, chat templates, configs (weights are skipped, reported).
+    if (collected) await scan([evidence.layout.finalModel]);
+    // 3. the trace
+    if (existsSync(evidence.layout.solveOut)) await scan([evidence.layout.solveOut]);
 
-    // 2. datasets the agent downloaded
+    // Datasets the download ledger shows that were no longer there to scan.
     const downloads = readJsonLines(evidence.layout.ledgers.downloads, DownloadEventSchema);
     const repos = new Set(
       downloads.events
@@ -192,36 +254,40 @@ export const contaminationDetector: Detector = {
         .filter((e) => e.kind === 'dataset' && e.repo && e.status < 400)
         .map((e) => e.repo!),
     );
-    // The agent's Hugging Face cache: the upper layer over a shared cache, or its own cache (work/hf_home).
-    const hfRoots = [evidence.layout.work.hfUpper, join(evidence.layout.work.dir, 'hf_home')].filter((d) =>
-      existsSync(d),
-    );
     for (const repo of repos) {
-      const dirs = hfRoots.flatMap((root) => datasetDirs(root, repo));
-      if (dirs.length === 0) {
+      if (!scannedRepos.has(repo.toLowerCase()))
         findings.info(
           'download-not-scanned',
           repo,
-          'downloaded dataset not found in the trial cache layer (already cleaned up?)',
+          'downloaded dataset not found in the trial cache layers (already cleaned up?)',
         );
-        continue;
-      }
-      for (const dir of dirs) {
-        await scan([dir], (source) => {
-          const rel = relative(dir, join(root, source)).replace(/^snapshots\/[^/]+\//, '');
-          return isOwnTestSplit(benchmark, repo, rel) ? 'test-split' : 'training';
-        });
-      }
     }
-
-    // 3. the trace
-    if (existsSync(evidence.layout.solveOut)) await scan([evidence.layout.solveOut], () => 'trace');
+    // Everything not read, by reason, and the list of files.
+    for (const [group, { count, examples }] of skipGroups) {
+      findings.info(
+        'files-not-read',
+        group,
+        `${count} file(s) not read: ${group}; e.g. ${examples.join(', ')}`,
+        { count },
+      );
+    }
+    if (skips.length > 0) {
+      const total = [...skipGroups.values()].reduce((n, g) => n + g.count, 0);
+      findings.info(
+        'skipped-files',
+        `${total} files`,
+        `every file not read, with its reason${total > skips.length ? ` (first ${skips.length})` : ''}`,
+        {
+          files: skips,
+        },
+      );
+    }
 
     const unindexable = index.unindexable().length;
     return verdictFrom(
       SELF,
       findings,
-      `no ${benchmark} test item found in ${(scanned / 1e6).toFixed(1)} MB (workspace, ${repos.size} downloaded datasets, trace)` +
+      `no ${benchmark} test item found in ${(scanned / 1e6).toFixed(1)} MB (${snapshot ? 'task snapshot' : 'live task dir'}, the rest of the workspace, final_model, trace, ${repos.size} downloaded datasets)` +
         (unindexable > 0 ? `; ${unindexable} of ${index.items} items are too short to detect` : ''),
     );
   },

@@ -52,6 +52,8 @@ export interface ScanOptions {
   maxFileBytes?: number;
   /** Decoded bytes one file may expand to (default: decodeBudget of its size). */
   maxDecodedBytes?: number;
+  /** Paths under the given folders that another scan covers (not listed, not reported). */
+  exclude?: (path: string) => boolean;
 }
 
 /** Largest single file read by default: 64 GiB (about five minutes of scanning). */
@@ -74,7 +76,10 @@ function kindOf(st: Stats): string {
  * read once, under its most telling name (the snapshot link rather than the blob). Links that lead
  * elsewhere, links to folders, and special files are listed in `skipped` with the reason.
  */
-export function listFiles(paths: readonly string[]): {
+export function listFiles(
+  paths: readonly string[],
+  exclude: (path: string) => boolean = () => false,
+): {
   files: ListedFile[];
   skipped: Array<{ path: string; reason: string }>;
   missing: string[];
@@ -119,6 +124,7 @@ export function listFiles(paths: readonly string[]): {
     }
     for (const name of names) {
       const p = join(dir, name);
+      if (exclude(p)) continue;
       let st: Stats;
       try {
         st = lstatSync(p);
@@ -181,7 +187,7 @@ export async function scanPaths(
   opts: ScanOptions = {},
 ): Promise<ScanSummary> {
   const started = performance.now();
-  const { files, skipped: listSkips, missing } = listFiles(paths);
+  const { files, skipped: listSkips, missing } = listFiles(paths, opts.exclude);
   const label = opts.label ?? ((p: string) => p);
   const maxFileBytes = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   let errors = 0;

@@ -55,13 +55,21 @@ export function registerData(program: Command, ctx: CliContext): void {
   data
     .command('import')
     .description(
-      'register a local copy of a data file (air-gapped clusters); results record it with its sha256',
+      'register a local copy of a data file (air-gapped clusters), checked against the pinned one; results record it with its sha256',
     )
     .argument('<group>', 'benchmark id (or "templates")')
     .argument('<file>', 'JSON / JSONL / Parquet / CSV in the upstream schema')
     .option('--part <part>', 'which part the file is (see `ptb data status`)', 'test')
-    .action(async (group: string, file: string, flags: { part: string }) => {
-      const { pinsOf } = await import('../eval/dataGroups.ts');
+    .option(
+      '--force',
+      'import even when its row count differs from the pinned file, or it replaces verified data (the old copy is kept)',
+    )
+    .option('--json', 'print the result as JSON')
+    .action(async (group: string, file: string, flags: { part: string; force?: boolean; json?: boolean }) => {
+      const [{ pinsOf }, { importDataFile }] = await Promise.all([
+        import('../eval/dataGroups.ts'),
+        import('../eval/importData.ts'),
+      ]);
       const pin = pinsOf(group).find((p) => p.part === flags.part);
       if (!pin) {
         throw new UserError(
@@ -71,8 +79,19 @@ export function registerData(program: Command, ctx: CliContext): void {
             .join(', ')}.`,
         );
       }
-      const got = await ctx.cache.import(group, pin, file);
-      ctx.stdout.write(`imported ${file} as ${group}/${pin.part} (sha256 ${got.entry.sha256})\n`);
+      const got = await importDataFile(ctx.cache, group, pin, file, { force: flags.force });
+      for (const reason of got.forced) ctx.stderr.write(`ptb: imported with --force although ${reason}\n`);
+      if (got.previous) ctx.stderr.write(`ptb: the copy it replaces is kept in ${got.previous}\n`);
+      if (flags.json) {
+        ctx.stdout.write(`${JSON.stringify(got)}\n`);
+        return;
+      }
+      const what = `${got.rows !== null ? `${got.rows} records, ` : ''}sha256 ${got.sha256.slice(0, 12)}…, ${got.verified ? 'verified against the pin' : pin.sha256 ? 'not the pinned file' : 'the pin has no sha256 to compare'}`;
+      ctx.stdout.write(
+        got.unchanged
+          ? `${file} is already registered as ${group}/${pin.part} (${what}); nothing changed\n`
+          : `imported ${file} as ${group}/${pin.part} (${what})\n`,
+      );
     });
 
   data

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, renameSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { writeJsonAtomic } from '../core/atomicWrite.ts';
@@ -118,11 +118,20 @@ export class AssetCache {
     return { path, entry };
   }
 
-  /** Register a local copy (air-gapped clusters). Results record that the data came from it. */
-  async import(group: string, pin: AssetPin, file: string): Promise<ResolvedAsset> {
+  /**
+   * Register a local copy (air-gapped clusters). Results record that the data came from it. A copy
+   * already registered for the part is moved to `previous/<time>/` (file and source.json), never
+   * overwritten; `previous` says where.
+   */
+  async import(
+    group: string,
+    pin: AssetPin,
+    file: string,
+  ): Promise<ResolvedAsset & { previous: string | null }> {
     const src = resolve(file);
     if (!existsSync(src)) throw new UserError(`${file} does not exist`);
     const dir = ensureDir(this.dir(group, pin.part));
+    const previous = this.moveAside(group, pin.part);
     const fileName = `local-${basename(src)}`;
     const path = join(dir, fileName);
     copyFileSync(src, path);
@@ -136,6 +145,19 @@ export class AssetCache {
       fileName,
     };
     writeJsonAtomic(this.entryPath(group, pin.part), entry);
-    return { path, entry };
+    return { path, entry, previous };
+  }
+
+  /** Move the part's current file and its source.json to `previous/<time>/`; null when there is none. */
+  private moveAside(group: string, part: string): string | null {
+    const entry = this.entry(group, part);
+    const current = entry && join(this.dir(group, part), entry.fileName);
+    if (!entry || !current || !existsSync(current)) return null;
+    const keep = ensureDir(
+      join(this.dir(group, part), 'previous', new Date().toISOString().replace(/[:.]/g, '-')),
+    );
+    renameSync(current, join(keep, entry.fileName));
+    copyFileSync(this.entryPath(group, part), join(keep, 'source.json'));
+    return keep;
   }
 }

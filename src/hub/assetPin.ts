@@ -12,6 +12,12 @@ export interface AssetPin {
   gated?: boolean;
   /** File name inside the cache folder of the benchmark. */
   fileName: string;
+  /** Record files: the rows and fields of the pinned file, which `ptb data import` checks a local copy against. */
+  shape?: { rows: number | null; fields: readonly string[] };
+  /** Text files: what the benchmark reads from it (a prompt constant's name), checked the same way. */
+  contains?: readonly string[];
+  /** Needed only to build prompts (templates, few-shot sources): scoring recorded replies works without it. */
+  promptOnly?: boolean;
 }
 
 export type RecordFormat = 'jsonl' | 'json' | 'parquet' | 'csv' | 'text';

@@ -32,6 +32,7 @@ export const aime2025Assets: readonly AssetPin[] = [
     sha256: 'b4e273c02d3e7fe1b74b59eae768fc8230bfb0f79539890cb56f4361caac0331',
     format: 'jsonl',
     fileName: 'test.jsonl',
+    shape: { rows: 30, fields: ['problem', 'answer', 'id'] },
   },
   {
     // aime2025 runs `aime2024_solver()`, whose template is this module's USER_PROMPT_TEMPLATE.
@@ -41,6 +42,8 @@ export const aime2025Assets: readonly AssetPin[] = [
     sha256: null,
     format: 'text',
     fileName: 'aime2024.py',
+    contains: ['USER_PROMPT_TEMPLATE'],
+    promptOnly: true,
   },
 ];
 

@@ -32,6 +32,7 @@ export const arenaAssets: readonly AssetPin[] = [
     sha256: 'f337df1022d723b2062bcc530e8e7fbc367548c31fbc87d0ae668f0b6c7609a5',
     format: 'jsonl',
     fileName: 'question.jsonl',
+    shape: { rows: 250, fields: ['uid', 'category', 'prompt'] },
   },
   {
     part: 'baseline',
@@ -40,6 +41,7 @@ export const arenaAssets: readonly AssetPin[] = [
     sha256: '87a72bb89edfd05fc8dd32152750649e1bab60ba1b62ebcd055610a729023c30',
     format: 'jsonl',
     fileName: 'Qwen3-1.7B.jsonl',
+    shape: { rows: 250, fields: ['uid', 'messages'] },
   },
   {
     // The judge system prompt is JUDGE_SETTINGS["creative_writing"]["system_prompt"] in this file.
@@ -49,6 +51,7 @@ export const arenaAssets: readonly AssetPin[] = [
     sha256: null,
     format: 'text',
     fileName: 'judge_utils.py',
+    contains: ['JUDGE_SETTINGS'],
   },
 ];
 

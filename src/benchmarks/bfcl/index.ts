@@ -40,6 +40,7 @@ const TRAIN: AssetPin = {
   sha256: null,
   format: 'jsonl',
   fileName: DATASET_FILE,
+  shape: { rows: 100, fields: ['id', 'question', 'function', 'ground_truth'] },
 };
 
 interface BfclRecord {

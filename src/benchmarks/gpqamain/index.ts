@@ -31,6 +31,17 @@ export const gpqamainAssets: readonly AssetPin[] = [
     format: 'csv',
     gated: true,
     fileName: 'gpqa_main.csv',
+    shape: {
+      rows: 448,
+      fields: [
+        'Question',
+        'Correct Answer',
+        'Incorrect Answer 1',
+        'Incorrect Answer 2',
+        'Incorrect Answer 3',
+        'Record ID',
+      ],
+    },
   },
   {
     part: 'prompt-source',
@@ -43,6 +54,8 @@ export const gpqamainAssets: readonly AssetPin[] = [
     sha256: null,
     format: 'text',
     fileName: '_multiple_choice.py',
+    contains: ['SINGLE_ANSWER_TEMPLATE_COT'],
+    promptOnly: true,
   },
 ];
 

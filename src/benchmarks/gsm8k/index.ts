@@ -37,6 +37,7 @@ export const gsm8kAssets: readonly AssetPin[] = [
     sha256: '3730d312f6e3440559ace48831e51066acaca737f6eabec99bccb9e4b3c39d14',
     format: 'jsonl',
     fileName: 'test.jsonl',
+    shape: { rows: 1319, fields: ['question', 'answer'] },
   },
   {
     part: 'train',
@@ -45,6 +46,8 @@ export const gsm8kAssets: readonly AssetPin[] = [
     sha256: null,
     format: 'jsonl',
     fileName: 'train.jsonl',
+    shape: { rows: 7473, fields: ['question', 'answer'] },
+    promptOnly: true,
   },
   {
     part: 'prompt-source',
@@ -53,6 +56,8 @@ export const gsm8kAssets: readonly AssetPin[] = [
     sha256: null,
     format: 'text',
     fileName: 'gsm8k.py',
+    contains: ['MATH_PROMPT_TEMPLATE'],
+    promptOnly: true,
   },
 ];
 

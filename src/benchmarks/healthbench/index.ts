@@ -32,6 +32,7 @@ export const healthBenchAssets: readonly AssetPin[] = [
     sha256: '0febc8f013eb5d91e3b7e31bbbb0284ae6aa5fbd8cab68b81d63fa252837c0b0',
     format: 'jsonl',
     fileName: 'healthbench.jsonl',
+    shape: { rows: 245, fields: ['prompt', 'rubrics'] },
   },
   {
     // The template is the module constant GRADER_TEMPLATE (with its .strip()) of this file.
@@ -41,6 +42,7 @@ export const healthBenchAssets: readonly AssetPin[] = [
     sha256: null,
     format: 'text',
     fileName: 'grader.py',
+    contains: ['GRADER_TEMPLATE'],
   },
 ];
 

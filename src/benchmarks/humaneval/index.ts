@@ -42,6 +42,7 @@ const TEST: AssetPin = {
   sha256: '2f2871a15fbc95b6c683043359f4ed8e144c5a1c4f24f25f66bc51f598dfcfb6',
   format: 'parquet',
   fileName: 'openai_humaneval-test.parquet',
+  shape: { rows: 164, fields: ['task_id', 'prompt', 'canonical_solution', 'test', 'entry_point'] },
 };
 
 const PROMPT_SOURCE: AssetPin = {
@@ -51,6 +52,8 @@ const PROMPT_SOURCE: AssetPin = {
   sha256: null,
   format: 'text',
   fileName: 'inspect_evals-humaneval.py',
+  contains: [INSTRUCTION_CONSTANT],
+  promptOnly: true,
 };
 
 interface HumanEvalRecord extends HumanEvalProgramParts {

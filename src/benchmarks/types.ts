@@ -39,6 +39,12 @@ export interface LoadedAsset {
 export interface LoadContext {
   /** Resolve one of the benchmark's asset parts to a local file (cache, import, or override). */
   asset(part: string): Promise<LoadedAsset>;
+  /**
+   * Regrading recorded replies (`ptb score`): parts marked `promptOnly` are not available, and
+   * `request()` may return a request without its prompt text (what scoring reads of it — GPQA's
+   * choice order, BFCL's tools — must still be there).
+   */
+  scoringOnly?: boolean;
 }
 
 export interface SelectOptions {
@@ -91,6 +97,8 @@ export interface PreparedBenchmark {
 export interface Benchmark {
   id: BenchmarkId;
   displayName: string;
+  /** What a sample's id is (the `id` of `ptb score` replies and of per-sample records), with an example. */
+  sampleId: string;
   /** Leaderboard weight (the reference's factors.json). */
   weight: number;
   defaults: BenchmarkDefaults;

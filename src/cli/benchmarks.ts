@@ -11,6 +11,7 @@ export function registerBenchmarks(program: Command, ctx: CliContext): void {
       const rows = Object.values(BENCHMARKS).map((b) => ({
         id: b.id,
         name: b.displayName,
+        sample_id: b.sampleId,
         weight: b.weight,
         max_tokens_ladder: b.defaults.maxTokensLadder,
         agent_limit: b.defaults.agentLimit,

@@ -10,6 +10,8 @@ export type DataProvenance = AssetProvenance;
 export interface PrepareOptions extends AssetCacheOptions {
   /** `part -> file`: use these local files instead of the cache (recorded as local data). */
   overrides?: Record<string, string>;
+  /** Load only what scoring needs: parts marked `promptOnly` are neither read nor fetched. */
+  scoringOnly?: boolean;
 }
 
 /** Load a benchmark's assets (cache, imports or overrides) and remember where each came from. */
@@ -29,9 +31,13 @@ export async function prepareBenchmark(
     }
   }
   const prepared = await benchmark.prepare({
+    scoringOnly: opts.scoringOnly ?? false,
     async asset(part: string): Promise<LoadedAsset> {
       const pin = benchmark.assets.find((a) => a.part === part);
       if (!pin) throw new Error(`internal: ${benchmark.id} asks for unknown asset part ${part}`);
+      if (opts.scoringOnly && pin.promptOnly) {
+        throw new Error(`internal: ${benchmark.id} asks for its prompt-only part ${part} while scoring`);
+      }
       const override = overrides[part];
       let loaded: LoadedAsset;
       if (override) {

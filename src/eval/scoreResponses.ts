@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { getBenchmark } from '../benchmarks/registry.ts';
 import { UserError } from '../core/errors.ts';
 import {
@@ -32,44 +32,98 @@ export interface ScoreReport {
   samples: Array<{ id: string; score: number; answer: string | null; dropped?: boolean }>;
 }
 
-/** Parse a responses file (`{"id", "response", "tool_calls"?}` per line), naming the bad line. */
-export function readResponses(path: string): ResponseLine[] {
-  let text: string;
+/** A reply longer than this is not a model's answer; also far below what one JS string can hold. */
+export const MAX_RESPONSE_LINE_BYTES = 64 * 1024 * 1024;
+
+/** Lines of a file read in 1 MiB pieces, refusing any line longer than maxBytes (by its number). */
+function* fileLines(path: string, maxBytes: number): Generator<string> {
+  let fd: number;
   try {
-    text = readFileSync(path, 'utf8');
-  } catch {
+    if (statSync(path).isDirectory()) {
+      throw new UserError(
+        `${path} is a directory, not a responses file`,
+        'Pass a JSONL file: one {"id": ..., "response": ...} per line.',
+      );
+    }
+    fd = openSync(path, 'r');
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
     throw new UserError(
-      `cannot read responses file ${path}`,
+      code === 'ENOENT'
+        ? `responses file ${path} does not exist`
+        : `cannot read responses file ${path} (${code})`,
       'Pass a JSONL file: one {"id": ..., "response": ...} per line.',
     );
   }
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    let pieces: Buffer[] = [];
+    let length = 0;
+    let lineNo = 1;
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, null);
+      let start = 0;
+      for (let i = 0; i < n; i++) {
+        if (buf[i] !== 0x0a) continue;
+        pieces.push(Buffer.from(buf.subarray(start, i)));
+        yield Buffer.concat(pieces).toString('utf8');
+        pieces = [];
+        length = 0;
+        lineNo++;
+        start = i + 1;
+      }
+      if (n > start) {
+        length += n - start;
+        if (length > maxBytes) {
+          throw new UserError(
+            `${path}:${lineNo}: line too large (over ${maxBytes / 1024 / 1024} MiB); a reply that long is not a model's answer`,
+            'Check the file: each line is one {"id": ..., "response": ...} object.',
+          );
+        }
+        pieces.push(Buffer.from(buf.subarray(start, n)));
+      }
+      if (n === 0) break;
+    }
+    if (pieces.length > 0) yield Buffer.concat(pieces).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Parse a responses file (`{"id", "response", "tool_calls"?}` per line), naming the bad line. */
+export function readResponses(path: string): ResponseLine[] {
   const out: ResponseLine[] = [];
   const seen = new Set<string>();
-  text.split('\n').forEach((raw, i) => {
+  let i = 0;
+  for (const raw of fileLines(path, MAX_RESPONSE_LINE_BYTES)) {
+    i++;
     const line = raw.trim();
-    if (!line) return;
+    if (!line) continue;
     let json: unknown;
     try {
       json = JSON.parse(line);
     } catch {
-      throw new UserError(
-        `${path}:${i + 1}: not valid JSON`,
-        'Each line must be {"id": ..., "response": ...}.',
-      );
+      throw new UserError(`${path}:${i}: not valid JSON`, 'Each line must be {"id": ..., "response": ...}.');
     }
     const parsed = ResponseLineSchema.safeParse(json);
     if (!parsed.success) {
       throw new UserError(
-        `${path}:${i + 1}: ${parsed.error.issues.map((x) => `${x.path.join('.') || 'line'}: ${x.message}`).join('; ')}`,
+        `${path}:${i}: ${parsed.error.issues.map((x) => `${x.path.join('.') || 'line'}: ${x.message}`).join('; ')}`,
         'Each line must be {"id": <sample id>, "response": <text>} (plus "tool_calls" for bfcl).',
       );
     }
     if (seen.has(parsed.data.id))
-      throw new UserError(`${path}:${i + 1}: sample id ${parsed.data.id} appears twice`);
+      throw new UserError(`${path}:${i}: sample id ${parsed.data.id} appears twice`);
     seen.add(parsed.data.id);
     out.push(parsed.data);
-  });
-  if (out.length === 0) throw new UserError(`${path} holds no responses`);
+  }
+  if (out.length === 0) {
+    throw new UserError(
+      `${path} holds no responses`,
+      'Pass a JSONL file: one {"id": ..., "response": ...} per line.',
+    );
+  }
   return out;
 }
 
@@ -84,13 +138,17 @@ export async function scoreResponses(cache: AssetCache, opts: ScoreOptions): Pro
     );
   }
   const responses = readResponses(opts.responsesFile);
-  const { prepared } = await prepareBenchmark(benchmark, cache, { ...opts, overrides: opts.data });
+  const { prepared } = await prepareBenchmark(benchmark, cache, {
+    ...opts,
+    overrides: opts.data,
+    scoringOnly: true,
+  });
   const byId = new Map(prepared.samples.map((s) => [s.id, s]));
   const unknown = responses.filter((r) => !byId.has(r.id)).map((r) => r.id);
   if (unknown.length > 0) {
     throw new UserError(
       `${unknown.length} response id(s) are not samples of ${benchmark.id}: ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', …' : ''}`,
-      `Sample ids are the dataset's own ids (${benchmark.id === 'gsm8k' ? 'the 0-based row index for gsm8k' : 'see `ptb benchmarks`'}).`,
+      `A ${benchmark.id} sample id is ${benchmark.sampleId}.`,
     );
   }
   const { grader, codeRunner } = scoringDeps(benchmark, opts);

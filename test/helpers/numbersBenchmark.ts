@@ -14,6 +14,7 @@ export function numbersBenchmark(n: number): { benchmark: Benchmark; samples: Sa
   const benchmark: Benchmark = {
     id: 'gsm8k',
     displayName: 'numbers',
+    sampleId: 'the number asked about, as a string',
     weight: 1,
     defaults: {
       maxTokensLadder: [400, 300, 200],

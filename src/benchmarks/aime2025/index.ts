@@ -85,9 +85,11 @@ export function scoreAime(replyText: string, target: string, rules: ScoringRules
 }
 
 export async function prepareAime2025(ctx: LoadContext): Promise<PreparedBenchmark> {
-  const [testAsset, promptAsset] = await Promise.all([ctx.asset('test'), ctx.asset('prompt-source')]);
+  const testAsset = await ctx.asset('test');
   const rows = parseRows(await readRecords(testAsset.path), testAsset.path);
-  const template = readPromptConstant(promptAsset, PROMPT_CONSTANT, ['prompt']);
+  const template = ctx.scoringOnly
+    ? null
+    : readPromptConstant(await ctx.asset('prompt-source'), PROMPT_CONSTANT, ['prompt']);
   const samples: Sample[] = rows.map((record) => ({
     id: pythonStr(record.id),
     record,
@@ -95,7 +97,8 @@ export async function prepareAime2025(ctx: LoadContext): Promise<PreparedBenchma
   }));
   return {
     samples,
-    request: (sample) => buildAimeRequest(sample.record as AimeRecord, template),
+    request: (sample) =>
+      template === null ? { messages: [] } : buildAimeRequest(sample.record as AimeRecord, template),
     score: async (sample, reply, ctx) => scoreAime(reply.text, String(sample.target), scoringRules(ctx)),
   };
 }
@@ -103,6 +106,7 @@ export async function prepareAime2025(ctx: LoadContext): Promise<PreparedBenchma
 export const aime2025Benchmark: Benchmark = {
   id: 'aime2025',
   displayName: 'American Invitational Mathematics Examination (AIME) 2025',
+  sampleId: 'the "id" field of the test file, as a string ("0" … "29")',
   weight: 0.226536549919078,
   defaults: {
     maxTokensLadder: [16000, 12000, 8000],

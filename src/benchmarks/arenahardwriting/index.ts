@@ -181,6 +181,7 @@ export function createArenaHardWritingBenchmark(options: ArenaOptions = {}): Ben
   return {
     id: 'arenahardwriting',
     displayName: 'Arena-Hard-v2.0 (Writing)',
+    sampleId: 'the question\'s "uid" (a hex string)',
     weight: 0.0903518275042778,
     defaults: {
       maxTokensLadder: [16384, 12288, 8192],

@@ -147,6 +147,7 @@ async function prepare(ctx: Parameters<Benchmark['prepare']>[0]): Promise<Prepar
 export const bfclBenchmark: Benchmark = {
   id: 'bfcl',
   displayName: 'Berkeley Function Calling Leaderboard (BFCL)',
+  sampleId: 'the record\'s "id" ("exec_simple_0" … "exec_simple_99")',
   weight: 0.0746078457817324,
   defaults: {
     maxTokensLadder: [16000, 12000, 8000],

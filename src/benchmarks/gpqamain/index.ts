@@ -201,9 +201,12 @@ export function scoreGpqa(replyText: string, meta: GpqaRequestMeta): Score {
 }
 
 export async function prepareGpqaMain(ctx: LoadContext): Promise<PreparedBenchmark> {
-  const [testAsset, promptAsset] = await Promise.all([ctx.asset('test'), ctx.asset('prompt-source')]);
+  const testAsset = await ctx.asset('test');
   const rows = parseRows(await readRecords(testAsset.path), testAsset.path);
-  const template = readPromptConstant(promptAsset, PROMPT_CONSTANT, ['question', 'choices']);
+  // Scoring needs the choice order (request.meta), not the template's text.
+  const template = ctx.scoringOnly
+    ? ''
+    : readPromptConstant(await ctx.asset('prompt-source'), PROMPT_CONSTANT, ['question', 'choices']);
   const samples: Sample[] = rows.map((record) => ({ id: record['Record ID'], record, target: 'A' }));
   const ids = samples.map((s) => s.id);
   const ordersBySeed = new Map<number, Map<string, number[]>>();
@@ -228,6 +231,7 @@ export async function prepareGpqaMain(ctx: LoadContext): Promise<PreparedBenchma
 export const gpqamainBenchmark: Benchmark = {
   id: 'gpqamain',
   displayName: 'GPQA',
+  sampleId: 'the row\'s "Record ID" ("rec…")',
   weight: 0.22462215653948,
   defaults: {
     maxTokensLadder: [16000, 12000, 8000],

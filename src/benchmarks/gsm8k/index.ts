@@ -144,18 +144,20 @@ export function buildGsm8kRequest(record: Gsm8kRecord, prompt: Gsm8kPrompt): Cha
   };
 }
 
-export async function prepareGsm8k(ctx: LoadContext): Promise<PreparedBenchmark> {
-  const [testAsset, trainAsset, promptAsset] = await Promise.all([
-    ctx.asset('test'),
-    ctx.asset('train'),
-    ctx.asset('prompt-source'),
-  ]);
-  const test = parseRows(await readRecords(testAsset.path), testAsset.path);
+async function loadGsm8kPrompt(ctx: LoadContext): Promise<Gsm8kPrompt> {
+  const [trainAsset, promptAsset] = await Promise.all([ctx.asset('train'), ctx.asset('prompt-source')]);
   const train = parseRows(await readRecords(trainAsset.path), trainAsset.path);
-  const prompt: Gsm8kPrompt = {
+  return {
     template: readPromptConstant(promptAsset, PROMPT_CONSTANT, ['prompt']),
     fewshot: buildFewshotText(train, fewshotIndices(train.length)),
   };
+}
+
+export async function prepareGsm8k(ctx: LoadContext): Promise<PreparedBenchmark> {
+  const testAsset = await ctx.asset('test');
+  const test = parseRows(await readRecords(testAsset.path), testAsset.path);
+  // Scoring reads only the targets: the few-shot split and the prompt source are not needed.
+  const prompt = ctx.scoringOnly ? null : await loadGsm8kPrompt(ctx);
   const samples: Sample[] = test.map((record, i) => ({
     id: String(i),
     record,
@@ -163,7 +165,8 @@ export async function prepareGsm8k(ctx: LoadContext): Promise<PreparedBenchmark>
   }));
   return {
     samples,
-    request: (sample) => buildGsm8kRequest(sample.record as Gsm8kRecord, prompt),
+    request: (sample) =>
+      prompt ? buildGsm8kRequest(sample.record as Gsm8kRecord, prompt) : { messages: [] },
     score: async (sample, reply, ctx) =>
       numericMatchScore(stripThinkInspect(reply.text), String(sample.target), scoringRules(ctx), {
         signedTargets: true,
@@ -174,6 +177,7 @@ export async function prepareGsm8k(ctx: LoadContext): Promise<PreparedBenchmark>
 export const gsm8kBenchmark: Benchmark = {
   id: 'gsm8k',
   displayName: 'GSM8K (Grade School Math 8K)',
+  sampleId: 'the 0-based line number in the test split, as a string ("0" … "1318")',
   weight: 0.0935882347031865,
   defaults: {
     maxTokensLadder: [4000, 3000, 2000],

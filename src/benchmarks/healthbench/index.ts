@@ -133,6 +133,7 @@ export function createHealthBenchBenchmark(options: HealthBenchOptions = {}): Be
   return {
     id: 'healthbench',
     displayName: 'HealthBench',
+    sampleId: 'the example\'s "prompt_id" (a UUID)',
     weight: 0.184144830733019,
     defaults: {
       maxTokensLadder: [16384, 12288, 8192],

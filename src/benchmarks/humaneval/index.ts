@@ -129,8 +129,10 @@ function firstN(samples: Sample[], opts: SelectOptions): Sample[] {
 }
 
 async function prepare(ctx: Parameters<Benchmark['prepare']>[0]): Promise<PreparedBenchmark> {
-  const [test, source] = await Promise.all([ctx.asset('test'), ctx.asset('prompt-source')]);
-  const instruction = instructionFromSource(readFileSync(source.path, 'utf8'));
+  const test = await ctx.asset('test');
+  const instruction = ctx.scoringOnly
+    ? null
+    : instructionFromSource(readFileSync((await ctx.asset('prompt-source')).path, 'utf8'));
   // Format from the file name: the pinned parquet, or a local HumanEval.jsonl.gz imported instead.
   const records = (await readRecords(test.path)).map(asHumanEvalRecord);
   const samples: Sample[] = records.map((record) => ({
@@ -142,6 +144,7 @@ async function prepare(ctx: Parameters<Benchmark['prepare']>[0]): Promise<Prepar
     samples,
     request(sample) {
       const record = sample.record as unknown as HumanEvalRecord;
+      if (instruction === null) return { messages: [] };
       return { messages: [{ role: 'user', content: humanevalPrompt(instruction, record) }] };
     },
     score(sample, reply, ctx) {
@@ -154,6 +157,7 @@ async function prepare(ctx: Parameters<Benchmark['prepare']>[0]): Promise<Prepar
 export const humanevalBenchmark: Benchmark = {
   id: 'humaneval',
   displayName: 'HumanEval',
+  sampleId: 'the "task_id" ("HumanEval/0" … "HumanEval/163")',
   weight: 0.106148554819225,
   defaults: {
     maxTokensLadder: [4000, 3000, 2000],

@@ -1,6 +1,6 @@
 import { extname, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
-import { REPORT_FORMATS } from '../core/vocabulary.ts';
+import { PROTOCOL_IDS, REPORT_FORMATS } from '../core/vocabulary.ts';
 import type { ReportFormat } from '../report/formats.ts';
 import type { CliContext } from './context.ts';
 
@@ -37,6 +37,7 @@ interface ReportFlags {
   group?: string[];
   models?: string[];
   benchmarks?: string[];
+  protocol?: string;
 }
 
 export function registerReport(program: Command, ctx: CliContext): void {
@@ -77,6 +78,12 @@ export function registerReport(program: Command, ctx: CliContext): void {
       collectList,
     )
     .option('--benchmarks <ids>', 'benchmarks of the grid (default: those the trials use)', collectList)
+    .addOption(
+      new Option(
+        '--protocol <version>',
+        'only trials evaluated under this protocol (required when the selection holds several: scores of different protocols are never mixed)',
+      ).choices([...PROTOCOL_IDS]),
+    )
     .addHelpText(
       'after',
       '\nExamples:\n  ptb report\n  ptb report --experiments "claude_*" --format markdown\n' +
@@ -99,6 +106,7 @@ export function registerReport(program: Command, ctx: CliContext): void {
         groups: parseGroups(flags.group ?? []),
         models: flags.models,
         benchmarks: flags.benchmarks,
+        protocol: flags.protocol,
       });
       const format =
         flags.format ??

@@ -1,3 +1,4 @@
+import type { ProtocolId } from '../core/protocols.ts';
 import { BENCHMARK_IDS } from '../core/schemas.ts';
 import type { TrialStatus, VerdictValue } from '../core/trial.ts';
 import { stripSeedSuffix, upstreamSafe } from './grouping.ts';
@@ -31,6 +32,8 @@ export interface ReportTrial {
   createdAt: string;
   status: TrialStatus;
   accuracy: number | null;
+  /** Evaluation protocol the trial's score was produced under (core/protocols.ts). */
+  protocol: ProtocolId;
   verdict: VerdictValue | 'not_audited' | null;
   unverifiedPolicy: 'base-score' | 'keep-score';
   agentSeconds: number | null;
@@ -136,6 +139,8 @@ export interface BaselineSummary {
 }
 
 export interface Leaderboard {
+  /** The protocol every score in it was evaluated under (null: no trials). */
+  protocol: ProtocolId | null;
   models: string[];
   benchmarks: string[];
   weights: { source: WeightsChoice; values: Weights; subset: boolean };
@@ -474,7 +479,13 @@ export function aggregate(
     if ((a.avg === null) !== (b.avg === null)) return a.avg === null ? 1 : -1;
     return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
   });
+  const protocols = [...new Set(trials.map((t) => t.protocol))];
+  if (protocols.length > 1) {
+    // buildReport refuses this with the reason; aggregating would average incomparable scores.
+    throw new Error(`internal: trials of several protocols in one leaderboard (${protocols.join(', ')})`);
+  }
   return {
+    protocol: protocols[0] ?? null,
     models,
     benchmarks,
     weights: { source, values: weights, subset: !BENCHMARK_IDS.every((b) => benchmarkSet.has(b)) },

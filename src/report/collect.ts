@@ -21,6 +21,7 @@ export function toReportTrial(t: Trial): ReportTrial {
     createdAt: t.created_at,
     status: t.status,
     accuracy: t.accuracy,
+    protocol: t.spec.protocol,
     verdict:
       t.audit_verdict === 'not_audited'
         ? 'not_audited'

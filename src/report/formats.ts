@@ -106,6 +106,7 @@ function substitutionSummary(run: RunResult): string {
 /** Lines under the table: weights, model set, what was substituted, what is incomplete. */
 export function reportNotes(lb: Leaderboard): string[] {
   const notes: string[] = [];
+  if (lb.protocol) notes.push(`Evaluation protocol ${lb.protocol} (every score in this table).`);
   const weights = lb.benchmarks
     .map((b) => `${benchmarkLabel(b)} ${(lb.weights.values[b] ?? 0).toFixed(4)}`)
     .join(', ');
@@ -266,6 +267,7 @@ export function reportJson(lb: Leaderboard, series: readonly ProgressSeries[] = 
     missing: b.missing,
   });
   return {
+    protocol: lb.protocol,
     models: lb.models,
     benchmarks: lb.benchmarks,
     weights: { source: lb.weights.source, subset: lb.weights.subset, values: lb.weights.values },

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../core/errors.ts';
+import type { ProtocolId } from '../core/protocols.ts';
 import { type DetectorVerdict, type TrialSpec, TrialSpecSchema } from '../core/trial.ts';
 import type { Trial, TrialPatch, TrialRepo } from '../store/trialRepo.ts';
 import { matchesPattern, parseUpstreamMethod, seedFromSuffix } from './grouping.ts';
@@ -94,7 +95,24 @@ function specFor(method: string, runDir: string, org: string, model: string, ben
     seed: seedFromSuffix(method) ?? 0,
     sandbox: 'apptainer',
     engine: 'vllm',
+    protocol: upstreamProtocol(runDir),
   });
+}
+
+/**
+ * The protocol an upstream run was evaluated under: the seeded final evaluation (v1.1) leaves
+ * per-seed metrics (metrics_seed<S>.json, or num_seeds/per_seed in metrics.json); the paper's
+ * (v1.0) one metrics.json.
+ */
+export function upstreamProtocol(runDir: string): ProtocolId {
+  if (readdirSync(runDir).some((name) => /^metrics_seed\d+\.json$/.test(name))) return 'v1.1';
+  try {
+    const metrics = JSON.parse(readFileSync(join(runDir, 'metrics.json'), 'utf8')) as Record<string, unknown>;
+    if ('per_seed' in metrics || 'num_seeds' in metrics) return 'v1.1';
+  } catch {
+    // no readable metrics.json: nothing says it was seeded
+  }
+  return 'v1.0';
 }
 
 function judgeVerdict(j: UpstreamJudgement): DetectorVerdict {

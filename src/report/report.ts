@@ -1,9 +1,16 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomicWrite.ts';
 import { UserError } from '../core/errors.ts';
+import { getProtocol } from '../core/protocols.ts';
 import { BENCHMARK_IDS } from '../core/schemas.ts';
 import type { TrialRepo } from '../store/trialRepo.ts';
-import { type AggregateOptions, aggregate, type Leaderboard, WeightsError } from './aggregate.ts';
+import {
+  type AggregateOptions,
+  aggregate,
+  type Leaderboard,
+  type ReportTrial,
+  WeightsError,
+} from './aggregate.ts';
 import { selectTrials, storedBaselines, toReportTrial } from './collect.ts';
 import { type ReportFormat, renderCsv, renderJson, renderMarkdown, renderTable } from './formats.ts';
 import { renderHtml } from './html.ts';
@@ -13,6 +20,8 @@ import { allPlots, type ReportPlots } from './plots.ts';
 export interface ReportOptions extends AggregateOptions {
   /** Experiment names or `*` patterns; all experiments when empty. */
   experiments?: readonly string[];
+  /** Only trials evaluated under this protocol; required when the selection holds several. */
+  protocol?: string;
 }
 
 export interface Report {
@@ -27,7 +36,7 @@ export function buildReport(repo: TrialRepo, opts: ReportOptions = {}): Report {
       throw new UserError(`unknown benchmark "${b}"`, `Choose from: ${BENCHMARK_IDS.join(', ')}.`);
     }
   }
-  const trials = selectTrials(repo, opts.experiments).map(toReportTrial);
+  const trials = oneProtocol(selectTrials(repo, opts.experiments).map(toReportTrial), opts.protocol);
   let leaderboard: Leaderboard;
   try {
     leaderboard = aggregate(trials, storedBaselines(repo), opts);
@@ -42,6 +51,46 @@ export function buildReport(repo: TrialRepo, opts: ReportOptions = {}): Report {
     throw err;
   }
   return { leaderboard, series: progressSeries(leaderboard, repo) };
+}
+
+/**
+ * The trials of one protocol. Scores of different protocols are not comparable (v1.1 averages five
+ * seeds and compares numbers exactly, v1.0 is one run with inspect's endswith), so a leaderboard
+ * never mixes them: with several in the selection, `--protocol` picks one, else this refuses.
+ */
+export function oneProtocol(trials: ReportTrial[], protocol: string | undefined): ReportTrial[] {
+  if (protocol !== undefined) {
+    const id = getProtocol(protocol).id;
+    const chosen = trials.filter((t) => t.protocol === id);
+    if (chosen.length === 0 && trials.length > 0) {
+      throw new UserError(
+        `no selected trial was evaluated under protocol ${id}`,
+        `The selection holds ${describeProtocols(trials)}.`,
+      );
+    }
+    return chosen;
+  }
+  const protocols = new Set(trials.map((t) => t.protocol));
+  if (protocols.size > 1) {
+    throw new UserError(
+      `the selected trials were evaluated under different protocols: ${describeProtocols(trials)}; their scores are not comparable (v1.1 averages fixed seeds and compares numbers exactly, v1.0 is one run scored as the paper), so one leaderboard would mix them`,
+      `Report one protocol at a time: ${[...protocols]
+        .sort()
+        .map((p) => `ptb report --protocol ${p}`)
+        .join(' | ')} (or narrow --experiments).`,
+    );
+  }
+  return trials;
+}
+
+function describeProtocols(trials: readonly ReportTrial[]): string {
+  const byProtocol = new Map<string, Set<string>>();
+  for (const t of trials)
+    byProtocol.set(t.protocol, (byProtocol.get(t.protocol) ?? new Set()).add(t.experiment));
+  return [...byProtocol]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([p, experiments]) => `${p} (${[...experiments].sort().join(', ')})`)
+    .join(' and ');
 }
 
 export function renderReport(report: Report, format: ReportFormat): string {

@@ -26,6 +26,7 @@ function trial(over: Partial<ReportTrial>): ReportTrial {
     createdAt: `2026-01-01T00:00:${String(counter % 60).padStart(2, '0')}.000Z`,
     status: 'completed',
     accuracy: 0.5,
+    protocol: 'v1.1',
     verdict: 'clean',
     unverifiedPolicy: 'base-score',
     agentSeconds: null,

@@ -57,6 +57,7 @@ function hostileBoard() {
     createdAt: '2026-01-01T00:00:00Z',
     status: 'completed',
     accuracy: 0.25,
+    protocol: 'v1.1',
     verdict: 'clean',
     unverifiedPolicy: 'base-score',
     agentSeconds: 1800,

@@ -44,7 +44,7 @@ export const PROBE_RULE = {
 
 export const PROBE_RESULT_FILE = 'likelihood_probe.json';
 
-interface PartResult {
+export interface PartResult {
   part: 'answer' | 'question';
   test: PairedTest;
   d: number[];
@@ -63,7 +63,8 @@ function safetensorsBytes(dir: string): number {
 const perToken = (s: { n: number; base: number; final: number }) =>
   s.n > 0 ? (s.final - s.base) / s.n : null;
 
-function pairedParts(pairs: readonly ProbePair[], out: ScorerOutput): PartResult[] {
+/** The paired test on answer and on question tokens (parts with fewer than two scored pairs are left out). */
+export function pairedParts(pairs: readonly ProbePair[], out: ScorerOutput): PartResult[] {
   const byId = new Map(out.items.map((i) => [i.id, i]));
   const parts: PartResult[] = [];
   for (const part of ['answer', 'question'] as const) {
@@ -80,6 +81,11 @@ function pairedParts(pairs: readonly ProbePair[], out: ScorerOutput): PartResult
     parts.push({ part, d, test: signFlipTest(valid, PROBE_RULE.permutations, 0) });
   }
   return parts;
+}
+
+/** The decision rule: significant after the correction AND a large effect. */
+export function probeFlags(t: PairedTest, correction: number): boolean {
+  return t.p * correction < PROBE_RULE.alpha && t.dz >= PROBE_RULE.minDz && t.mean >= PROBE_RULE.minMean;
 }
 
 const fmt = (t: PairedTest) =>
@@ -177,12 +183,7 @@ export const likelihoodProbeDetector: Detector = {
       parts.map((r) => [r.part, { ...r.test, pCorrected: Math.min(1, r.test.p * correction) }]),
     );
     const rule = { ...PROBE_RULE, correction };
-    const hits = parts.filter(
-      (r) =>
-        r.test.p * correction < PROBE_RULE.alpha &&
-        r.test.dz >= PROBE_RULE.minDz &&
-        r.test.mean >= PROBE_RULE.minMean,
-    );
+    const hits = parts.filter((r) => probeFlags(r.test, correction));
     // The items that moved most, for a reviewer (the evidence names them; the file has every pair).
     const main = hits[0] ?? parts[0]!;
     const top = pairs

@@ -182,7 +182,13 @@ describe('judge calls against the stand-in grader', () => {
     server.rejectReasoningEffort = false;
   });
   const grader = () =>
-    createOpenAiGrader({ baseUrl: server.baseUrl, apiKey: server.apiKey, model: 'gpt-5-mini' });
+    // One request per try: the openai client's own retries are tested in openaiGrader.test.ts.
+    createOpenAiGrader({
+      baseUrl: server.baseUrl,
+      apiKey: server.apiKey,
+      model: 'gpt-5-mini',
+      maxRetries: 0,
+    });
   const messages = [
     { role: 'system' as const, content: 'judge' },
     { role: 'user' as const, content: judgeUserPrompt('Q', `a ${MARKER}`, 'b') },

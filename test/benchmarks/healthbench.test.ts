@@ -137,8 +137,10 @@ describe('rubric grading against the stand-in grader', () => {
   beforeEach(() => {
     server.requests.length = 0;
   });
+  // One request per script try: the openai client's own retries inside a try are tested in
+  // openaiGrader.test.ts (and below, where they absorb a failure before the script sees it).
   const grader = (model = 'gpt-5-mini') =>
-    createOpenAiGrader({ baseUrl: server.baseUrl, apiKey: server.apiKey, model });
+    createOpenAiGrader({ baseUrl: server.baseUrl, apiKey: server.apiKey, model, maxRetries: 0 });
   const conversation = renderConversation(
     [{ role: 'user', content: 'My child has a fever.' }],
     'Give fluids and rest.',
@@ -186,6 +188,29 @@ describe('rubric grading against the stand-in grader', () => {
     expect(grade).toMatchObject({ criteriaMet: false, failed: true, calls: 5 });
     expect(pauses).toEqual([2000, 4000, 6000, 8000]);
     expect(server.requests).toHaveLength(5);
+  });
+
+  it("the openai client's retries absorb failed requests inside one script try", async () => {
+    const { sleep, pauses } = recordingSleep();
+    const withClientRetries = createOpenAiGrader({
+      baseUrl: server.baseUrl,
+      apiKey: server.apiKey,
+      model: 'gpt-5-mini',
+      sleep,
+      random: () => 0,
+    });
+    server.failNext(4, 503);
+    const grade = await gradeCriterion(withClientRetries, conversation, item, TEMPLATE, { sleep });
+    // try 1: three requests (0.5 s, 1 s client pauses) fail; the script pauses 2 s; try 2: a 503, 0.5 s, then an answer
+    expect(grade).toMatchObject({ criteriaMet: true, failed: false, calls: 2 });
+    expect(server.requests.map((r) => r.outcome)).toEqual([
+      'failed',
+      'failed',
+      'failed',
+      'failed',
+      'answered',
+    ]);
+    expect(pauses).toEqual([500, 1000, 2000, 500]);
   });
 
   it('stops on a wrong key instead of scoring zero', async () => {
@@ -368,6 +393,7 @@ describe('the benchmark end to end on synthetic files', () => {
       baseUrl: server.baseUrl,
       apiKey: server.apiKey,
       model: 'gpt-5-mini',
+      sleep,
     });
     const feverScore = await prepared.score(
       fever,
@@ -387,8 +413,9 @@ describe('the benchmark end to end on synthetic files', () => {
     );
     expect(prompts.some((p) => p.includes('[-8] Recommends aspirin'))).toBe(true);
 
-    // Ten failures use up both items' five attempts: neither is met, the example scores 0.
-    server.failNext(10, 500);
+    // Thirty failures use up both items' five attempts of three requests each (the openai client
+    // retries twice inside every try): neither is met, the example scores 0.
+    server.failNext(30, 500);
     const breakfastScore = await prepared.score(breakfast, textReply('It depends on the person.'), {
       grader,
       request: prepared.request(breakfast, { seed: null }),

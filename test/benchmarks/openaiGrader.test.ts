@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { callJudge } from '../../src/benchmarks/arenahardwriting/judge.ts';
 import {
+  clientRetryDelayMs,
   createOpenAiGrader,
   DEFAULT_GRADER_BASE_URL,
   DEFAULT_GRADER_MODEL,
@@ -7,11 +9,17 @@ import {
   graderFromOptions,
   isFatalGraderError,
   realSleep,
+  type Sleep,
 } from '../../src/benchmarks/shared/openaiGrader.ts';
 import { UserError } from '../../src/core/errors.ts';
 import { type StandInGrader, startStandInGrader } from '../helpers/standInGrader.ts';
 
 let server: StandInGrader;
+
+function recordingSleep(): { sleep: Sleep; pauses: number[] } {
+  const pauses: number[] = [];
+  return { sleep: async (ms) => void pauses.push(ms), pauses };
+}
 
 function thrownBy(fn: () => unknown): UserError {
   try {
@@ -75,9 +83,10 @@ describe('createOpenAiGrader', () => {
     });
   });
 
-  it('throws a GraderHttpError with status and API message on a non-2xx answer, and retries nothing', async () => {
-    const grader = createOpenAiGrader({ baseUrl: server.baseUrl, apiKey: server.apiKey, model: 'm' });
-    server.failNext(1, 503, JSON.stringify({ error: { message: 'overloaded right now' } }));
+  it('throws a GraderHttpError with status and API message once the client retries are spent', async () => {
+    const { sleep, pauses } = recordingSleep();
+    const grader = createOpenAiGrader({ baseUrl: server.baseUrl, apiKey: server.apiKey, model: 'm', sleep });
+    server.failNext(3, 503, JSON.stringify({ error: { message: 'overloaded right now' } }));
     const err = await grader
       .complete({ messages: [{ role: 'user', content: 'q' }] })
       .catch((e: unknown) => e);
@@ -85,7 +94,10 @@ describe('createOpenAiGrader', () => {
     expect((err as GraderHttpError).status).toBe(503);
     expect((err as GraderHttpError).message).toContain('overloaded right now');
     expect(isFatalGraderError(err)).toBe(false);
-    expect(server.requests).toHaveLength(1);
+    // openai-python 2.17.0: max_retries=2, so one call is at most three requests
+    expect(server.requests).toHaveLength(3);
+    expect(server.requests.map((r) => r.retryCount)).toEqual(['0', '1', '2']);
+    expect(pauses).toHaveLength(2);
   });
 
   it('marks a wrong key as fatal', async () => {
@@ -103,6 +115,7 @@ describe('createOpenAiGrader', () => {
       apiKey: server.apiKey,
       model: 'm',
       timeoutMs: 150,
+      sleep: recordingSleep().sleep,
     });
     server.nullContentNext(1);
     await expect(grader.complete({ messages: [{ role: 'user', content: 'q' }] })).rejects.toThrow(
@@ -118,7 +131,12 @@ describe('createOpenAiGrader', () => {
     const url = server.baseUrl;
     await server.close();
     server = await startStandInGrader({ responder: () => '' });
-    const grader = createOpenAiGrader({ baseUrl: url, apiKey: 'k', model: 'm' });
+    const grader = createOpenAiGrader({
+      baseUrl: url,
+      apiKey: 'k',
+      model: 'm',
+      sleep: recordingSleep().sleep,
+    });
     await expect(grader.complete({ messages: [{ role: 'user', content: 'q' }] })).rejects.toThrow(
       `cannot reach grader at ${url}/chat/completions`,
     );
@@ -131,6 +149,81 @@ describe('createOpenAiGrader', () => {
     const pending = grader.complete({ messages: [{ role: 'user', content: 'q' }] }, controller.signal);
     setTimeout(() => controller.abort(new Error('stopped by test')), 50);
     await expect(pending).rejects.toThrow('stopped by test');
+  });
+});
+
+describe("the openai client's own retries inside one call (openai-python 2.17.0)", () => {
+  const q = { messages: [{ role: 'user' as const, content: 'q' }] };
+
+  it('retries 429, 5xx, 408 and 409 and answers from the retry', async () => {
+    for (const status of [429, 500, 502, 503, 408, 409]) {
+      server.requests.length = 0;
+      const { sleep, pauses } = recordingSleep();
+      const grader = createOpenAiGrader({
+        baseUrl: server.baseUrl,
+        apiKey: server.apiKey,
+        model: 'm',
+        sleep,
+      });
+      server.failNext(2, status);
+      expect(await grader.complete(q)).toBe('echo:q');
+      expect(server.requests.map((r) => r.outcome)).toEqual(['failed', 'failed', 'answered']);
+      expect(pauses).toHaveLength(2);
+    }
+  });
+
+  it('retries a reset connection', async () => {
+    const { sleep } = recordingSleep();
+    const grader = createOpenAiGrader({ baseUrl: server.baseUrl, apiKey: server.apiKey, model: 'm', sleep });
+    server.resetNext(2);
+    expect(await grader.complete(q)).toBe('echo:q');
+    expect(server.requests.map((r) => r.outcome)).toEqual(['reset', 'reset', 'answered']);
+  });
+
+  it('does not retry other 4xx, nor when the server says x-should-retry: false', async () => {
+    const { sleep } = recordingSleep();
+    const grader = createOpenAiGrader({ baseUrl: server.baseUrl, apiKey: server.apiKey, model: 'm', sleep });
+    server.failNext(1, 400);
+    await expect(grader.complete(q)).rejects.toThrow(/HTTP 400/);
+    server.failNext(1, 503, undefined, { 'x-should-retry': 'false' });
+    await expect(grader.complete(q)).rejects.toThrow(/HTTP 503/);
+    server.failNext(1, 400, undefined, { 'x-should-retry': 'true' });
+    expect(await grader.complete(q)).toBe('echo:q');
+    expect(server.requests).toHaveLength(4);
+  });
+
+  it('backs off 0.5 s then 1 s (jitter ×0.75–1), or as long as Retry-After says when 0 < it ≤ 60 s', async () => {
+    expect(clientRetryDelayMs(0, undefined, () => 0)).toBe(500);
+    expect(clientRetryDelayMs(1, undefined, () => 0)).toBe(1000);
+    expect(clientRetryDelayMs(1, undefined, () => 1)).toBe(750);
+    expect(clientRetryDelayMs(10, undefined, () => 0)).toBe(8000);
+    expect(clientRetryDelayMs(0, new Headers({ 'retry-after': '7' }), () => 0)).toBe(7000);
+    expect(clientRetryDelayMs(0, new Headers({ 'retry-after-ms': '250' }), () => 0)).toBe(250);
+    expect(clientRetryDelayMs(0, new Headers({ 'retry-after': '120' }), () => 0)).toBe(500);
+    expect(clientRetryDelayMs(0, new Headers({ 'retry-after': '0' }), () => 0)).toBe(500);
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    const date = new Headers({ 'retry-after': 'Thu, 01 Jan 2026 00:00:30 GMT' });
+    expect(clientRetryDelayMs(0, date, () => 0, now)).toBe(30_000);
+    const { sleep, pauses } = recordingSleep();
+    const grader = createOpenAiGrader({
+      baseUrl: server.baseUrl,
+      apiKey: server.apiKey,
+      model: 'm',
+      sleep,
+      random: () => 0,
+    });
+    server.failNext(1, 429, undefined, { 'retry-after': '3' });
+    server.failNext(1, 500);
+    expect(await grader.complete(q)).toBe('echo:q');
+    expect(pauses).toEqual([3000, 1000]);
+  });
+
+  it("inside each of the scripts' tries: an Arena judge call that keeps failing makes 3 × 3 requests", async () => {
+    const { sleep } = recordingSleep();
+    const grader = createOpenAiGrader({ baseUrl: server.baseUrl, apiKey: server.apiKey, model: 'm', sleep });
+    server.failNext(9, 500);
+    expect(await callJudge(grader, q.messages, { sleep })).toBeNull();
+    expect(server.requests).toHaveLength(9);
   });
 });
 

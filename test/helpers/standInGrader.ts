@@ -22,8 +22,10 @@ export interface RecordedRequest {
   method: string;
   path: string;
   authorization: string | undefined;
+  /** The openai client's `x-stainless-retry-count` header (the retry this request is). */
+  retryCount: string | undefined;
   body: ChatBody;
-  /** What the server did: 'answered', 'failed', 'garbage', 'rejected-reasoning', 'unauthorized', 'null-content'. */
+  /** What the server did: 'answered', 'failed', 'reset', 'garbage', 'rejected-reasoning', 'unauthorized', 'null-content'. */
   outcome: string;
 }
 
@@ -35,8 +37,10 @@ export interface StandInGrader {
   apiKey: string;
   model: string;
   readonly requests: RecordedRequest[];
-  /** The next n requests get HTTP `status` with `body`. */
-  failNext(n: number, status?: number, body?: string): void;
+  /** The next n requests get HTTP `status` with `body` (and these response headers). */
+  failNext(n: number, status?: number, body?: string, headers?: Record<string, string>): void;
+  /** The next n requests have their connection destroyed without an answer. */
+  resetNext(n: number): void;
   /** The next n requests get a 200 whose content is prose with no verdict and no JSON. */
   garbageNext(n: number): void;
   /** The next n requests get a 200 whose message content is null. */
@@ -66,8 +70,8 @@ async function readBody(req: IncomingMessage): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function send(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
+function send(res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
   res.end(body);
 }
 
@@ -85,7 +89,8 @@ function completion(model: string, content: string | null): string {
 export async function startStandInGrader(
   options: { responder: Responder; apiKey?: string; model?: string } = { responder: () => '' },
 ): Promise<StandInGrader> {
-  const failures: Array<{ status: number; body: string }> = [];
+  const failures: Array<{ status: number; body: string; headers: Record<string, string> }> = [];
+  let resets = 0;
   let garbage = 0;
   let nullContent = 0;
   const requests: RecordedRequest[] = [];
@@ -95,8 +100,16 @@ export async function startStandInGrader(
     apiKey: options.apiKey ?? 'sk-standin-key',
     model: options.model ?? 'gpt-5-mini',
     requests,
-    failNext(n, status = 500, body = JSON.stringify({ error: { message: 'stand-in server error' } })) {
-      for (let i = 0; i < n; i++) failures.push({ status, body });
+    failNext(
+      n,
+      status = 500,
+      body = JSON.stringify({ error: { message: 'stand-in server error' } }),
+      headers = {},
+    ) {
+      for (let i = 0; i < n; i++) failures.push({ status, body, headers });
+    },
+    resetNext(n) {
+      resets += n;
     },
     garbageNext(n) {
       garbage += n;
@@ -122,6 +135,7 @@ export async function startStandInGrader(
       method: req.method ?? '',
       path: req.url ?? '',
       authorization: req.headers.authorization,
+      retryCount: req.headers['x-stainless-retry-count'] as string | undefined,
       body,
       outcome: 'answered',
     };
@@ -137,10 +151,16 @@ export async function startStandInGrader(
       send(res, 401, JSON.stringify({ error: { message: 'Incorrect API key provided.' } }));
       return;
     }
+    if (resets > 0) {
+      resets--;
+      record.outcome = 'reset';
+      req.socket.destroy();
+      return;
+    }
     const failure = failures.shift();
     if (failure) {
       record.outcome = 'failed';
-      send(res, failure.status, failure.body);
+      send(res, failure.status, failure.body, failure.headers);
       return;
     }
     if (state.rejectReasoningEffort && body.reasoning_effort !== undefined) {

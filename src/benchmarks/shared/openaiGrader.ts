@@ -3,8 +3,11 @@ import type { Grader, GraderRequest } from './grader.ts';
 
 /**
  * The LLM grader over any OpenAI-compatible `/chat/completions` endpoint (OpenAI itself, a proxy,
- * a local server). One HTTP call per `complete()`: the benchmarks own their retry schedules
- * (Arena-Hard 3 tries, HealthBench 5), exactly as the reference scripts do.
+ * a local server). One `complete()` is one call of the reference's `openai` client (2.17.0, the
+ * eval image's pin): up to 1 + 2 HTTP requests, the client's own retries on 408, 409, 429, 5xx,
+ * timeouts and connection errors, with its backoff (see clientRetryDelayMs). The benchmarks own
+ * the scripts' retry schedules around it (Arena-Hard 3 tries, HealthBench 5), exactly as the
+ * reference scripts do.
  */
 
 export const DEFAULT_GRADER_MODEL = 'gpt-5-mini';
@@ -29,12 +32,22 @@ export class GraderHttpError extends Error {
   readonly status: number;
   readonly body: string;
   readonly fatal: boolean;
-  constructor(status: number, body: string, url: string, model: string) {
+  readonly headers: Headers;
+  constructor(status: number, body: string, url: string, model: string, headers: Headers = new Headers()) {
     super(`grader ${model} at ${url} answered HTTP ${status}: ${apiErrorText(body)}`);
     this.name = 'GraderHttpError';
     this.status = status;
     this.body = body;
+    this.headers = headers;
     this.fatal = status === 401 || status === 403 || status === 404;
+  }
+}
+
+/** The grader gave no answer: a timeout, a refused or reset connection. */
+export class GraderTransportError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'GraderTransportError';
   }
 }
 
@@ -63,6 +76,67 @@ export interface OpenAiGraderOptions {
   apiKey: string;
   model: string;
   timeoutMs?: number;
+  /** The client's own retries per call (openai-python's DEFAULT_MAX_RETRIES = 2). */
+  maxRetries?: number;
+  /** Pause between the client's retries (tests record it instead of waiting). */
+  sleep?: Sleep;
+  /** Source of the backoff jitter (tests fix it). */
+  random?: () => number;
+}
+
+/** openai-python 2.17.0 `_constants.py`. */
+export const OPENAI_CLIENT_MAX_RETRIES = 2;
+const INITIAL_RETRY_DELAY_S = 0.5;
+const MAX_RETRY_DELAY_S = 8;
+
+/**
+ * Whether the openai client retries a response (`_should_retry`): the server's `x-should-retry`
+ * header decides when present; else 408, 409, 429 and every 5xx.
+ */
+export function clientShouldRetry(status: number, headers: Headers): boolean {
+  const header = headers.get('x-should-retry');
+  if (header === 'true') return true;
+  if (header === 'false') return false;
+  return status === 408 || status === 409 || status === 429 || status >= 500;
+}
+
+// What Python's float() accepts from a header value (numbers, inf, nan; surrounding spaces).
+const PY_FLOAT = /^\s*[-+]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|inf(?:inity)?|nan)\s*$/i;
+
+function pythonFloat(text: string | null): number | null {
+  if (text === null || !PY_FLOAT.test(text)) return null;
+  const t = text.trim().toLowerCase();
+  if (t.endsWith('nan')) return Number.NaN;
+  if (t.endsWith('inf') || t.endsWith('infinity')) return t.startsWith('-') ? -Infinity : Infinity;
+  return Number(t);
+}
+
+/** `_parse_retry_after_header`: `retry-after-ms`, else `retry-after` as seconds or an HTTP date. */
+function retryAfterSeconds(headers: Headers | undefined, now: number): number | null {
+  if (!headers) return null;
+  const ms = pythonFloat(headers.get('retry-after-ms'));
+  if (ms !== null) return ms / 1000;
+  const raw = headers.get('retry-after');
+  const seconds = pythonFloat(raw);
+  if (seconds !== null) return seconds;
+  const date = raw === null ? Number.NaN : Date.parse(raw);
+  return Number.isNaN(date) ? null : (date - now) / 1000;
+}
+
+/**
+ * `_calculate_retry_timeout` for the retry after `retriesTaken` earlier ones: the server's
+ * Retry-After when 0 < it ≤ 60 s, else min(0.5·2^retriesTaken, 8) s times a jitter in (0.75, 1].
+ */
+export function clientRetryDelayMs(
+  retriesTaken: number,
+  headers: Headers | undefined,
+  random: () => number = Math.random,
+  now = Date.now(),
+): number {
+  const retryAfter = retryAfterSeconds(headers, now);
+  if (retryAfter !== null && retryAfter > 0 && retryAfter <= 60) return retryAfter * 1000;
+  const seconds = Math.min(INITIAL_RETRY_DELAY_S * 2 ** Math.min(retriesTaken, 1000), MAX_RETRY_DELAY_S);
+  return Math.max(0, seconds * (1 - 0.25 * random())) * 1000;
 }
 
 interface ChatCompletionBody {
@@ -73,9 +147,40 @@ export function createOpenAiGrader(options: OpenAiGraderOptions): Grader {
   const baseUrl = options.baseUrl.replace(/\/+$/, '');
   const url = `${baseUrl}/chat/completions`;
   const timeoutMs = options.timeoutMs ?? DEFAULT_GRADER_TIMEOUT_MS;
+  const maxRetries = options.maxRetries ?? OPENAI_CLIENT_MAX_RETRIES;
+  const sleep = options.sleep ?? realSleep;
+  const random = options.random ?? Math.random;
   const { model, apiKey } = options;
 
+  /** One call of the openai client: its retries inside, the last failure thrown. */
   async function complete(req: GraderRequest, signal?: AbortSignal): Promise<string> {
+    for (let retriesTaken = 0; ; retriesTaken++) {
+      const outcome = await request(req, retriesTaken, signal);
+      if (outcome.ok) return outcome.content;
+      if (retriesTaken >= maxRetries || !outcome.retry) throw outcome.error;
+      await sleep(clientRetryDelayMs(retriesTaken, outcome.headers, random), signal);
+    }
+  }
+
+  type Attempt =
+    | { ok: true; content: string }
+    | { ok: false; error: Error; retry: boolean; headers?: Headers };
+
+  async function request(req: GraderRequest, retriesTaken: number, signal?: AbortSignal): Promise<Attempt> {
+    try {
+      return { ok: true, content: await send(req, retriesTaken, signal) };
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason ?? err;
+      if (err instanceof GraderHttpError) {
+        return { ok: false, error: err, retry: clientShouldRetry(err.status, err.headers), headers: err.headers };
+      }
+      // No answer at all (timeout, refused, reset): the client retries those too.
+      if (err instanceof GraderTransportError) return { ok: false, error: err, retry: true };
+      return { ok: false, error: err as Error, retry: false };
+    }
+  }
+
+  async function send(req: GraderRequest, retriesTaken: number, signal?: AbortSignal): Promise<string> {
     const body: Record<string, unknown> = { model, messages: req.messages };
     if (req.reasoningEffort !== undefined) body.reasoning_effort = req.reasoningEffort;
     if (req.maxCompletionTokens !== undefined) body.max_completion_tokens = req.maxCompletionTokens;
@@ -89,7 +194,11 @@ export function createOpenAiGrader(options: OpenAiGraderOptions): Grader {
     try {
       response = await fetch(url, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${apiKey}` },
+        headers: {
+          'content-type': 'application/json',
+          authorization: `Bearer ${apiKey}`,
+          'x-stainless-retry-count': String(retriesTaken),
+        },
         body: JSON.stringify(body),
         signal: combined,
       });
@@ -97,11 +206,13 @@ export function createOpenAiGrader(options: OpenAiGraderOptions): Grader {
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err;
       if (timeout.aborted)
-        throw new Error(`grader ${model} at ${url} did not answer within ${timeoutMs / 1000} s`);
+        throw new GraderTransportError(`grader ${model} at ${url} did not answer within ${timeoutMs / 1000} s`);
       const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
-      throw new Error(`cannot reach grader at ${url} (${(err as Error).message}${cause})`, { cause: err });
+      throw new GraderTransportError(`cannot reach grader at ${url} (${(err as Error).message}${cause})`, {
+        cause: err,
+      });
     }
-    if (!response.ok) throw new GraderHttpError(response.status, text, url, model);
+    if (!response.ok) throw new GraderHttpError(response.status, text, url, model, response.headers);
 
     let parsed: ChatCompletionBody;
     try {

@@ -6,7 +6,8 @@
  * What the code gets: the checkpoint read-only at /opt/model, named input files read-only under
  * /opt/inputs, the programs it needs read-only (the interpreter's directories, a server script), the
  * trial's GPUs (their device nodes only; CUDA inside numbers them from 0), a private writable scratch
- * directory as HOME and TMPDIR, and an allow-listed environment: no API keys, no PTB_HOME, no
+ * directory as HOME (its tmp/ is /tmp: nothing else is writable but /dev/shm, a private tmpfs), and
+ * an allow-listed environment: no API keys, no PTB_HOME, no
  * HF_TOKEN, nothing of the harness's. What it does not get: any network (a private namespace with only
  * its own loopback), the harness's files (PTB_HOME, credentials, other trials), the harness's
  * processes (its own pid namespace, so /proc/<harness pid> does not exist inside).
@@ -74,7 +75,7 @@ export function modelSandboxEnv(
     USER: 'ptb',
     LOGNAME: 'ptb',
     LANG: 'C.UTF-8',
-    TMPDIR: `${scratch}/tmp`,
+    TMPDIR: '/tmp',
     XDG_CACHE_HOME: `${scratch}/.cache`,
     HF_HOME: `${scratch}/hf`,
     HF_HUB_OFFLINE: '1',
@@ -238,8 +239,10 @@ function prepare(
     ...inputs,
     ...programs.map((source) => ({ source })),
   ];
+  // /tmp is the scratch's tmp/ too: every place the code can write is in the scratch (and in its record).
   const writable: SandboxMount[] = [
     { source: scratch, target: MODEL_SANDBOX_PATHS.scratch },
+    { source: join(scratch, 'tmp'), target: '/tmp' },
     ...extraWritable,
   ];
   // Running as root, the sandbox user is uid 1000: it must be able to read what it is given.

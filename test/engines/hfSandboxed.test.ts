@@ -23,7 +23,9 @@ import {
   countingListener,
   type HostileReport,
   hostileReports,
+  hostRootProbes,
   makeHostileCheckpoint,
+  removeHostProbes,
 } from '../helpers/hostileCheckpoint.ts';
 import { ensureTinyModel, testPython, tinyModelTimeoutMs } from '../helpers/tinyModel.ts';
 
@@ -39,12 +41,12 @@ const CANARY = `sk-canary-${randomBytes(12).toString('hex')}`;
 const scratch = mkdtempSync(join(tmpdir(), 'ptb-hostile-'));
 const ptbHome = join(scratch, 'ptb-home');
 const otherTrial = join(ptbHome, 'trials', 'other-trial');
+const rootProbes = hostRootProbes();
 const writeTargets = [
   join(ptbHome, 'pwned.txt'),
   join(otherTrial, 'pwned.txt'),
   '/opt/model/pwned.txt',
-  '/pwned.txt',
-  '/etc/pwned.txt',
+  ...rootProbes,
 ];
 let python: string;
 let hostile: string;
@@ -143,6 +145,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
   await listener?.close();
+  removeHostProbes(rootProbes);
   rmSync(scratch, { recursive: true, force: true });
 });
 

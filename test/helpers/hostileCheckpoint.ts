@@ -1,4 +1,5 @@
-import { cpSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { cpSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 
@@ -183,4 +184,18 @@ export async function countingListener(): Promise<{
     connections: () => count,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
+}
+
+/**
+ * Write targets in the host's own system directories, uniquely named: a sandbox that failed open
+ * would create them on the machine running the tests, so the caller removes them afterwards
+ * (removeHostProbes) whatever happened.
+ */
+export function hostRootProbes(): string[] {
+  const id = randomBytes(6).toString('hex');
+  return [`/ptb-hostile-${id}.txt`, `/etc/ptb-hostile-${id}.txt`];
+}
+
+export function removeHostProbes(paths: readonly string[]): void {
+  for (const path of paths) rmSync(path, { force: true });
 }

@@ -11,7 +11,9 @@ import {
   type HostileAttempt,
   type HostileReport,
   hostileReports,
+  hostRootProbes,
   makeHostileCheckpoint,
+  removeHostProbes,
 } from '../helpers/hostileCheckpoint.ts';
 import { tempHome } from '../helpers/runCli.ts';
 import { healthBenchResponder, SYNTHETIC_GRADER_PY, startStandInGrader } from '../helpers/standInGrader.ts';
@@ -67,12 +69,12 @@ describe('a trial whose final_model carries hostile custom code', () => {
     const otherTrial = join(home, 'trials', 'someone-elses-trial');
     mkdirSync(otherTrial, { recursive: true });
     writeFileSync(join(otherTrial, 'metrics.json'), JSON.stringify({ note: canary }));
+    const rootProbes = hostRootProbes();
     const writeTargets = [
       join(home, 'pwned.txt'),
       join(otherTrial, 'pwned.txt'),
       '/opt/model/pwned.txt',
-      '/pwned.txt',
-      '/etc/pwned.txt',
+      ...rootProbes,
     ];
     const hostile = makeHostileCheckpoint(await ensureTinyModel(), join(home, 'hostile-base'), {
       read: [
@@ -175,6 +177,7 @@ describe('a trial whose final_model carries hostile custom code', () => {
       expect(grader.requests.every((r) => r.authorization === `Bearer ${canary}`)).toBe(true);
     } finally {
       f.close();
+      removeHostProbes(rootProbes);
       await grader.close();
       await listener.close();
     }

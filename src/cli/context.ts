@@ -1,4 +1,5 @@
 import { type HomeLayout, homeLayout, ptbHome } from '../core/paths.ts';
+import { assertCreatableDir } from '../core/userPaths.ts';
 import type { AssetCache } from '../hub/assetCache.ts';
 import type { Db } from '../store/db.ts';
 import type { EvalRepo } from '../store/evalRepo.ts';
@@ -51,16 +52,25 @@ export function createContext(env: NodeJS.ProcessEnv = process.env): CliContext 
   const home = homeLayout(ptbHome(env));
   let db: Db | undefined;
   let cache: AssetCache | undefined;
+  /** PTB_HOME is checked when first used, so that commands that never touch it ignore it. */
+  const usableHome = () =>
+    assertCreatableDir(
+      home.root,
+      'PTB_HOME',
+      'Set PTB_HOME to a directory (ptb creates it if missing), or unset it to use ~/.ptb.',
+    );
   const ctx: CliContext = {
     env,
     stdout: process.stdout,
     stderr: process.stderr,
     home,
     get cache() {
+      if (!cache) usableHome();
       cache ??= new (loaded().AssetCache)(home.dataCache);
       return cache;
     },
     db() {
+      if (!db) usableHome();
       db ??= loaded().openDb(home.db);
       return db;
     },

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { assertCheckpointDir } from '../core/userPaths.ts';
 import type { CliContext } from './context.ts';
 import { parseIntFlag } from './eval.ts';
 import { trialSummary } from './trial.ts';
@@ -29,6 +30,7 @@ export function registerDemo(program: Command, ctx: CliContext): void {
         maxTokens: number;
         json?: boolean;
       }) => {
+        if (flags.baseModelPath) assertCheckpointDir(flags.baseModelPath, '--base-model-path');
         const [{ runDemoTrial }, { interruptible, trialEnvFor }] = await Promise.all([
           import('../trial/demoTrial.ts'),
           import('./trialEnv.ts'),

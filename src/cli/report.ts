@@ -1,5 +1,8 @@
-import { extname, resolve } from 'node:path';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, extname, resolve } from 'node:path';
 import { type Command, Option } from 'commander';
+import { UserError } from '../core/errors.ts';
+import { assertCreatableDir } from '../core/userPaths.ts';
 import { PROTOCOL_IDS, REPORT_FORMATS } from '../core/vocabulary.ts';
 import type { ReportFormat } from '../report/formats.ts';
 import type { CliContext } from './context.ts';
@@ -90,6 +93,20 @@ export function registerReport(program: Command, ctx: CliContext): void {
         '  ptb report --models reference --benchmarks aime2025,gsm8k --weights from-baselines --out board.html --plots figures/',
     )
     .action(async (flags: ReportFlags) => {
+      if (flags.out) {
+        const out = resolve(flags.out);
+        assertCreatableDir(
+          dirname(out),
+          '--out folder',
+          'Give --out a file path in a folder ptb can create.',
+        );
+        if (existsSync(out) && statSync(out).isDirectory()) {
+          throw new UserError(`--out ${flags.out} is a directory`, 'Give --out a file path, e.g. board.md.');
+        }
+      }
+      if (flags.plots) {
+        assertCreatableDir(flags.plots, '--plots', 'Give --plots a directory (ptb creates it if missing).');
+      }
       const [{ writeFileAtomic }, { parseGroups }, { buildReport, renderReport, writePlots }, { TrialRepo }] =
         await Promise.all([
           import('../core/atomicWrite.ts'),

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
 import { UserError } from '../core/errors.ts';
 import type { BenchmarkId } from '../core/schemas.ts';
+import { assertReadableFile } from '../core/userPaths.ts';
 import { BENCHMARK_IDS } from '../core/vocabulary.ts';
 import { type CliContext, isOffline } from './context.ts';
 import { downloadProgress, ProgressLine } from './progress.ts';
@@ -126,7 +127,12 @@ async function loadItems(ctx: CliContext, flags: ScanFlags) {
     line.end();
     return benchmarkItems(against as BenchmarkId, file!);
   }
-  if (!existsSync(against)) {
+  if (existsSync(against)) {
+    assertReadableFile(against, '--against', {
+      hint: 'Give a benchmark id or a JSONL file of test items.',
+      maxBytes: 512 * 1024 * 1024,
+    });
+  } else {
     throw new UserError(
       `--against ${against} is neither a benchmark nor a file`,
       `Use one of ${BENCHMARK_IDS.join(', ')}, or a JSONL file of test items.`,

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { UserError } from '../core/errors.ts';
+import { assertReadableFile } from '../core/userPaths.ts';
 import type { AssetCache, AssetCacheOptions } from '../hub/assetCache.ts';
 import { type AssetPin, githubRawUrl } from '../hub/assetPin.ts';
 import { sha256File } from '../hub/sha256.ts';
@@ -104,7 +105,7 @@ export async function resolveTemplate(
 ): Promise<ResolvedTemplate> {
   if (override) {
     const path = resolve(override);
-    if (!existsSync(path)) throw new UserError(`template file ${override} does not exist`);
+    assertReadableFile(path, '--template', { hint: 'Pass a Jinja chat template file (e.g. qwen3.jinja).' });
     return { name: path, path, sha256: await sha256File(path), source: 'override', reason: 'flag' };
   }
   const choice = chooseTemplate(modelPath, usesTools);

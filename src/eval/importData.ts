@@ -1,7 +1,8 @@
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { UserError } from '../core/errors.ts';
 import type { AssetCache } from '../hub/assetCache.ts';
 import type { AssetPin } from '../hub/assetPin.ts';
+import { checkDataFile } from '../hub/dataFile.ts';
 import { type DataRecord, formatFromName, readRecords } from '../hub/records.ts';
 import { sha256File } from '../hub/sha256.ts';
 
@@ -12,9 +13,6 @@ import { sha256File } from '../hub/sha256.ts';
  * pinned one, or that would replace data verified against the pin, needs `--force`. The copy it
  * replaces is kept (AssetCache moves it to `previous/`).
  */
-
-/** Larger than any pinned file by two orders of magnitude, and below what one JS string holds. */
-export const MAX_DATA_FILE_BYTES = 512 * 1024 * 1024;
 
 export interface DataImportResult {
   group: string;
@@ -36,40 +34,6 @@ interface Inspection {
   rows: number | null;
   /** Overridable with --force. */
   mismatches: string[];
-}
-
-function formatMib(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(bytes < 10 * 1024 * 1024 ? 1 : 0)} MiB`;
-}
-
-/** Exists, is a file, is neither empty nor oversized. */
-function checkFileItself(file: string, pin: AssetPin, label: string): void {
-  let size: number;
-  try {
-    const st = statSync(file);
-    if (st.isDirectory()) {
-      throw new UserError(
-        `${file} is a directory, not a data file`,
-        `Give the file itself: ${label} is ${pin.description} (upstream name ${pin.fileName}).`,
-      );
-    }
-    if (!st.isFile()) throw new UserError(`${file} is not a regular file`);
-    size = st.size;
-  } catch (err) {
-    if (err instanceof UserError) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UserError(
-      code === 'ENOENT' ? `${file} does not exist` : `cannot read ${file} (${code ?? String(err)})`,
-      `Give the path of ${label}: ${pin.description}.`,
-    );
-  }
-  if (size === 0) throw new UserError(`${file} is empty`, `${label} is ${pin.description}.`);
-  if (size > MAX_DATA_FILE_BYTES) {
-    throw new UserError(
-      `${file} is too large for ${label} (${formatMib(size)}; ptb reads data files up to ${formatMib(MAX_DATA_FILE_BYTES)})`,
-      `Check that it is ${pin.description}; the pinned files are a few MB.`,
-    );
-  }
 }
 
 async function inspectRecords(file: string, pin: AssetPin, label: string): Promise<Inspection> {
@@ -127,7 +91,7 @@ export async function importDataFile(
   opts: { force?: boolean } = {},
 ): Promise<DataImportResult> {
   const label = `${group}/${pin.part}`;
-  checkFileItself(file, pin, label);
+  checkDataFile(file, pin, label);
   const inspection =
     pin.format === 'text' ? inspectText(file, pin, label) : await inspectRecords(file, pin, label);
   const sha256 = await sha256File(file);

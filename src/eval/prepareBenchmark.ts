@@ -1,8 +1,8 @@
-import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { AssetProvenance, Benchmark, LoadedAsset, PreparedBenchmark } from '../benchmarks/types.ts';
 import { UserError } from '../core/errors.ts';
 import type { AssetCache, AssetCacheOptions } from '../hub/assetCache.ts';
+import { checkDataFile } from '../hub/dataFile.ts';
 import { sha256File } from '../hub/sha256.ts';
 
 export type DataProvenance = AssetProvenance;
@@ -42,7 +42,7 @@ export async function prepareBenchmark(
       let loaded: LoadedAsset;
       if (override) {
         const path = resolve(override);
-        if (!existsSync(path)) throw new UserError(`data file ${override} does not exist`);
+        checkDataFile(path, pin, `${benchmark.id}/${part}`);
         const sha256 = await sha256File(path);
         loaded = {
           path,

@@ -10,6 +10,7 @@ import { newId } from '../core/ids.ts';
 import { ensureDir } from '../core/paths.ts';
 import type { Protocol, ProtocolId } from '../core/protocols.ts';
 import type { Metrics, Sample, Sampling, Score } from '../core/schemas.ts';
+import { assertCheckpointDir } from '../core/userPaths.ts';
 import { EngineRequestError, openAIChatClient } from '../engines/openaiClient.ts';
 import { killStaleGroup, processStartTicks, ServerStartError } from '../engines/processes.ts';
 import type { Engine, EngineHandle } from '../engines/types.ts';
@@ -523,7 +524,10 @@ function finish(
 /** Absolute path for a local model directory, or the id unchanged for a Hugging Face id. */
 export function normaliseModelRef(model: string): string {
   const abs = resolve(model);
-  if (existsSync(abs)) return abs;
+  if (existsSync(abs)) {
+    assertCheckpointDir(abs, 'model');
+    return abs;
+  }
   if (/^[\w.-]+\/[\w.-]+$/.test(model) && !model.startsWith('.')) return model;
   throw new UserError(
     `model ${model} is neither a local directory nor a Hugging Face id (org/name)`,

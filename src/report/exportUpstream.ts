@@ -1,7 +1,8 @@
-import { existsSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { trialLayout } from '../core/trialLayout.ts';
+import { assertCreatableDir } from '../core/userPaths.ts';
 import type { Trial, TrialRepo } from '../store/trialRepo.ts';
 import { methodNames } from './aggregate.ts';
 import { selectTrials, toReportTrial } from './collect.ts';
@@ -144,33 +145,16 @@ function runFolderPlan(repo: TrialRepo, trial: Trial, runDir: string): FolderPla
   return { dir: runDir, files, others: own ? 'own' : 'exclusive' };
 }
 
-/** A results directory that can be written: an existing folder, or a path whose parents are folders. */
-function checkOutDir(outDir: string): void {
-  let probe = outDir;
-  for (;;) {
-    if (existsSync(probe)) {
-      if (!statSync(probe).isDirectory()) {
-        throw new UserError(
-          probe === outDir
-            ? `${outDir} is a file, not a directory`
-            : `${probe} is a file, so ${outDir} cannot be made`,
-          'ptb export writes a results tree: give it a directory (a new one is created)',
-        );
-      }
-      return;
-    }
-    const parent = dirname(probe);
-    if (parent === probe) return;
-    probe = parent;
-  }
-}
-
 export function exportUpstream(
   repo: TrialRepo,
   outDir: string,
   opts: { experiments?: readonly string[] } = {},
 ): ExportSummary {
-  checkOutDir(outDir);
+  assertCreatableDir(
+    outDir,
+    'export directory',
+    'ptb export writes a results tree: give it a directory (a new one is created)',
+  );
   const trials = selectTrials(repo, opts.experiments);
   const names = methodNames(trials.map(toReportTrial));
   const summary: ExportSummary = { runs: 0, baselines: 0, skippedUnfinished: 0, methods: [] };

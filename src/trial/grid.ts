@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -6,6 +5,7 @@ import { UserError } from '../core/errors.ts';
 import { DEFAULT_PROTOCOL, ProtocolIdSchema } from '../core/protocols.ts';
 import { BENCHMARK_IDS, BenchmarkIdSchema } from '../core/schemas.ts';
 import { SandboxKindSchema, type TrialSpecInput } from '../core/trial.ts';
+import { readUserText } from '../core/userPaths.ts';
 
 const list = <T extends z.ZodTypeAny>(item: T) =>
   z.union([item, z.array(item)]).transform((v) => (Array.isArray(v) ? v : [v]));
@@ -60,11 +60,15 @@ export type Grid = z.infer<typeof GridSchema>;
 
 /** Read and validate a grid file; relative paths in it are relative to the file. */
 export function loadGrid(path: string): Grid {
+  const text = readUserText(path, 'grid file', { hint: 'Pass a grid YAML file (see docs/grid.md).' });
   let raw: unknown;
   try {
-    raw = parseYaml(readFileSync(path, 'utf8'));
+    raw = parseYaml(text);
   } catch (err) {
-    throw new UserError(`cannot read the grid file ${path}: ${(err as Error).message}`);
+    throw new UserError(
+      `the grid file ${path} is not valid YAML: ${(err as Error).message}`,
+      'see docs/grid.md for the format',
+    );
   }
   const parsed = GridSchema.safeParse(raw);
   if (!parsed.success) {

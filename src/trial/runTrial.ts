@@ -27,6 +27,7 @@ import {
   TrialSpecSchema,
 } from '../core/trial.ts';
 import { SANDBOX_PATHS, type TrialLayout, trialLayout } from '../core/trialLayout.ts';
+import { assertCheckpointDir } from '../core/userPaths.ts';
 import { readJsonLines } from '../detectors/shared/files.ts';
 import type { EvalEvent } from '../eval/runEval.ts';
 import type { AssetCache } from '../hub/assetCache.ts';
@@ -112,12 +113,7 @@ export function validateTrialSpec(input: TrialSpecInput): TrialSpec {
       'use --sandbox bwrap or --sandbox podman',
     );
   }
-  if (spec.baseModelPath && !existsSync(join(spec.baseModelPath, 'config.json'))) {
-    throw new UserError(
-      `the base model path ${spec.baseModelPath} has no config.json`,
-      'point --base-model-path at a checkpoint directory',
-    );
-  }
+  if (spec.baseModelPath) assertCheckpointDir(spec.baseModelPath, '--base-model-path');
   return spec;
 }
 

@@ -13,6 +13,7 @@ const LIGHT_CORE = new Set([
   'src/core/errors.ts',
   'src/core/paths.ts',
   'src/core/trialLayout.ts',
+  'src/core/userPaths.ts',
   'src/core/vocabulary.ts',
 ]);
 const LIGHT_PACKAGES = new Set(['commander']);

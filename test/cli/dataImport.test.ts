@@ -23,7 +23,7 @@ describe('ptb data import', () => {
   it('refuses a directory, a missing file, an empty file, with what the part is', async () => {
     const home = tempHome();
     for (const [target, message] of [
-      [tmpdir(), `${tmpdir()} is a directory, not a data file`],
+      [tmpdir(), `gsm8k/test file ${tmpdir()} is a directory, not a file`],
       [join(dir, 'nope.jsonl'), 'nope.jsonl does not exist'],
       [file('empty.jsonl', ''), 'empty.jsonl is empty'],
     ] as const) {

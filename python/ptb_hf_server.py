@@ -319,6 +319,10 @@ class Model:
         if args.attention == "grouped":
             register_grouped_attention()
             extra["attn_implementation"] = GROUPED_ATTENTION
+        # A checkpoint saved as pytorch_model.bin (vLLM loads those too) is a pickle: load only tensors
+        # from it, never objects (transformers' weights_only, said explicitly so no version's default
+        # can run code from the agent's checkpoint; older versions ignore the keyword).
+        extra["weights_only"] = True
         self.model = AutoModelForCausalLM.from_pretrained(
             args.model, trust_remote_code=args.trust_remote_code, **{dtype_arg: dtype}, **extra
         ).to(self.device)

@@ -28,6 +28,11 @@ export interface ResolvedAsset {
 export interface AssetCacheOptions {
   offline?: boolean;
   hfToken?: string;
+  /**
+   * Base URL of a mirror of the pinned files (`<mirror>/<host>/<path>` of each pin's URL), for
+   * clusters without internet access; default PTB_ASSET_MIRROR. The pins' sha256 still decide.
+   */
+  mirror?: string;
   onProgress?: (p: DownloadProgress) => void;
 }
 
@@ -98,7 +103,10 @@ export class AssetCache {
     }
     const dir = ensureDir(this.dir(group, pin.part));
     const path = join(dir, pin.fileName);
-    await downloadFile(pin.url, path, { hfToken: opts.hfToken, onProgress: opts.onProgress });
+    await downloadFile(mirroredUrl(pin.url, opts.mirror ?? process.env.PTB_ASSET_MIRROR), path, {
+      hfToken: opts.hfToken,
+      onProgress: opts.onProgress,
+    });
     const sha256 = await sha256File(path);
     if (pin.sha256 && sha256 !== pin.sha256) {
       throw new UserError(
@@ -160,4 +168,11 @@ export class AssetCache {
     copyFileSync(this.entryPath(group, part), join(keep, 'source.json'));
     return keep;
   }
+}
+
+/** A pin's URL on a mirror that keeps the original host and path under its base URL. */
+export function mirroredUrl(url: string, mirror: string | undefined): string {
+  if (!mirror?.trim()) return url;
+  const original = new URL(url);
+  return `${mirror.trim().replace(/\/+$/, '')}/${original.host}${original.pathname}${original.search}`;
 }

@@ -1,9 +1,11 @@
 import { selectDetectors } from '../audit/detectorRegistry.ts';
 import { runAudit } from '../audit/runAudit.ts';
 import { trialEvidence } from '../audit/trialEvidence.ts';
+import { getBenchmark } from '../benchmarks/registry.ts';
 import type { HomeLayout } from '../core/paths.ts';
 import type { TrialSpec } from '../core/trial.ts';
 import type { TrialLayout } from '../core/trialLayout.ts';
+import type { AssetCache } from '../hub/assetCache.ts';
 import type { TrialRepo } from '../store/trialRepo.ts';
 
 /**
@@ -19,8 +21,12 @@ export async function runAuditPhase(o: {
   prepared: { baseModelPath: string | null };
   home: HomeLayout;
   env: NodeJS.ProcessEnv;
+  /** The data cache the detectors read the benchmark's test items from; filled first unless offline. */
+  cache?: AssetCache;
+  offline?: boolean;
   onLine?: (line: string) => void;
 }): Promise<{ auditId: string; combined: string; scoreAs: string }> {
+  if (o.cache && !o.offline) await fetchBenchmarkData(o.spec, o.cache, o.env, o.onLine);
   const trial = o.repo.get(o.trialId)!;
   const evidence = trialEvidence(trial, {
     baseModelPath: o.prepared.baseModelPath,
@@ -32,4 +38,28 @@ export async function runAuditPhase(o: {
     ctx: { home: o.home.root, env: o.env, onProgress: o.onLine },
   });
   return { auditId: result.auditId, combined: result.combined, scoreAs: result.scoreAs };
+}
+
+/**
+ * The benchmark's pinned data, fetched before the detectors run: the contamination scan needs the
+ * test items, and without them its verdict is unverified, which would score an honest run as the
+ * base model only because the cache was cold (the reference's judge needs no such data). A part
+ * the trial evaluates from a local file is not fetched. A fetch that fails is reported and left to
+ * the detectors, which say what is missing.
+ */
+export async function fetchBenchmarkData(
+  spec: TrialSpec,
+  cache: AssetCache,
+  env: NodeJS.ProcessEnv,
+  onLine: (line: string) => void = () => {},
+): Promise<void> {
+  const benchmark = getBenchmark(spec.benchmark);
+  for (const pin of benchmark.assets) {
+    if (spec.evalData[pin.part]) continue;
+    try {
+      await cache.resolve(benchmark.id, pin, { hfToken: env.HF_TOKEN, mirror: env.PTB_ASSET_MIRROR });
+    } catch (err) {
+      onLine(`audit: could not fetch ${benchmark.id} ${pin.part} (${(err as Error).message})`);
+    }
+  }
 }

@@ -330,6 +330,8 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
       prepared,
       home: t.home,
       env: t.env,
+      cache: t.cache,
+      offline: t.offline,
       onLine: say,
     }),
   );

@@ -1,13 +1,16 @@
 import { spawnSync } from 'node:child_process';
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
 import { UserError } from '../core/errors.ts';
+import { SCHEDULER_KINDS } from '../core/vocabulary.ts';
 import type { Trial } from '../store/trialRepo.ts';
-import type { CliContext } from './context.ts';
+import { type CliContext, isOffline } from './context.ts';
 import { parseIntFlag } from './eval.ts';
+import { registerRunScheduled, submitGrid } from './runScheduled.ts';
 import { trialSummary } from './trial.ts';
 
 interface RunFlags {
-  config: string;
+  config?: string;
+  scheduler?: string;
   resume?: boolean;
   retryFailed?: boolean;
   parallel: number;
@@ -28,10 +31,19 @@ function detectGpus(): number[] {
 }
 
 export function registerRun(program: Command, ctx: CliContext): void {
-  program
+  const run = program
     .command('run')
-    .description('run a grid of trials (agents × base models × benchmarks × seeds × hours) on this machine')
-    .requiredOption('--config <grid.yaml>', 'grid file (see docs/grid.md)')
+    .description(
+      'run a grid of trials (agents × base models × benchmarks × seeds × hours) here or on a Slurm cluster',
+    )
+    // Not a required option: it would be demanded of `ptb run status|cancel|resume` too.
+    .option('--config <grid.yaml>', 'grid file (see docs/grid.md)')
+    .addOption(
+      new Option(
+        '--scheduler <kind>',
+        "where the trials run (default: the grid's scheduler block, else local)",
+      ).choices([...SCHEDULER_KINDS]),
+    )
     .option('--resume', 'continue unfinished trials of the grid (completed ones are never redone)')
     .option('--retry-failed', 'run failed trials again from their failed phase')
     .option('--parallel <n>', 'trials without GPUs that run at once', parseIntFlag, 1)
@@ -40,19 +52,46 @@ export function registerRun(program: Command, ctx: CliContext): void {
     .option('--offline', 'never download')
     .option('--json', 'one JSON line per trial at the end')
     .action(async (flags: RunFlags) => {
+      if (!flags.config) {
+        throw new UserError(
+          'ptb run needs a grid: --config grid.yaml',
+          'or `ptb run status|cancel|resume EXPERIMENT` for a grid submitted to a scheduler',
+        );
+      }
       const [
-        { runLocally },
+        { LocalExecutor },
+        { SchedulerBlockSchema },
         { cellKey, expandGrid, loadGrid },
         { createTrial, runTrial, validateTrialSpec },
+        { syncTrialIndex },
       ] = await Promise.all([
         import('../schedulers/local.ts'),
+        import('../schedulers/schedulerConfig.ts'),
         import('../trial/grid.ts'),
         import('../trial/runTrial.ts'),
+        import('../trial/trialIndex.ts'),
       ]);
       const { interruptible, trialEnvFor } = await import('./trialEnv.ts');
       const grid = loadGrid(flags.config);
-      const specs = expandGrid(grid).map(validateTrialSpec);
+      const block = SchedulerBlockSchema.parse({
+        ...grid.scheduler,
+        kind: flags.scheduler ?? grid.scheduler?.kind,
+      });
+      if (block.kind !== 'local') {
+        // The compute nodes check their sandbox and GPUs when each trial prepares; this node may have neither.
+        const specs = expandGrid(grid).map((s) => validateTrialSpec(s, { checkHost: false }));
+        await submitGrid(ctx, {
+          experiment: grid.experiment,
+          specs,
+          block,
+          offline: isOffline(ctx, flags.offline),
+          json: flags.json,
+        });
+        return;
+      }
+      const specs = expandGrid(grid).map((s) => validateTrialSpec(s));
       const env = trialEnvFor(ctx, { offline: flags.offline, quiet: flags.json });
+      syncTrialIndex(env.trials, ctx.home);
       const existing = new Map<string, Trial>();
       for (const t of env.trials.list({ experiment: grid.experiment })) existing.set(cellKey(t.spec), t);
       const plan = specs.map((spec) => ({ spec, trial: existing.get(cellKey(spec)) }));
@@ -84,24 +123,33 @@ export function registerRun(program: Command, ctx: CliContext): void {
           `${skippedFailed ? ` (${skippedFailed} failed: --retry-failed runs them again)` : ''}\n`,
       );
       const gpuIndices = flags.gpus ? flags.gpus.split(',').map((s) => Number(s.trim())) : detectGpus();
-      const results = await interruptible((signal) => {
-        const runEnv = { ...env, signal };
-        return runLocally(
-          todo.map((p) => ({
-            gpus: p.spec.gpus,
-            run: async (gpus: number[]) => {
-              const trial = p.trial ?? createTrial(runEnv, p.spec);
-              return runTrial({ ...runEnv, gpuIndices: gpus }, trial.id);
-            },
-          })),
-          { gpuIndices, cpuSlots: flags.parallel, signal },
-        );
-      });
       let failures = 0;
-      for (const r of results) {
-        if (!r) continue;
-        if (r.status === 'rejected') failures++;
-      }
+      await interruptible(async (signal) => {
+        const runEnv = { ...env, signal };
+        const pool = new LocalExecutor({
+          runTask: async (i, gpus) => {
+            const p = todo[i]!;
+            const trial = p.trial ?? createTrial(runEnv, p.spec);
+            return runTrial({ ...runEnv, gpuIndices: gpus }, trial.id);
+          },
+          gpuIndices,
+          cpuSlots: flags.parallel,
+          signal,
+        });
+        const gpusPerTask = Math.max(0, ...todo.map((p) => p.spec.gpus));
+        if (todo.length > 0 && gpusPerTask > gpuIndices.length) {
+          throw new UserError(
+            `each trial needs ${gpusPerTask} GPU(s), this machine has ${gpuIndices.length}`,
+            'pass --gpus with the indices to use, or lower gpus_per_trial',
+          );
+        }
+        const submission = await pool.submit({
+          indices: todo.map((_, i) => i),
+          gpusPerTask,
+          maxConcurrent: null,
+        });
+        failures = [...pool.poll([submission]).values()].filter((t) => t.state === 'failed').length;
+      });
       const all = env.trials.list({ experiment: grid.experiment });
       if (flags.json) for (const t of all) ctx.stdout.write(`${JSON.stringify(trialSummary(t))}\n`);
       else {
@@ -113,4 +161,5 @@ export function registerRun(program: Command, ctx: CliContext): void {
       }
       if (failures > 0) ctx.exitCode = 1;
     });
+  registerRunScheduled(run, ctx);
 }

@@ -18,6 +18,8 @@ async function trialModules() {
   return { splitShellWords, createTrial, runTrial, interruptible, trialEnvFor };
 }
 
+import { registerTrialExec } from './trialExec.ts';
+
 interface TrialRunFlags {
   agent: string;
   agentConfig: string;
@@ -177,6 +179,7 @@ export function registerTrial(program: Command, ctx: CliContext): void {
         printTrial(ctx, await runTrial(env, id), flags.json);
       });
     });
+  registerTrialExec(trial, ctx);
   trial
     .command('show <id>')
     .description('status, phases, scores and verdicts of one trial')
@@ -233,9 +236,10 @@ export function registerTrial(program: Command, ctx: CliContext): void {
     .option('--status <status>', 'pending | running | interrupted | completed | failed')
     .option('--json', 'one JSON object per line')
     .action(async (flags: { experiment?: string; status?: string; json?: boolean }) => {
-      const [{ trialEnvFor }, { syncTrialIndex }] = await Promise.all([
+      const [{ trialEnvFor }, { syncTrialIndex }, { scheduledTrialStates }] = await Promise.all([
         import('./trialEnv.ts'),
         import('../trial/trialIndex.ts'),
+        import('../schedulers/scheduledTrials.ts'),
       ]);
       const env = trialEnvFor(ctx, { quiet: true });
       syncTrialIndex(env.trials, ctx.home);
@@ -243,24 +247,51 @@ export function registerTrial(program: Command, ctx: CliContext): void {
         experiment: flags.experiment,
         status: flags.status as Trial['status'] | undefined,
       });
+      // Trials run by a scheduler show its state (one query per experiment), as `ptb run status` does.
+      const scheduled = scheduledTrialStates(ctx.home, env.trials, ctx.env, { experiment: flags.experiment });
+      const lost = env.trials.lostAttemptTotals();
       if (flags.json) {
-        for (const r of rows) ctx.stdout.write(`${JSON.stringify(trialSummary(r))}\n`);
+        for (const r of rows) {
+          const sched = scheduled.states.get(r.id);
+          ctx.stdout.write(
+            `${JSON.stringify({
+              ...trialSummary(r),
+              state: sched?.state ?? r.status,
+              lost_attempts: lost.get(r.id)?.attempts ?? 0,
+              lost_seconds: lost.get(r.id)?.seconds ?? 0,
+              scheduler: sched
+                ? {
+                    state: sched.schedulerState,
+                    job: sched.job,
+                    node: sched.node,
+                    log: sched.log,
+                    reason: sched.reason,
+                  }
+                : null,
+            })}\n`,
+          );
+        }
         return;
       }
       if (rows.length === 0) {
         ctx.stdout.write('no trials yet (start one with `ptb trial run` or `ptb run --config grid.yaml`)\n');
         return;
       }
+      const withLogs = rows.some((r) => scheduled.states.has(r.id));
       ctx.stdout.write(
-        `${'id'.padEnd(30)} ${'agent'.padEnd(10)} ${'benchmark'.padEnd(16)} ${'status'.padEnd(11)} ${'phase'.padEnd(9)} ${'time'.padStart(7)} ${'score'.padStart(7)}\n`,
+        `${'id'.padEnd(30)} ${'agent'.padEnd(10)} ${'benchmark'.padEnd(16)} ${'status'.padEnd(13)} ${'phase'.padEnd(9)} ${'time'.padStart(7)} ${'score'.padStart(7)} ${'restarts'.padEnd(12)}${withLogs ? ' log' : ''}\n`,
       );
       for (const r of rows) {
         const time = r.agent_seconds === null ? '—' : `${(r.agent_seconds / 60).toFixed(1)}m`;
         const score = r.final_score === null ? '—' : r.final_score.toFixed(3);
+        const sched = scheduled.states.get(r.id);
+        const l = lost.get(r.id);
+        const restarts = l ? `${l.attempts} (${(l.seconds / 60).toFixed(1)}m lost)` : '0';
         ctx.stdout.write(
-          `${r.id.padEnd(30)} ${r.agent.padEnd(10)} ${r.benchmark.padEnd(16)} ${r.status.padEnd(11)} ${(r.phase ?? '').padEnd(9)} ${time.padStart(7)} ${`${score}${r.substituted ? '*' : ''}`.padStart(7)}\n`,
+          `${`${r.id.padEnd(30)} ${r.agent.padEnd(10)} ${r.benchmark.padEnd(16)} ${(sched?.state ?? r.status).padEnd(13)} ${(r.phase ?? '').padEnd(9)} ${time.padStart(7)} ${`${score}${r.substituted ? '*' : ''}`.padStart(7)} ${restarts.padEnd(12)}${sched ? ` ${sched.log}` : ''}`.trimEnd()}\n`,
         );
       }
+      for (const p of scheduled.problems) ctx.stdout.write(`${p}\n`);
       if (rows.some((r) => r.substituted))
         ctx.stdout.write('* base model score substituted (flagged, unverified or no metrics)\n');
     });

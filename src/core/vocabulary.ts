@@ -26,3 +26,6 @@ export const PROTOCOL_IDS = ['v1.0', 'v1.1'] as const;
 
 /** The protocol of new evaluations and trials (why: core/protocols.ts, README "Protocols"). */
 export const DEFAULT_PROTOCOL: (typeof PROTOCOL_IDS)[number] = 'v1.1';
+
+/** Where `ptb run` runs a grid: here, or through a batch scheduler (src/schedulers/registry.ts). */
+export const SCHEDULER_KINDS = ['local', 'slurm'] as const;

@@ -40,6 +40,9 @@ export interface ReportTrial {
   inputTokens: number | null;
   outputTokens: number | null;
   costUsd: number | null;
+  /** Attempts thrown away and redone (preemption, node loss) and the time they had used. */
+  lostAttempts?: number;
+  lostSeconds?: number;
 }
 
 export interface ReportBaseline {
@@ -108,6 +111,9 @@ export interface RunResult {
   costUsd: number | null;
   inputTokens: number | null;
   outputTokens: number | null;
+  /** Restarts of the run's trials (preemption, node loss) and the time lost to them (not in timeSeconds). */
+  lostAttempts: number;
+  lostSeconds: number;
 }
 
 export interface LeaderboardRow {
@@ -391,6 +397,8 @@ function aggregateRun(
     costUsd: totalWithFill(chosen.map((t) => t.costUsd)),
     inputTokens: totalWithFill(chosen.map((t) => t.inputTokens)),
     outputTokens: totalWithFill(chosen.map((t) => t.outputTokens)),
+    lostAttempts: chosen.reduce((n, t) => n + (t.lostAttempts ?? 0), 0),
+    lostSeconds: chosen.reduce((n, t) => n + (t.lostSeconds ?? 0), 0),
   };
 }
 

@@ -5,7 +5,7 @@ import type { ReportBaseline, ReportTrial } from './aggregate.ts';
 import { matchesPattern } from './grouping.ts';
 
 /** A stored trial as the aggregation sees it. */
-export function toReportTrial(t: Trial): ReportTrial {
+export function toReportTrial(t: Trial, lost?: { attempts: number; seconds: number }): ReportTrial {
   return {
     id: t.id,
     experiment: t.experiment,
@@ -31,6 +31,8 @@ export function toReportTrial(t: Trial): ReportTrial {
     inputTokens: t.input_tokens,
     outputTokens: t.output_tokens,
     costUsd: t.cost_usd,
+    lostAttempts: lost?.attempts ?? 0,
+    lostSeconds: lost?.seconds ?? 0,
   };
 }
 

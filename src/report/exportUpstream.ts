@@ -156,7 +156,7 @@ export function exportUpstream(
     'ptb export writes a results tree: give it a directory (a new one is created)',
   );
   const trials = selectTrials(repo, opts.experiments);
-  const names = methodNames(trials.map(toReportTrial));
+  const names = methodNames(trials.map((t) => toReportTrial(t)));
   const summary: ExportSummary = { runs: 0, baselines: 0, skippedUnfinished: 0, methods: [] };
   const methods = new Set<string>();
   const plans: FolderPlan[] = [];

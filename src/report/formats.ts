@@ -127,6 +127,11 @@ export function reportNotes(lb: Leaderboard): string[] {
       const subs = substitutionSummary(run);
       if (subs)
         notes.push(`${run.name}: ${run.substitutedCells} cell(s) scored as the base model (${subs}).`);
+      if (run.lostAttempts > 0)
+        notes.push(
+          `${run.name}: ${run.lostAttempts} attempt(s) restarted after preemption or node loss ` +
+            `(${(run.lostSeconds / 60).toFixed(1)} min lost, not counted in agent time).`,
+        );
     }
   }
   for (const row of lb.rows) {
@@ -308,6 +313,8 @@ export function reportJson(lb: Leaderboard, series: readonly ProgressSeries[] = 
         cost_usd: run.costUsd,
         input_tokens: run.inputTokens,
         output_tokens: run.outputTokens,
+        lost_attempts: run.lostAttempts,
+        lost_seconds: run.lostSeconds,
         cells: run.cells.map((c) => ({
           model: c.model,
           benchmark: c.benchmark,

@@ -36,7 +36,11 @@ export function buildReport(repo: TrialRepo, opts: ReportOptions = {}): Report {
       throw new UserError(`unknown benchmark "${b}"`, `Choose from: ${BENCHMARK_IDS.join(', ')}.`);
     }
   }
-  const trials = oneProtocol(selectTrials(repo, opts.experiments).map(toReportTrial), opts.protocol);
+  const lost = repo.lostAttemptTotals();
+  const trials = oneProtocol(
+    selectTrials(repo, opts.experiments).map((t) => toReportTrial(t, lost.get(t.id))),
+    opts.protocol,
+  );
   let leaderboard: Leaderboard;
   try {
     leaderboard = aggregate(trials, storedBaselines(repo), opts);

@@ -196,6 +196,18 @@ export interface IndexSync {
   skippedLines: number;
 }
 
+function runFromRow(r: Row): TrialRun {
+  return {
+    n: Number(r.n),
+    executor: String(r.executor),
+    host: String(r.host),
+    job: r.job === null ? null : String(r.job),
+    restartCount: r.restart_count === null ? null : Number(r.restart_count),
+    gpus: JSON.parse(String(r.gpus_json)) as number[],
+    startedAt: String(r.started_at),
+  };
+}
+
 export function journalPath(trialDir: string): string {
   return trialLayout(trialDir).journal;
 }
@@ -385,6 +397,40 @@ export class TrialRepo {
     return new Map(rows.map((r) => [r.trial_id, { attempts: r.attempts, seconds: r.seconds }]));
   }
 
+  /** The latest start of every trial that has one (one query, for listings). */
+  latestRuns(): Map<string, TrialRun> {
+    const rows = this.db
+      .prepare(
+        `SELECT r.* FROM trial_runs r JOIN (SELECT trial_id, MAX(n) AS n FROM trial_runs GROUP BY trial_id) m
+           ON m.trial_id = r.trial_id AND m.n = r.n`,
+      )
+      .all() as Row[];
+    return new Map(rows.map((r) => [String(r.trial_id), runFromRow(r)]));
+  }
+
+  /** Run `fn` in one transaction (many trials created at once commit once). */
+  inTransaction<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
+  /**
+   * Drop trials from the index (their directories are the caller's business): only for trials that
+   * never ran, e.g. a submission the scheduler refused.
+   */
+  forgetNeverRun(ids: readonly string[]): void {
+    this.db.transaction(() => {
+      for (const id of ids) {
+        const t = this.get(id);
+        if (t?.status !== 'pending' || this.phases(id).length > 0) {
+          throw new Error(`trial ${id} has run; it is kept`);
+        }
+        this.forgetDerived(id);
+        this.db.prepare('DELETE FROM trial_journals WHERE trial_id = ?').run(id);
+        this.db.prepare('DELETE FROM trials WHERE id = ?').run(id);
+      }
+    })();
+  }
+
   // ---- the index over trial directories ----
 
   /**
@@ -447,7 +493,12 @@ export class TrialRepo {
           return { trialId: null, updated: false, skippedLines: read.skipped };
         // First sight of this journal (or it was replaced): replay it onto a clean slate.
         this.forgetDerived(created.id);
-        for (const event of read.events) this.apply(created.id, dir, event);
+        this.insertTrial(created.id, created.spec, dir, created.ts, {
+          source: 'ptb',
+          externalId: null,
+          runNumber: null,
+        });
+        for (const event of read.events.slice(1)) this.apply(created.id, dir, event);
         this.setOffset(created.id, path, read.end);
         return { trialId: created.id, updated: true, skippedLines: read.skipped };
       }
@@ -554,7 +605,10 @@ export class TrialRepo {
   private apply(trialId: string, dir: string, e: JournalEvent): void {
     switch (e.event) {
       case 'created':
-        this.insertTrial(e.id, e.spec, dir, e.ts, { source: 'ptb', externalId: null, runNumber: null });
+        // Only a journal's first line creates; a repeated creation (two writers) never resets a trial.
+        if (!this.get(e.id)) {
+          this.insertTrial(e.id, e.spec, dir, e.ts, { source: 'ptb', externalId: null, runNumber: null });
+        }
         return;
       case 'update':
         this.applyPatch(trialId, e.patch, e.ts);
@@ -592,6 +646,7 @@ export class TrialRepo {
             e.keptIn,
             e.restartCount,
           );
+        this.applyPatch(trialId, { phase: null }, e.ts);
         const redone = PHASES.slice(PHASES.indexOf(e.resetFrom));
         this.db
           .prepare(

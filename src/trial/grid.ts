@@ -6,6 +6,7 @@ import { DEFAULT_PROTOCOL, ProtocolIdSchema } from '../core/protocols.ts';
 import { BENCHMARK_IDS, BenchmarkIdSchema } from '../core/schemas.ts';
 import { SandboxKindSchema, type TrialSpecInput } from '../core/trial.ts';
 import { readUserText } from '../core/userPaths.ts';
+import { SchedulerBlockSchema } from '../schedulers/schedulerConfig.ts';
 
 const list = <T extends z.ZodTypeAny>(item: T) =>
   z.union([item, z.array(item)]).transform((v) => (Array.isArray(v) ? v : [v]));
@@ -54,6 +55,8 @@ export const GridSchema = z
     budget_usd: z.number().positive().optional(),
     network: z.enum(['open', 'none', 'allowlist']).default('open'),
     allow_hosts: z.array(z.string()).default([]),
+    /** Where the trials run (`ptb run --scheduler` overrides `kind`); see docs/slurm.md. */
+    scheduler: SchedulerBlockSchema.optional(),
   })
   .strict();
 export type Grid = z.infer<typeof GridSchema>;
@@ -87,6 +90,7 @@ export function loadGrid(path: string): Grid {
     prompt_file: abs(g.prompt_file),
     eval_data: Object.fromEntries(Object.entries(g.eval_data).map(([k, v]) => [k, abs(v)!])),
     task_files: Object.fromEntries(Object.entries(g.task_files).map(([k, v]) => [k, abs(v)!])),
+    ...(g.scheduler ? { scheduler: { ...g.scheduler, results_dir: abs(g.scheduler.results_dir) } } : {}),
   };
 }
 

@@ -45,6 +45,7 @@ import { collectTrial } from './collect.ts';
 import { runEvaluatePhase } from './evaluatePhase.ts';
 import { finalScore } from './finalize.ts';
 import { buildHfCacheView, sharedHfCache as sharedHfCacheOf } from './hfCacheView.ts';
+import { discardAttempt, discardUnfinishedPhases, stopOf } from './lostAttempt.ts';
 import { renderPrompt } from './prompt.ts';
 import { startHarnessServices } from './services.ts';
 import { formatHms } from './traceWriter.ts';
@@ -67,6 +68,11 @@ export interface TrialEnv {
   agentLimits?: { timeoutMs?: number; killGraceMs?: number };
   /** Test hook: called after each phase is persisted (crash-injection tests kill the process here). */
   afterPhase?: (phase: Phase) => void;
+  /**
+   * Under a batch scheduler a phase cut short (preemption, node loss, cancel) is thrown away and redone
+   * (the agent from a fresh workspace with its full budget) instead of kept as interrupted.
+   */
+  redoStoppedPhases?: { restartCount: number | null };
 }
 
 const PrepareResultSchema = z.object({
@@ -83,8 +89,12 @@ const AgentResultSchema = z.object({
   detail: z.string(),
 });
 
-/** Check a spec before anything is created: refuse what cannot run as asked, instead of weakening it. */
-export function validateTrialSpec(input: TrialSpecInput): TrialSpec {
+/**
+ * Check a spec before anything is created: refuse what cannot run as asked, instead of weakening it.
+ * `checkHost: false` (a grid submitted to a cluster) leaves the sandbox and GPU checks to the compute
+ * node, where each trial's prepare phase makes them.
+ */
+export function validateTrialSpec(input: TrialSpecInput, opts: { checkHost?: boolean } = {}): TrialSpec {
   const parsed = TrialSpecSchema.safeParse(input);
   if (!parsed.success) {
     throw new UserError(
@@ -97,16 +107,7 @@ export function validateTrialSpec(input: TrialSpecInput): TrialSpec {
   if (spec.agent === 'command' && !spec.agentCommand?.length) {
     throw new UserError('the command agent needs a command', 'pass --agent-command "<executable> [args]"');
   }
-  // The chosen sandbox must give what the trial asks for (GPUs, the network policy, its image), or the
-  // trial is refused before anything is created.
-  assertSandboxCan(spec.sandbox, {
-    gpus: spec.gpus,
-    network: spec.network,
-    unsafeNoSandbox: spec.unsafeNoSandbox,
-    ...(spec.sandbox === 'podman' || spec.sandbox === 'apptainer'
-      ? { image: spec.image ?? defaultImage(spec.sandbox) }
-      : {}),
-  });
+  if (opts.checkHost !== false) assertHostCanRun(spec);
   if (spec.sandbox !== 'bwrap' && spec.sandbox !== 'podman') {
     throw new UserError(
       `trials run their agent in bwrap or podman in this version; ${spec.sandbox} runs single commands only`,
@@ -115,6 +116,21 @@ export function validateTrialSpec(input: TrialSpecInput): TrialSpec {
   }
   if (spec.baseModelPath) assertCheckpointDir(spec.baseModelPath, '--base-model-path');
   return spec;
+}
+
+/**
+ * The chosen sandbox must give what the trial asks for here (GPUs, the network policy, its image), or
+ * the trial is refused: before anything is created locally, at prepare on a compute node.
+ */
+export function assertHostCanRun(spec: TrialSpec): void {
+  assertSandboxCan(spec.sandbox, {
+    gpus: spec.gpus,
+    network: spec.network,
+    unsafeNoSandbox: spec.unsafeNoSandbox,
+    ...(spec.sandbox === 'podman' || spec.sandbox === 'apptainer'
+      ? { image: spec.image ?? defaultImage(spec.sandbox) }
+      : {}),
+  });
 }
 
 export function createTrial(t: Pick<TrialEnv, 'trials' | 'home'>, input: TrialSpecInput): Trial {
@@ -154,6 +170,8 @@ function chownTree(dir: string, uid: number, gid: number): void {
 export async function runTrial(t: TrialEnv, trialId: string): Promise<Trial> {
   const trial = t.trials.find(trialId);
   if (!trial) throw new UserError(`no trial ${trialId}`, 'list trials with `ptb trials`');
+  // A completed trial is never run again (a resubmitted or requeued task finds it done).
+  if (trial.status === 'completed') return trial;
   return withTrialLock(trial.dir, async () => {
     try {
       return await runPhases(t, trial);
@@ -180,6 +198,8 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
   const say = t.onLine ?? (() => {});
   mkdirSync(layout.root, { recursive: true });
   writeJsonAtomic(layout.spec, { id: trial.id, ...spec });
+  const redo = t.redoStoppedPhases;
+  if (redo) discardUnfinishedPhases(t.trials, trial.id, layout, redo.restartCount);
   t.trials.update(trial.id, { status: 'running', error: null });
   const python = await ensurePythonEnv({ home: t.home.root, env: t.env, onProgress: say, signal: t.signal });
 
@@ -192,10 +212,22 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
     try {
       // `started` without completion = the harness died inside this phase; `failed` phases simply run again.
       const result = await run(row?.status === 'started');
+      // Under a batch scheduler a phase stopped mid-way is redone, never kept half-done.
+      if (redo && t.signal?.aborted) throw t.signal.reason;
       t.trials.completePhase(trial.id, phase, result);
     } catch (err) {
       if (t.signal?.aborted) {
-        t.trials.update(trial.id, { status: 'interrupted' });
+        const stop = stopOf(t.signal);
+        if (redo) {
+          discardAttempt(t.trials, trial.id, layout, {
+            phase,
+            startedAt: t.trials.phase(trial.id, phase)?.started_at ?? new Date().toISOString(),
+            endedAtMs: Date.now(),
+            reason: stop?.kind ?? 'interrupted',
+            restartCount: redo.restartCount,
+          });
+        }
+        t.trials.update(trial.id, { status: 'interrupted', ...(stop ? { error: stop.message } : {}) });
         throw err;
       }
       const message = (err as Error).message;
@@ -209,6 +241,8 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
   const redact = createRedactor(knownSecretsFromEnv(t.env));
 
   await step('prepare', async () => {
+    // The machine running the trial must give what it asks for (a compute node may lack the sandbox or GPUs).
+    assertHostCanRun(spec);
     const baseModelPath = resolveBaseModelPath(spec, t.env);
     const prompt = renderPrompt(spec, benchmark, agent);
     const prepared = await prepareWorkspace({

@@ -172,7 +172,12 @@ export function createOpenAiGrader(options: OpenAiGraderOptions): Grader {
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err;
       if (err instanceof GraderHttpError) {
-        return { ok: false, error: err, retry: clientShouldRetry(err.status, err.headers), headers: err.headers };
+        return {
+          ok: false,
+          error: err,
+          retry: clientShouldRetry(err.status, err.headers),
+          headers: err.headers,
+        };
       }
       // No answer at all (timeout, refused, reset): the client retries those too.
       if (err instanceof GraderTransportError) return { ok: false, error: err, retry: true };
@@ -206,7 +211,9 @@ export function createOpenAiGrader(options: OpenAiGraderOptions): Grader {
     } catch (err) {
       if (signal?.aborted) throw signal.reason ?? err;
       if (timeout.aborted)
-        throw new GraderTransportError(`grader ${model} at ${url} did not answer within ${timeoutMs / 1000} s`);
+        throw new GraderTransportError(
+          `grader ${model} at ${url} did not answer within ${timeoutMs / 1000} s`,
+        );
       const cause = err instanceof Error && err.cause instanceof Error ? `: ${err.cause.message}` : '';
       throw new GraderTransportError(`cannot reach grader at ${url} (${(err as Error).message}${cause})`, {
         cause: err,

@@ -1,9 +1,16 @@
 import { UserError } from '../core/errors.ts';
-import type { DetectorContext } from '../detectors/types.ts';
+import type { DetectorVerdict } from '../core/trial.ts';
+import type { Detector, DetectorContext } from '../detectors/types.ts';
 import type { Db } from '../store/db.ts';
+import type { Trial } from '../store/trialRepo.ts';
 import { type AuditWithVerdicts, TrialRepo } from '../store/trialRepo.ts';
 import type { UnverifiedPolicy } from './combine.ts';
-import { type DetectorOptions, selectDetectors, UPSTREAM_DETECTOR_FACTORIES } from './detectorRegistry.ts';
+import {
+  type DetectorOptions,
+  selectDetectors,
+  selectJudges,
+  UPSTREAM_DETECTOR_FACTORIES,
+} from './detectorRegistry.ts';
 import { type AuditResult, runAudit } from './runAudit.ts';
 import { trialEvidence } from './trialEvidence.ts';
 import { upstreamAuditsDir, upstreamRunEvidence } from './upstreamRunDir.ts';
@@ -13,6 +20,25 @@ export interface AuditRequest extends DetectorOptions {
   detectors?: string[];
   policy?: UnverifiedPolicy;
   ctx: Omit<DetectorContext, 'env'>;
+}
+
+/**
+ * What one audit of a trial runs. With judges and no detector list, only the judges run and the
+ * latest audit's other verdicts are carried over (a judge re-run must not drop the detectors'
+ * verdicts); otherwise the detectors asked for (default all) and then the judges.
+ */
+function auditPlan(
+  repo: TrialRepo,
+  trial: Trial,
+  req: AuditRequest,
+): { detectors: Detector[]; carried?: DetectorVerdict[] } {
+  const judges = selectJudges(req);
+  if (judges.length > 0 && !req.detectors?.length) {
+    const rerun = new Set(judges.map((j) => j.id));
+    const carried = (repo.latestAudit(trial.id)?.verdicts ?? []).filter((v) => !rerun.has(v.detector));
+    return { detectors: judges, carried };
+  }
+  return { detectors: [...selectDetectors(req, req.detectors), ...judges] };
 }
 
 /** `ptb audit TRIAL`: audit again, keeping every earlier audit; returns this audit and the earlier ones. */
@@ -27,14 +53,84 @@ export async function auditTrial(
     throw new UserError(`no trial ${idOrPrefix}`, 'Check the trial id; a unique prefix of it is enough.');
   }
   const earlier = repo.audits(trial.id);
-  const detectors = selectDetectors(req, req.detectors);
+  const plan = auditPlan(repo, trial, req);
   const result = await runAudit(trial, trialEvidence(trial), {
-    detectors,
+    detectors: plan.detectors,
+    carried: plan.carried,
     policy: req.policy,
     repo,
     ctx: { ...req.ctx, env: req.env },
   });
   return { result, earlier };
+}
+
+export interface ExperimentAuditRow {
+  trialId: string;
+  status: 'audited' | 'skipped' | 'failed';
+  combined?: string;
+  summary?: string;
+  error?: string;
+}
+
+/** Whether the trial's latest audit already holds a usable verdict of every detector/judge planned (same version). */
+function alreadyJudged(repo: TrialRepo, trial: Trial, detectors: readonly Detector[]): boolean {
+  const verdicts = repo.latestAudit(trial.id)?.verdicts ?? [];
+  return detectors.every((d) =>
+    verdicts.some((v) => v.detector === d.id && v.version === d.version && v.verdict !== 'unverified'),
+  );
+}
+
+/**
+ * `ptb audit EXPERIMENT`: audit (or re-judge) every trial of an experiment, at most `concurrency`
+ * at a time; `skipExisting` leaves trials whose latest audit already has a usable verdict from each
+ * detector and judge asked for (same version). A trial that fails is reported, the others go on.
+ */
+export async function auditExperiment(
+  db: Db,
+  experiment: string,
+  req: AuditRequest & {
+    skipExisting?: boolean;
+    concurrency?: number;
+    onTrial?: (row: ExperimentAuditRow) => void;
+  },
+): Promise<ExperimentAuditRow[]> {
+  const repo = new TrialRepo(db);
+  const trials = repo.list({ experiment });
+  if (trials.length === 0) {
+    throw new UserError(`no trial or experiment named ${experiment}`, 'List experiments with `ptb trials`.');
+  }
+  selectJudges(req); // unknown judges or providers are a usage error, before any trial is touched
+  const rows: ExperimentAuditRow[] = [];
+  let next = 0;
+  const work = async () => {
+    while (next < trials.length) {
+      const trial = trials[next++]!;
+      let row: ExperimentAuditRow;
+      try {
+        const plan = auditPlan(repo, trial, req);
+        if (req.skipExisting && alreadyJudged(repo, trial, plan.detectors)) {
+          row = { trialId: trial.id, status: 'skipped', summary: 'already judged (same versions)' };
+        } else {
+          const result = await runAudit(trial, trialEvidence(trial), {
+            detectors: plan.detectors,
+            carried: plan.carried,
+            policy: req.policy,
+            repo,
+            ctx: { ...req.ctx, env: req.env },
+          });
+          row = { trialId: trial.id, status: 'audited', combined: result.combined, summary: result.summary };
+        }
+      } catch (err) {
+        if (req.ctx.signal?.aborted) throw err;
+        row = { trialId: trial.id, status: 'failed', error: (err as Error).message };
+      }
+      rows.push(row);
+      req.onTrial?.(row);
+    }
+  };
+  const limit = Math.max(1, Math.min(req.concurrency ?? 4, trials.length));
+  await Promise.all(Array.from({ length: limit }, work));
+  return rows.sort((a, b) => a.trialId.localeCompare(b.trialId));
 }
 
 /** Earlier audits of a trial without running a new one. */

@@ -1,8 +1,12 @@
 import { UserError } from '../core/errors.ts';
 import { contaminationDetector } from '../detectors/contamination/detector.ts';
 import { createEgressRulesDetector, type EgressRulesOptions } from '../detectors/egressRules.ts';
+import { createJudgeDetector } from '../detectors/judges/judgeDetector.ts';
+import { resolveJudges } from '../detectors/judges/judgeSets.ts';
 import {
   createLlmJudgeDetector,
+  JUDGE_DEFAULT_BASE_URL,
+  JUDGE_ENV,
   type JudgeFlags,
   judgeConfigFrom,
   unconfiguredJudgeDetector,
@@ -21,6 +25,10 @@ export interface DetectorOptions {
   testSplitDownloads?: EgressRulesOptions['testSplitDownloads'];
   /** Run the LLM judge even when no judge model is configured (it then reports unverified). */
   requireJudge?: boolean;
+  /** Judges (ids or protocol ids, see detectors/judges/judgeSets.ts) to run after the detectors. */
+  judges?: string[];
+  /** Protocol whose judge definitions apply to judge ids given alone (default v1.1). */
+  judgeProtocol?: string;
 }
 
 /**
@@ -50,6 +58,26 @@ export const UPSTREAM_DETECTOR_FACTORIES: ReadonlyArray<
 > = [...DETECTOR_FACTORIES, ['reference-judgement', () => referenceJudgementDetector]];
 
 export const DETECTOR_IDS: readonly string[] = DETECTOR_FACTORIES.map(([id]) => id);
+
+/**
+ * The declarative judges asked for, as detectors (they run last). The endpoint comes from the judge
+ * flags and PTB_JUDGE_*; the model is each definition's own unless --judge-model overrides it.
+ */
+export function selectJudges(opts: DetectorOptions): Detector[] {
+  if (!opts.judges?.length) return [];
+  const defs = resolveJudges(opts.judges, opts.judgeProtocol);
+  const provider = (opts.judge?.provider ?? opts.env[JUDGE_ENV.provider] ?? 'openai').trim().toLowerCase();
+  if (provider !== 'openai' && provider !== 'anthropic')
+    throw new UserError(`unknown judge provider "${provider}"`, 'Use --judge-provider openai or anthropic.');
+  const endpoint = {
+    provider: provider as 'openai' | 'anthropic',
+    baseUrl:
+      (opts.judge?.baseUrl ?? opts.env[JUDGE_ENV.baseUrl] ?? '').trim() || JUDGE_DEFAULT_BASE_URL[provider],
+    apiKey: opts.env[JUDGE_ENV.apiKey] ?? '',
+  };
+  const model = opts.judge?.model ?? opts.env[JUDGE_ENV.model];
+  return defs.map((def) => createJudgeDetector(def, endpoint, { model }));
+}
 
 /** The detectors to run: all of them, or the ids asked for (in registry order). */
 export function selectDetectors(

@@ -23,6 +23,11 @@ export interface AuditOptions {
   /** Write contamination_judgement.txt / disallowed_model_judgement.txt into the trial dir (default true). */
   writeJudgements?: boolean;
   auditId?: string;
+  /**
+   * Verdicts kept from an earlier audit (a judges-only re-audit keeps the detectors' verdicts): they
+   * count in the combination and the judges read them, as if they had run in this audit.
+   */
+  carried?: DetectorVerdict[];
 }
 
 export interface AuditResult {
@@ -96,7 +101,7 @@ export async function runAudit(
     ...opts.detectors.filter((d) => !(d as AuditDetector).runsLast),
     ...opts.detectors.filter((d) => (d as AuditDetector).runsLast),
   ];
-  const verdicts: DetectorVerdict[] = [];
+  const verdicts: DetectorVerdict[] = [...(opts.carried ?? [])];
   for (const detector of ordered) {
     opts.ctx.onProgress?.(`audit: ${detector.id}`);
     const ctx: AuditDetectorContext = { ...opts.ctx, findings: [...verdicts], auditDir: dir };

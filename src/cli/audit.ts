@@ -18,7 +18,17 @@ interface AuditFlags {
   baseModelDir?: string;
   out?: string;
   history?: boolean;
+  judges?: string;
+  judgeProtocol?: string;
+  skipExisting?: boolean;
+  concurrency?: string;
 }
+
+const list = (value: string | undefined) =>
+  value
+    ?.split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 
 /** Exit codes: 0 clean, 3 flagged, 4 unverified (1 and 2 stay errors and usage). */
 const EXIT: Record<string, number> = { clean: 0, flagged: 3, unverified: 4, not_audited: 4 };
@@ -93,7 +103,7 @@ export function registerAudit(program: Command, ctx: CliContext): void {
     .description(
       'audit a trial for reward hacking again (earlier audits are kept), or an upstream run directory',
     )
-    .argument('[trial]', 'trial id (or a unique prefix)')
+    .argument('[trial]', 'trial id (or a unique prefix), or an experiment name to audit all its trials')
     .option('--dir <run-dir>', 'audit an upstream run directory (<benchmark>_<org>_<model>_<id>) instead')
     .option('--detectors <ids>', 'comma-separated detectors to run (default: all)')
     .option('--judge-provider <name>', 'LLM judge API: openai (any OpenAI-compatible endpoint) or anthropic')
@@ -114,6 +124,16 @@ export function registerAudit(program: Command, ctx: CliContext): void {
     )
     .option('--out <dir>', 'with --dir: where to write the audit (default RUN_DIR/ptb_audit)')
     .option('--history', 'list the earlier audits of the trial without running a new one')
+    .option(
+      '--judges <ids>',
+      'declarative judges to run (ids, or a protocol id for its whole set: v1.0, v1.1); alone, they re-judge and keep the other verdicts',
+    )
+    .option('--judge-protocol <id>', 'protocol whose judge definitions apply (default v1.1)')
+    .option(
+      '--skip-existing',
+      'with an experiment: skip trials that already have these verdicts (same versions)',
+    )
+    .option('--concurrency <n>', 'with an experiment: trials audited at the same time (default 4)')
     .option('--json', 'print the audit as JSON')
     .addHelpText(
       'after',
@@ -127,7 +147,10 @@ export function registerAudit(program: Command, ctx: CliContext): void {
           'Example: ptb audit trial-20250101-120000-abc123',
         );
       }
-      const { auditHistory, auditRunDir, auditTrial } = await import('../audit/auditTrial.ts');
+      const { auditExperiment, auditHistory, auditRunDir, auditTrial } = await import(
+        '../audit/auditTrial.ts'
+      );
+      const { TrialRepo } = await import('../store/trialRepo.ts');
       if (flags.history) {
         if (!trial) throw new UserError('--history needs a trial id');
         const { trialId, audits } = auditHistory(ctx.db(), trial);
@@ -140,10 +163,9 @@ export function registerAudit(program: Command, ctx: CliContext): void {
         judge: { provider: flags.judgeProvider, baseUrl: flags.judgeBaseUrl, model: flags.judgeModel },
         testSplitDownloads: flags.strictDownloads ? ('flag' as const) : ('warning' as const),
         requireJudge: flags.requireJudge ?? false,
-        detectors: flags.detectors
-          ?.split(',')
-          .map((s) => s.trim())
-          .filter(Boolean),
+        detectors: list(flags.detectors),
+        judges: list(flags.judges),
+        judgeProtocol: flags.judgeProtocol,
         policy: parsePolicy(flags.unverified),
         ctx: {
           home: ctx.home.root,
@@ -158,6 +180,32 @@ export function registerAudit(program: Command, ctx: CliContext): void {
           baseModelPath: flags.baseModelDir,
           outDir: flags.out,
         });
+      } else if (
+        !new TrialRepo(ctx.db()).find(trial!) &&
+        new TrialRepo(ctx.db()).list({ experiment: trial! }).length > 0
+      ) {
+        const concurrency = flags.concurrency === undefined ? undefined : Number(flags.concurrency);
+        if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1))
+          throw new UserError(`--concurrency must be a positive integer, not ${flags.concurrency}`);
+        const rows = await auditExperiment(ctx.db(), trial!, {
+          ...request,
+          skipExisting: flags.skipExisting,
+          concurrency,
+          onTrial: flags.json
+            ? undefined
+            : (row) =>
+                ctx.stdout.write(
+                  `${row.trialId}  ${row.status}${row.combined ? `  ${row.combined}` : ''}  ${row.summary ?? row.error ?? ''}\n`,
+                ),
+        });
+        if (flags.json) ctx.stdout.write(`${JSON.stringify({ experiment: trial, trials: rows }, null, 2)}\n`);
+        const counts = (status: string) => rows.filter((r) => r.status === status).length;
+        if (!flags.json)
+          ctx.stdout.write(
+            `${trial}: ${counts('audited')} audited, ${counts('skipped')} skipped, ${counts('failed')} failed\n`,
+          );
+        ctx.exitCode = counts('failed') > 0 ? 1 : 0;
+        return;
       } else {
         ({ result, earlier } = await auditTrial(ctx.db(), trial!, request));
       }

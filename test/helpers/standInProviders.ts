@@ -65,6 +65,10 @@ export interface StandInProviderOptions {
   script: SessionScript;
   /** Model names the stand-in accepts; any when omitted. */
   models?: string[];
+  /** Tool names played as the scripted tool (default: the agent CLIs' shell tools). */
+  toolNames?: string[];
+  /** Answer to a request that offers no scripted tool (default "OK"), e.g. a judge's single call. */
+  sideMessage?: string;
 }
 
 type Json = Record<string, unknown>;
@@ -215,7 +219,7 @@ export async function startStandInProvider(
       }
     }
     const tools = asArray(body.tools).filter(isObject);
-    const shell = tools.find((tool) => tool.name === 'Bash');
+    const shell = tools.find((tool) => (options.toolNames ?? ['Bash']).includes(String(tool.name)));
     if (shell) checkToolResultIds(resultIds);
     return {
       role: shell ? 'main' : 'side',
@@ -241,7 +245,10 @@ export async function startStandInProvider(
         input: shellArguments(turn.shellTool.schema, command),
       });
     } else {
-      blocks.push({ type: 'text', text: turn.role === 'main' ? options.script.finalMessage : 'OK' });
+      blocks.push({
+        type: 'text',
+        text: turn.role === 'main' ? options.script.finalMessage : (options.sideMessage ?? 'OK'),
+      });
     }
     const stopReason = command && turn.shellTool ? 'tool_use' : 'end_turn';
     const usageBlock = {
@@ -340,7 +347,8 @@ export async function startStandInProvider(
     }
     const tools = asArray(body.tools).filter(isObject);
     const shell = tools.find(
-      (tool) => tool.type === 'function' && SHELL_TOOL_NAMES.includes(String(tool.name)),
+      (tool) =>
+        tool.type === 'function' && (options.toolNames ?? SHELL_TOOL_NAMES).includes(String(tool.name)),
     );
     if (shell) checkToolResultIds(resultIds);
     return {
@@ -368,7 +376,7 @@ export async function startStandInProvider(
         status: 'completed',
       });
     } else {
-      const text = turn.role === 'main' ? options.script.finalMessage : 'OK';
+      const text = turn.role === 'main' ? options.script.finalMessage : (options.sideMessage ?? 'OK');
       items.push({
         type: 'message',
         id: nextId('msg'),
@@ -472,7 +480,9 @@ export async function startStandInProvider(
     }
     const tools = asArray(body.tools).filter(isObject);
     const shell = tools.find(
-      (tool) => isObject(tool.function) && SHELL_TOOL_NAMES.includes(String(tool.function.name)),
+      (tool) =>
+        isObject(tool.function) &&
+        (options.toolNames ?? SHELL_TOOL_NAMES).includes(String(tool.function.name)),
     );
     if (shell) checkToolResultIds(resultIds);
     const fn = shell && isObject(shell.function) ? shell.function : null;
@@ -514,7 +524,10 @@ export async function startStandInProvider(
         ],
       };
     } else {
-      message = { role: 'assistant', content: turn.role === 'main' ? options.script.finalMessage : 'OK' };
+      message = {
+        role: 'assistant',
+        content: turn.role === 'main' ? options.script.finalMessage : (options.sideMessage ?? 'OK'),
+      };
     }
     const finishReason = message.tool_calls ? 'tool_calls' : 'stop';
     if (body.stream === true) {

@@ -1,10 +1,10 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { getBenchmark } from '../../benchmarks/registry.ts';
+import type { PreparedBenchmark } from '../../benchmarks/types.ts';
 import { writeJsonAtomic } from '../../core/atomicWrite.ts';
 import { errorMessage } from '../../core/errors.ts';
 import { homeLayout } from '../../core/paths.ts';
-import { prepareBenchmark } from '../../eval/prepareBenchmark.ts';
 import { AssetCache } from '../../hub/assetCache.ts';
 import { ensurePythonEnv } from '../../runtime/pythonEnv.ts';
 import type { AuditDetectorContext } from '../shared/auditContext.ts';
@@ -58,6 +58,41 @@ function safetensorsBytes(dir: string): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * The benchmark with the trial's own data (`--data` overrides) or its cached pin, offline. Loaded
+ * here rather than through eval/ (a higher layer): the same assets, resolved the same way.
+ */
+async function preparedFor(evidence: TrialEvidence, home: string): Promise<PreparedBenchmark> {
+  const benchmark = getBenchmark(evidence.spec.benchmark);
+  const cache = new AssetCache(homeLayout(home).dataCache);
+  return benchmark.prepare({
+    async asset(part) {
+      const own = evidence.spec.evalData[part];
+      if (own) {
+        if (!existsSync(own)) throw new Error(`data file ${own} does not exist`);
+        return {
+          path: own,
+          provenance: { part, source: 'local', path: own, sha256: '', origin: own, verified: false },
+        };
+      }
+      const pin = benchmark.assets.find((a) => a.part === part);
+      if (!pin) throw new Error(`${benchmark.id} has no asset part ${part}`);
+      const { path, entry } = await cache.resolve(benchmark.id, pin, { offline: true });
+      return {
+        path,
+        provenance: {
+          part,
+          source: entry.source,
+          path,
+          sha256: entry.sha256,
+          origin: entry.origin,
+          verified: entry.verified,
+        },
+      };
+    },
+  });
 }
 
 const perToken = (s: { n: number; base: number; final: number }) =>
@@ -122,14 +157,7 @@ export const likelihoodProbeDetector: Detector = {
     const limit =
       gpu.length === 0 && safetensorsBytes(base) > PROBE_RULE.cpuLargeBytes ? PROBE_RULE.cpuPairLimit : null;
     try {
-      const { prepared } = await prepareBenchmark(
-        getBenchmark(benchmark),
-        new AssetCache(homeLayout(ctx.home).dataCache),
-        {
-          offline: true,
-          overrides: evidence.spec.evalData,
-        },
-      );
+      const prepared = await preparedFor(evidence, ctx.home);
       ({ pairs, skipped } = probePairs(benchmark, prepared, { limit, seed: 0 }));
     } catch (err) {
       findings.unknown(

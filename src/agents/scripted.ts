@@ -1,3 +1,4 @@
+import { UserError } from '../core/errors.ts';
 import { SANDBOX_PATHS } from '../core/trialLayout.ts';
 import type { AgentDefinition, AgentRunContext } from './types.ts';
 
@@ -32,20 +33,48 @@ export const copyBaseAgent: AgentDefinition = {
   ],
 };
 
-/** `sft`: python/agents/sft.py on `train_data.jsonl` in the task dir; the agent config adds flags. */
+/**
+ * How many training processes the sft agent starts: `--nproc-per-node N` in its config when given
+ * (taken out of the script's own flags), else one per GPU of the trial.
+ */
+export function sftProcesses(ctx: Pick<AgentRunContext, 'agentConfig' | 'gpus'>): {
+  processes: number;
+  flags: string[];
+} {
+  const flags = splitConfig(ctx.agentConfig);
+  const at = flags.findIndex((f) => f === '--nproc-per-node' || f.startsWith('--nproc-per-node='));
+  if (at < 0) return { processes: Math.max(1, ctx.gpus), flags };
+  const inline = flags[at]!.includes('=');
+  const value = inline ? flags[at]!.split('=')[1] : flags[at + 1];
+  const processes = Number(value);
+  if (!Number.isInteger(processes) || processes < 1)
+    throw new UserError(
+      `the sft agent's --nproc-per-node needs a whole number of processes, got ${value ?? 'nothing'}`,
+      'e.g. --agent-config "--nproc-per-node 2"',
+    );
+  flags.splice(at, inline ? 1 : 2);
+  return { processes, flags };
+}
+
+/**
+ * `sft`: python/agents/sft.py on `train_data.jsonl` in the task dir; the agent config adds flags.
+ * With several GPUs (or `--nproc-per-node N`) it runs under torchrun, one data-parallel process per
+ * GPU on this node (`--standalone`: a rendezvous on the sandbox's own loopback).
+ */
 export const sftAgent: AgentDefinition = {
   id: 'sft',
   displayName: 'Supervised fine-tuning script (transformers)',
   kind: 'scripted',
   traceFormat: 'text',
   env: () => ({}),
-  command: (ctx: AgentRunContext) => [
-    'python3',
-    `${SANDBOX_PATHS.ptb}/python/agents/sft.py`,
-    '--data',
-    'train_data.jsonl',
-    ...splitConfig(ctx.agentConfig),
-  ],
+  command: (ctx: AgentRunContext) => {
+    const { processes, flags } = sftProcesses(ctx);
+    const launcher =
+      processes > 1
+        ? ['python3', '-m', 'torch.distributed.run', '--standalone', `--nproc-per-node=${processes}`]
+        : ['python3'];
+    return [...launcher, `${SANDBOX_PATHS.ptb}/python/agents/sft.py`, '--data', 'train_data.jsonl', ...flags];
+  },
 };
 
 export const SCRIPTED_AGENTS: readonly AgentDefinition[] = [noopAgent, copyBaseAgent, sftAgent];

@@ -46,6 +46,7 @@ export interface AgentRunOptions {
   signal?: AbortSignal;
   /** Resolves when the model-call budget is spent: the agent is stopped. */
   budgetExceeded?: Promise<void>;
+  /** The agent's output line by line as solve_out.txt records it (redacted), while it runs. */
   onLine?: (line: string) => void;
   /** GPUs the scheduler assigned (default: any visible). */
   gpuIndices?: number[];
@@ -89,7 +90,7 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
   for (const ledger of [layout.ledgers.egress, layout.ledgers.modelCalls, layout.ledgers.downloads]) {
     if (!existsSync(ledger)) writeFileSync(ledger, '');
   }
-  const writer = new TimestampedLineWriter(layout.solveOut, o.redact);
+  const writer = new TimestampedLineWriter(layout.solveOut, o.redact, undefined, o.onLine);
   const finish = (r: Omit<AgentPhaseResult, 'seconds'>): AgentPhaseResult => {
     writer.close();
     const ms = Date.now() - started;
@@ -183,7 +184,6 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
       captureOutput: false,
       onOutput: (_stream, chunk) => {
         writer.write(chunk);
-        o.onLine?.(chunk.toString());
       },
       signal: stop.signal,
     });

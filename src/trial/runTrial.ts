@@ -63,6 +63,8 @@ export interface TrialEnv {
   /** GPU indices this trial may use (given by the scheduler); default: all visible. */
   gpuIndices?: number[];
   onLine?: (line: string) => void;
+  /** The agent's own output, line by line (redacted, as solve_out.txt records it), while it runs. */
+  onAgentLine?: (line: string) => void;
   onEvalEvent?: (e: EvalEvent) => void;
   /** Override the agent's hard limit and kill grace (default: hours×60+5 min, then 30 s). */
   agentLimits?: { timeoutMs?: number; killGraceMs?: number };
@@ -332,7 +334,7 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
         redact,
         signal: t.signal,
         budgetExceeded: services.budgetExceeded,
-        onLine: undefined,
+        onLine: t.onAgentLine,
         gpuIndices: t.gpuIndices,
         ...t.agentLimits,
       });

@@ -15,6 +15,8 @@ export class TimestampedLineWriter {
     path: string,
     private readonly redact: (text: string) => string = (t) => t,
     private readonly now: () => Date = () => new Date(),
+    /** Each line as recorded (redacted, without its time stamp): the live view of a run. */
+    private readonly onLine?: (line: string) => void,
   ) {
     this.fd = openSync(path, 'a');
   }
@@ -34,7 +36,9 @@ export class TimestampedLineWriter {
   private writeLine(line: string): void {
     const at = this.now();
     const stamp = `${at.toISOString().slice(0, 19)}Z`;
-    writeSync(this.fd, `[${stamp}] ${this.redact(line.replace(/\r$/, ''))}\n`);
+    const text = this.redact(line.replace(/\r$/, ''));
+    writeSync(this.fd, `[${stamp}] ${text}\n`);
+    this.onLine?.(text);
     this.lines++;
     this.lastLineAt = at;
   }

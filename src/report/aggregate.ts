@@ -173,8 +173,9 @@ function configKey(t: ReportTrial): string {
 
 /**
  * The run (method) each trial belongs to. Imported trials: their experiment (one upstream folder).
- * ptb trials: the experiment, plus the agent configuration when the experiment holds several, plus
- * `_seed<n>` when it holds several seeds — the same name `ptb export` gives the folder.
+ * ptb trials: the experiment, plus the agent configuration when the experiment holds several (else
+ * `_<n>gpu` for trials with n > 1 GPUs, the reference's GPU_SUFFIX, unless the name already says it),
+ * plus `_seed<n>` when it holds several seeds — the same name `ptb export` gives the folder.
  */
 export function methodNames(trials: readonly ReportTrial[]): Map<string, string> {
   const perExperiment = new Map<string, { configs: Set<string>; seeds: Set<number> }>();
@@ -190,9 +191,13 @@ export function methodNames(trials: readonly ReportTrial[]): Map<string, string>
     const e = perExperiment.get(t.experiment);
     let name = t.experiment;
     if (t.source === 'ptb' && e) {
+      const gpuSuffix = t.gpus > 1 ? `_${t.gpus}gpu` : '';
       if (e.configs.size > 1) {
         const config = t.agentConfig ? `_${upstreamSafe(t.agentConfig)}` : '';
-        name += `_${t.agent}${config}_${t.hours}h${t.gpus > 1 ? `_${t.gpus}gpu` : ''}`;
+        name += `_${t.agent}${config}_${t.hours}h${gpuSuffix}`;
+      } else if (gpuSuffix && !`${name}_`.includes(`${gpuSuffix}_`)) {
+        // The reference's GPU_SUFFIX (spec §1.2): a multi-GPU run never shares a folder name with a 1-GPU one.
+        name += gpuSuffix;
       }
       if (e.seeds.size > 1) name += `_seed${t.seed}`;
     }

@@ -6,6 +6,7 @@ import {
   type ReportTrial,
   WeightsError,
 } from '../../src/report/aggregate.ts';
+import { parseUpstreamMethod } from '../../src/report/grouping.ts';
 import { REFERENCE_WEIGHTS } from '../../src/report/weights.ts';
 
 let counter = 0;
@@ -284,6 +285,24 @@ describe('aggregate', () => {
       'solo:1',
       'up:1',
     ]);
+  });
+
+  it("adds the reference's _<n>gpu suffix to multi-GPU runs (spec §1.2), once", () => {
+    const trials = [
+      trial({ experiment: 'wide', gpus: 2 }),
+      trial({ experiment: 'sft_2gpu_try', gpus: 2 }),
+      trial({ experiment: 'mixed', gpus: 1 }),
+      trial({ experiment: 'mixed', gpus: 4 }),
+      trial({ experiment: 'narrow', gpus: 1 }),
+    ];
+    expect([...methodNames(trials).values()]).toEqual([
+      'wide_2gpu',
+      'sft_2gpu_try',
+      'mixed_claude_opus_10h',
+      'mixed_claude_opus_10h_4gpu',
+      'narrow',
+    ]);
+    expect(parseUpstreamMethod('mixed_claude_opus_10h_4gpu')).toMatchObject({ gpus: 4, hours: 10 });
   });
 
   it('sums cost over a run, filling trials without a figure with the run mean; time is a mean per trial', () => {

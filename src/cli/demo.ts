@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { DEMO_EXPERIMENT } from '../core/demoNamespace.ts';
 import { assertCheckpointDir } from '../core/userPaths.ts';
 import type { CliContext } from './context.ts';
 import { parseIntFlag } from './eval.ts';
@@ -52,7 +53,7 @@ export function registerDemo(program: Command, ctx: CliContext): void {
         }
         const fmt = (v: number | null) => (v === null ? '—' : v.toFixed(3));
         ctx.stdout.write(
-          `\nptb demo: one trial, agent sft in the bwrap sandbox, ${result.testItems} GSM8K-format problems (synthetic), engine hf, CPU\n\n`,
+          `\nptb demo: one trial, agent sft in the bwrap sandbox, ${result.testItems} GSM8K-format problems (synthetic), engine hf, ${flags.gpus > 0 ? `${flags.gpus} GPU(s)` : 'CPU'}\n\n`,
         );
         ctx.stdout.write(`${'model'.padEnd(34)} ${'accuracy'.padStart(9)}\n`);
         ctx.stdout.write(
@@ -65,7 +66,8 @@ export function registerDemo(program: Command, ctx: CliContext): void {
         );
         ctx.stdout.write(
           `trial ${t.id}\nfiles (prompt.txt, solve_out.txt, metrics.json, final_model/, ledgers/): ${t.dir}\n` +
-            'Inspect it with `ptb trial show <id>`, or list all with `ptb trials`.\n',
+            'Inspect it with `ptb trial show <id>`, or list all with `ptb trials`.\n' +
+            `The demo's trials and baselines (experiment ${DEMO_EXPERIMENT}) stay out of \`ptb report\`, \`ptb export\` and the dashboard's results unless you add --include-demo.\n`,
         );
       },
     );

@@ -15,14 +15,16 @@ export function registerExport(program: Command, ctx: CliContext): void {
       'only these experiments (comma-separated, repeatable, * wildcards)',
       collectList,
     )
+    .option('--include-demo', 'also the trials and baselines of `ptb demo` (left out by default)')
     .option('--json', 'print the summary as one JSON object')
-    .action(async (dir: string, flags: { experiments?: string[]; json?: boolean }) => {
+    .action(async (dir: string, flags: { experiments?: string[]; includeDemo?: boolean; json?: boolean }) => {
       const [{ exportUpstream }, { TrialRepo }] = await Promise.all([
         import('../report/exportUpstream.ts'),
         import('../store/trialRepo.ts'),
       ]);
       const summary = exportUpstream(new TrialRepo(ctx.db()), resolve(dir), {
         experiments: flags.experiments,
+        includeDemo: flags.includeDemo,
       });
       if (flags.json) {
         ctx.stdout.write(`${JSON.stringify(summary)}\n`);

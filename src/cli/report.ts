@@ -41,6 +41,7 @@ interface ReportFlags {
   models?: string[];
   benchmarks?: string[];
   protocol?: string;
+  includeDemo?: boolean;
 }
 
 export function registerReport(program: Command, ctx: CliContext): void {
@@ -87,6 +88,7 @@ export function registerReport(program: Command, ctx: CliContext): void {
         'only trials evaluated under this protocol (required when the selection holds several: scores of different protocols are never mixed)',
       ).choices([...PROTOCOL_IDS]),
     )
+    .option('--include-demo', 'also the trials and baselines of `ptb demo` (left out by default)')
     .addHelpText(
       'after',
       '\nExamples:\n  ptb report\n  ptb report --experiments "claude_*" --format markdown\n' +
@@ -124,6 +126,7 @@ export function registerReport(program: Command, ctx: CliContext): void {
         models: flags.models,
         benchmarks: flags.benchmarks,
         protocol: flags.protocol,
+        includeDemo: flags.includeDemo,
       });
       const format =
         flags.format ??

@@ -1,3 +1,4 @@
+import { isDemoBaseline, isDemoTrial } from '../core/demoNamespace.ts';
 import { UserError } from '../core/errors.ts';
 import { VerdictValueSchema } from '../core/trial.ts';
 import type { Trial, TrialRepo } from '../store/trialRepo.ts';
@@ -36,8 +37,22 @@ export function toReportTrial(t: Trial, lost?: { attempts: number; seconds: numb
   };
 }
 
-/** Trials of the experiments matching `patterns` (all when none); an unmatched pattern is a user error. */
-export function selectTrials(repo: TrialRepo, patterns: readonly string[] = []): Trial[] {
+export interface SelectOptions {
+  /** Also the demo's trials and baselines (src/core/demoNamespace.ts); left out by default. */
+  includeDemo?: boolean;
+}
+
+/**
+ * Trials of the experiments matching `patterns` (all when none); an unmatched pattern is a user error.
+ * The demo's trials are left out unless `includeDemo`.
+ */
+export function selectTrials(
+  repo: TrialRepo,
+  patterns: readonly string[] = [],
+  opts: SelectOptions = {},
+): Trial[] {
+  const all = repo.list();
+  const visible = opts.includeDemo ? all : all.filter((t) => !isDemoTrial(t));
   const experiments = repo.listExperiments().map((e) => e.name);
   const chosen = new Set<string>();
   for (const p of patterns) {
@@ -50,18 +65,31 @@ export function selectTrials(repo: TrialRepo, patterns: readonly string[] = []):
           : 'The store has no trials yet: run trials, or `ptb import DIR` a reference results tree.',
       );
     }
+    const onlyDemo = hits.every((e) => {
+      const trials = all.filter((t) => t.experiment === e);
+      return trials.length > 0 && trials.every(isDemoTrial);
+    });
+    if (onlyDemo && !opts.includeDemo) {
+      throw new UserError(
+        `"${p}" matches only the demo's trials (${hits.join(', ')}), which are left out of results`,
+        'Add --include-demo to see them.',
+      );
+    }
     for (const h of hits) chosen.add(h);
   }
-  const all = repo.list();
-  return patterns.length === 0 ? all : all.filter((t) => chosen.has(t.experiment));
+  return patterns.length === 0 ? visible : visible.filter((t) => chosen.has(t.experiment));
 }
 
-export function storedBaselines(repo: TrialRepo): ReportBaseline[] {
-  return repo.baselines().map((b) => ({
-    model: b.model,
-    benchmark: b.benchmark,
-    kind: b.kind,
-    accuracy: b.accuracy,
-    createdAt: b.created_at,
-  }));
+/** Stored baselines (newest per model and benchmark); the demo's tiny model's only with `includeDemo`. */
+export function storedBaselines(repo: TrialRepo, opts: SelectOptions = {}): ReportBaseline[] {
+  return repo
+    .baselines()
+    .filter((b) => opts.includeDemo || !isDemoBaseline(b))
+    .map((b) => ({
+      model: b.model,
+      benchmark: b.benchmark,
+      kind: b.kind,
+      accuracy: b.accuracy,
+      createdAt: b.created_at,
+    }));
 }

@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { isDemoBaseline } from '../core/demoNamespace.ts';
 import { UserError } from '../core/errors.ts';
 import { trialLayout } from '../core/trialLayout.ts';
 import { assertCreatableDir } from '../core/userPaths.ts';
@@ -148,14 +149,14 @@ function runFolderPlan(repo: TrialRepo, trial: Trial, runDir: string): FolderPla
 export function exportUpstream(
   repo: TrialRepo,
   outDir: string,
-  opts: { experiments?: readonly string[] } = {},
+  opts: { experiments?: readonly string[]; includeDemo?: boolean } = {},
 ): ExportSummary {
   assertCreatableDir(
     outDir,
     'export directory',
     'ptb export writes a results tree: give it a directory (a new one is created)',
   );
-  const trials = selectTrials(repo, opts.experiments);
+  const trials = selectTrials(repo, opts.experiments, { includeDemo: opts.includeDemo });
   const names = methodNames(trials.map((t) => toReportTrial(t)));
   const summary: ExportSummary = { runs: 0, baselines: 0, skippedUnfinished: 0, methods: [] };
   const methods = new Set<string>();
@@ -196,6 +197,7 @@ export function exportUpstream(
   }
 
   for (const b of repo.baselines()) {
+    if (!opts.includeDemo && isDemoBaseline(b)) continue;
     const { org, name } = upstreamModelPart(b.model);
     const imported = new RegExp(`^import:${BASELINE_FOLDER}/(.+)$`).exec(b.source)?.[1];
     const folder = imported ?? runFolderName(b.benchmark, org, name, 1);

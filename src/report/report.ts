@@ -22,6 +22,8 @@ export interface ReportOptions extends AggregateOptions {
   experiments?: readonly string[];
   /** Only trials evaluated under this protocol; required when the selection holds several. */
   protocol?: string;
+  /** Also the demo's trials and baselines (left out by default). */
+  includeDemo?: boolean;
 }
 
 export interface Report {
@@ -36,14 +38,15 @@ export function buildReport(repo: TrialRepo, opts: ReportOptions = {}): Report {
       throw new UserError(`unknown benchmark "${b}"`, `Choose from: ${BENCHMARK_IDS.join(', ')}.`);
     }
   }
+  const selection = { includeDemo: opts.includeDemo };
   const lost = repo.lostAttemptTotals();
   const trials = oneProtocol(
-    selectTrials(repo, opts.experiments).map((t) => toReportTrial(t, lost.get(t.id))),
+    selectTrials(repo, opts.experiments, selection).map((t) => toReportTrial(t, lost.get(t.id))),
     opts.protocol,
   );
   let leaderboard: Leaderboard;
   try {
-    leaderboard = aggregate(trials, storedBaselines(repo), opts);
+    leaderboard = aggregate(trials, storedBaselines(repo, selection), opts);
   } catch (err) {
     if (err instanceof WeightsError) {
       throw new UserError(

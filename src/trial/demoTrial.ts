@@ -2,6 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gsm8kBenchmark } from '../benchmarks/gsm8k/index.ts';
 import { PythonRandom } from '../benchmarks/shared/pythonRandom.ts';
+import { DEMO_BASE_MODEL, DEMO_BASELINE_SOURCE, DEMO_EXPERIMENT } from '../core/demoNamespace.ts';
 import { ensureDir } from '../core/paths.ts';
 import { DEMO_PROMPT_SOURCE, demoProblem } from '../eval/demo.ts';
 import { evaluate } from '../eval/evaluate.ts';
@@ -14,9 +15,6 @@ import { createTrial, runTrial, type TrialEnv } from './runTrial.ts';
 /** The demo's evaluations: one per model, so it stays a few minutes on a CPU. */
 const DEMO_PROTOCOL = 'v1.0';
 
-/** The display id of the demo's base model (a tiny Qwen3-architecture model built locally). */
-export const DEMO_BASE_MODEL = 'ptb-demo/tiny-qwen3-base';
-
 export interface DemoTrialResult {
   trial: Trial;
   baseline: { accuracy: number; runId: string };
@@ -26,6 +24,13 @@ export interface DemoTrialResult {
 function writeJsonl(path: string, rows: readonly object[]): string {
   writeFileSync(path, `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
   return path;
+}
+
+/** The sft agent's own progress lines (steps, loss, rate, ETA, errors) while it trains; the rest stays in solve_out.txt. */
+function agentProgress(say: (line: string) => void): (line: string) => void {
+  return (line) => {
+    if (line.startsWith('[sft]')) say(`agent ${line}`);
+  };
 }
 
 /**
@@ -124,12 +129,12 @@ export async function runDemoTrial(
     benchmark: 'gsm8k',
     kind: 'base',
     accuracy: baseline.metrics.accuracy,
-    source: 'ptb demo',
+    source: DEMO_BASELINE_SOURCE,
     evalRunId: baseline.runId,
   });
 
   const trial = createTrial(t, {
-    experiment: 'demo',
+    experiment: DEMO_EXPERIMENT,
     agent: 'sft',
     agentConfig: `--steps ${opts.trainSteps ?? 120} --batch-size ${opts.batchSize ?? 16} --lr ${opts.baseModelPath ? '1e-5' : '3e-3'} --threads 2 --chat-template templates/tiny_chatml.jinja`,
     baseModel: DEMO_BASE_MODEL,
@@ -148,8 +153,10 @@ export async function runDemoTrial(
     taskFiles: { 'train_data.jsonl': trainData },
     network: 'none',
   });
-  say(`trial ${trial.id}: agent sft, ${trial.spec.hours} h budget, sandbox bwrap`);
-  const finished = await runTrial(t, trial.id);
+  say(
+    `trial ${trial.id}: agent sft, ${trial.spec.hours} h budget, sandbox bwrap; its training lines follow (all its output: solve_out.txt)`,
+  );
+  const finished = await runTrial({ ...t, onAgentLine: t.onAgentLine ?? agentProgress(say) }, trial.id);
   return {
     trial: finished,
     baseline: { accuracy: baseline.metrics.accuracy, runId: baseline.runId },

@@ -35,10 +35,17 @@ const PLOT_TITLES = {
   progress: 'In-run score over time',
 } as const;
 
-export function computeLeaderboard(repo: TrialRepo): WebLeaderboard {
+export interface LeaderboardFilter {
+  /** Experiment names (exact); all when empty. */
+  experiments?: readonly string[];
+  /** Also the demo's trials and baselines (left out by default, as in `ptb report`). */
+  includeDemo?: boolean;
+}
+
+export function computeLeaderboard(repo: TrialRepo, filter: LeaderboardFilter = {}): WebLeaderboard {
   let report: ReturnType<typeof buildReport>;
   try {
-    report = buildReport(repo, {});
+    report = buildReport(repo, { experiments: filter.experiments, includeDemo: filter.includeDemo });
   } catch (err) {
     // e.g. weights that need baselines: show the message and its hint instead of failing the page
     if (isUserError(err)) return { ok: false, error: err.message, hint: err.hint ?? null };

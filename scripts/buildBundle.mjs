@@ -26,6 +26,7 @@ if (relative(root, outdir).split('/').length !== 2) {
 /** Source files read next to a module via import.meta.url: [source, path relative to the bundle]. */
 const ASSETS = [
   ['src/sandbox/bridge/forwarder.mjs', 'bridge/forwarder.mjs'],
+  ['src/engines/dieWithParent.mjs', 'dieWithParent.mjs'],
   ['src/web/static', 'static'],
 ];
 /** Besides the bundled sources: a dependency change makes the bundle stale too. */

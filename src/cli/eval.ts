@@ -202,7 +202,7 @@ export function registerEval(program: Command, ctx: CliContext): void {
         line.end();
         if (flags.json) {
           ctx.stdout.write(
-            `${JSON.stringify({ run_id: result.runId, out_dir: result.outDir, benchmark: flags.benchmark, protocol: result.protocol, max_tokens: result.maxTokens, attempts: result.attempts, resumed: result.resumed, engine_isolation: result.isolation ?? null, seeds: result.seeds.map((o) => ({ seed: o.seed, status: o.status, max_tokens_stage: o.rung, accuracy: o.metrics?.accuracy ?? null })), metrics: result.metrics })}\n`,
+            `${JSON.stringify({ run_id: result.runId, out_dir: result.outDir, benchmark: flags.benchmark, protocol: result.protocol, max_tokens: result.maxTokens, attempts: result.attempts, resumed: result.resumed, reused: result.reused ?? false, engine_isolation: result.isolation ?? null, seeds: result.seeds.map((o) => ({ seed: o.seed, status: o.status, max_tokens_stage: o.rung, accuracy: o.metrics?.accuracy ?? null })), metrics: result.metrics })}\n`,
           );
         } else {
           const { accuracy, stderr } = result.metrics;
@@ -213,6 +213,9 @@ export function registerEval(program: Command, ctx: CliContext): void {
             `${flags.benchmark}: accuracy ${accuracy.toFixed(4)}${stderr !== undefined ? ` ± ${stderr.toFixed(4)}` : ''} ` +
               `(protocol ${result.protocol}${seeds}, max tokens ${result.maxTokens}, ${result.attempts} attempt${result.attempts === 1 ? '' : 's'})\n` +
               `run ${result.runId}\nresults in ${result.outDir}\n` +
+              (result.reused
+                ? 'already evaluated with these settings and this checkpoint: nothing was run (--fresh evaluates again)\n'
+                : '') +
               (result.isolation ? `engine ran ${describeIsolation(result.isolation)}\n` : ''),
           );
         }

@@ -8,7 +8,8 @@ export function registerEvals(program: Command, ctx: CliContext): void {
     .description('list evaluations in the store (newest first)')
     .option('-n, --limit <n>', 'how many', parseIntFlag, 30)
     .option('--json', 'print JSON')
-    .action((flags: { limit: number; json?: boolean }) => {
+    .action(async (flags: { limit: number; json?: boolean }) => {
+      const { runOwnerGone } = await import('../eval/runOwner.ts');
       const runs = ctx
         .evalRepo()
         .listRuns(flags.limit)
@@ -21,7 +22,8 @@ export function registerEvals(program: Command, ctx: CliContext): void {
           protocol: config.protocol ?? null,
           model: r.model,
           engine: r.engine,
-          status: r.status,
+          // Still marked running, but the ptb process that ran it is gone (killed, out of memory).
+          status: r.status === 'running' && runOwnerGone(r.out_dir) ? 'interrupted' : r.status,
           accuracy: r.metrics_json ? (JSON.parse(r.metrics_json) as { accuracy: number }).accuracy : null,
           created_at: r.created_at,
           out_dir: r.out_dir,

@@ -1,8 +1,18 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
+import {
+  accessSync,
+  closeSync,
+  constants,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  statSync,
+} from 'node:fs';
 import http from 'node:http';
 import { createServer } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { UserError } from '../core/errors.ts';
 import type { EngineHandle } from './types.ts';
@@ -56,6 +66,31 @@ export interface SpawnInGroupOptions {
   logFile: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** After ptb is gone, how long the engine gets between SIGTERM and SIGKILL (default 10 s). */
+  orphanGraceMs?: number;
+}
+
+/** Leads each group and ends it when ptb dies (see the file). */
+const DIE_WITH_PARENT = new URL('./dieWithParent.mjs', import.meta.url).pathname;
+
+/** The executable `command` names (a path, or looked up on PATH), or why it cannot run. */
+function executableProblem(command: string, env: NodeJS.ProcessEnv): string | null {
+  const candidates = command.includes('/')
+    ? [command]
+    : (env.PATH ?? '')
+        .split(':')
+        .filter(Boolean)
+        .map((dir) => join(dir, command));
+  let problem = 'ENOENT';
+  for (const candidate of candidates) {
+    try {
+      accessSync(candidate, constants.X_OK);
+      if (statSync(candidate).isFile()) return null;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EACCES') problem = 'EACCES';
+    }
+  }
+  return problem;
 }
 
 /** Groups started by this process and not yet stopped; killed when this process exits. */
@@ -72,27 +107,44 @@ function installExitHook(): void {
 }
 
 /**
- * Start `command` as the leader of a new process group, stdout and stderr appended to the log
- * file. Throws a UserError when the executable cannot be started at all (ENOENT, EACCES).
+ * Start `command` in a new process group, stdout and stderr appended to the log file. The group's
+ * leader is dieWithParent.mjs, which runs the command and ends the group when this process dies
+ * without stopping it (SIGKILL, OOM): an engine never outlives its harness. Throws a UserError when
+ * the executable cannot be started at all (ENOENT, EACCES).
  */
 export async function spawnInGroup(
   command: string,
   args: readonly string[],
   opts: SpawnInGroupOptions,
 ): Promise<GroupProcess> {
+  const env = opts.env ?? process.env;
+  const problem = executableProblem(command, env);
+  if (problem) {
+    throw new UserError(
+      `could not start ${command}: ${problem}`,
+      'check that the executable exists and is executable',
+    );
+  }
   mkdirSync(dirname(opts.logFile), { recursive: true });
   const logFd = openSync(opts.logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(command, [...args], {
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      detached: true, // setsid: the child leads a new process group we can signal as a whole
-      stdio: ['ignore', logFd, logFd],
-    });
+    child = spawn(
+      process.execPath,
+      [DIE_WITH_PARENT, String(opts.orphanGraceMs ?? 10_000), command, ...args],
+      {
+        cwd: opts.cwd,
+        env,
+        detached: true, // setsid: the leader heads a new process group we can signal as a whole
+        // stdin: a pipe this process never writes; its end closing is how the leader learns we died.
+        stdio: ['pipe', logFd, logFd],
+      },
+    );
   } finally {
     closeSync(logFd); // the child holds its own copy
   }
+  // The pipe must not keep this process alive.
+  (child.stdin as unknown as { _handle?: { unref?: () => void } } | null)?._handle?.unref?.();
   let info: ExitInfo | null = null;
   const exited = new Promise<ExitInfo>((resolveExit) => {
     child.once('exit', (code, signal) => {

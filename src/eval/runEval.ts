@@ -17,9 +17,11 @@ import type { Engine, EngineHandle } from '../engines/types.ts';
 import type { EvalRepo, EvalRunRow } from '../store/evalRepo.ts';
 import type { ResolvedTemplate } from './chatTemplates.ts';
 import { contextLengthReply } from './contextLengthReply.ts';
+import { finishedRun, recordModel } from './finishedRun.ts';
 import { runPool } from './pool.ts';
 import type { DataProvenance } from './prepareBenchmark.ts';
 import { requestSeed } from './requestSeed.ts';
+import { recordRunOwner } from './runOwner.ts';
 
 /** In a run's folder: one line per engine attempt that ran in the model sandbox (what it could see, how it ended). */
 export const ENGINE_SANDBOX_LEDGER = 'engine_sandbox.jsonl';
@@ -103,6 +105,8 @@ export interface EvalResult {
   rung: number;
   attempts: number;
   resumed: boolean;
+  /** An earlier `ptb eval` with the same settings and checkpoint had finished: nothing was run. */
+  reused?: boolean;
   protocol: ProtocolId;
   /** Seeded protocols: how each seed went (empty for a single unseeded evaluation). */
   seeds: SeedOutcome[];
@@ -161,7 +165,7 @@ function openRun(
   repo: EvalRepo,
   s: EvalSettings,
   config: ReturnType<typeof evalConfig>,
-): { run: EvalRunRow; resumed: boolean } {
+): { run: EvalRunRow; resumed: boolean; finished?: boolean } {
   const key = configKey(config);
   if (typeof s.resume === 'object') {
     const run = repo.getRun(s.resume.runId);
@@ -176,6 +180,8 @@ function openRun(
     return { run, resumed: true };
   }
   if (s.resume === 'auto') {
+    const finished = finishedRun(repo, key, s.model);
+    if (finished) return { run: finished, resumed: true, finished: true };
     const run = repo.findResumable(key);
     if (run) return { run, resumed: true };
   }
@@ -229,10 +235,26 @@ export async function runEval(
     s,
     selected.map((x) => x.id),
   );
-  const { run, resumed } = openRun(repo, s, config);
+  const { run, resumed, finished } = openRun(repo, s, config);
+  if (finished) {
+    return {
+      runId: run.id,
+      outDir: run.out_dir,
+      metrics: JSON.parse(run.metrics_json!) as Metrics,
+      maxTokens: s.maxTokensLadder[run.rung!]!,
+      rung: run.rung!,
+      attempts: 0,
+      resumed,
+      reused: true,
+      protocol: s.protocol.id,
+      seeds: [],
+    };
+  }
   reapDanglingEngines(repo, run, filesOf(s));
   repo.closeDanglingAttempts(run.id);
   repo.setStatus(run.id, 'running');
+  recordRunOwner(run.out_dir);
+  if (!s.seedRun) recordModel(run.out_dir, s.model);
   // Where the engine ran is recorded with the run, outside its resume key (see src/sandbox/modelSandbox.ts).
   const files = filesOf(s);
   writeJsonAtomic(join(run.out_dir, files.evalJson), {

@@ -7,6 +7,7 @@ import { ensureDir } from '../core/paths.ts';
 import { seedsFor } from '../core/protocols.ts';
 import type { Metrics, Sampling } from '../core/schemas.ts';
 import type { EvalRepo, EvalRunRow } from '../store/evalRepo.ts';
+import { finishedRun, recordModel } from './finishedRun.ts';
 import {
   configKey,
   type EvalEvent,
@@ -18,6 +19,7 @@ import {
   runEval,
   type SeedOutcome,
 } from './runEval.ts';
+import { recordRunOwner } from './runOwner.ts';
 
 /**
  * The final evaluation under a protocol. Without seeds (v1.0) it is one evaluation through the
@@ -38,7 +40,10 @@ export async function runFinalEval(
 ): Promise<EvalResult> {
   const seeds = seedsFor(s.protocol, s.benchmark.id, decoding.greedy === true);
   if (seeds.length === 0) return runEval(repo, s, onEvent, signal);
-  const parent = openParent(repo, s, seeds);
+  const { run: parent, finished } = openParent(repo, s, seeds);
+  if (finished) return finishedEarlier(repo, s, parent);
+  recordRunOwner(parent.out_dir);
+  recordModel(parent.out_dir, s.model);
   const outcomes: SeedOutcome[] = [];
   let startRung = 0;
   let attempts = 0;
@@ -105,6 +110,39 @@ export async function runFinalEval(
   };
 }
 
+/** A finished evaluation reported again, seeds as seeds.json recorded them: nothing is run. */
+function finishedEarlier(repo: EvalRepo, s: EvalSettings, parent: EvalRunRow): EvalResult {
+  const recorded = readJsonObject(join(parent.out_dir, 'seeds.json'));
+  const entries = Array.isArray(recorded?.outcomes)
+    ? (recorded.outcomes as Array<Record<string, unknown>>)
+    : [];
+  const seeds: SeedOutcome[] = entries.map((o) => {
+    const runId = typeof o.run_id === 'string' ? o.run_id : null;
+    const child = runId ? repo.getRun(runId) : undefined;
+    return {
+      seed: Number(o.seed),
+      runId,
+      status: o.status as SeedOutcome['status'],
+      rung: typeof o.max_tokens_stage === 'number' ? o.max_tokens_stage : null,
+      maxTokens: typeof o.max_tokens === 'number' ? o.max_tokens : null,
+      metrics: child?.metrics_json ? (JSON.parse(child.metrics_json) as Metrics) : null,
+      error: typeof o.error === 'string' ? o.error : null,
+    };
+  });
+  return {
+    runId: parent.id,
+    outDir: parent.out_dir,
+    metrics: JSON.parse(parent.metrics_json!) as Metrics,
+    maxTokens: s.maxTokensLadder[parent.rung!]!,
+    rung: parent.rung!,
+    attempts: 0,
+    resumed: true,
+    reused: true,
+    protocol: s.protocol.id,
+    seeds,
+  };
+}
+
 /** The per-seed file names of run_final_eval.sh (plus ptb's own records, named alike). */
 export function seedRunFiles(seed: number): RunFiles {
   return {
@@ -121,7 +159,11 @@ function skipped(seed: number): SeedOutcome {
 }
 
 /** The seeded evaluation's own record: one row and folder that its seeds' runs belong to. */
-function openParent(repo: EvalRepo, s: EvalSettings, seeds: number[]): EvalRunRow {
+function openParent(
+  repo: EvalRepo,
+  s: EvalSettings,
+  seeds: number[],
+): { run: EvalRunRow; finished: boolean } {
   const selected = s.benchmark.select(s.prepared.samples, { limit: s.limit });
   const config = {
     ...evalConfig(
@@ -142,12 +184,14 @@ function openParent(repo: EvalRepo, s: EvalSettings, seeds: number[]): EvalRunRo
       );
     }
     repo.setStatus(run.id, 'running');
-    return run;
+    return { run, finished: false };
   }
+  const finished = s.resume === 'auto' ? finishedRun(repo, key, s.model) : undefined;
+  if (finished) return { run: finished, finished: true };
   const existing = s.resume === 'auto' ? repo.findResumable(key) : undefined;
   if (existing) {
     repo.setStatus(existing.id, 'running');
-    return existing;
+    return { run: existing, finished: false };
   }
   const id = newId(`eval-${s.benchmark.id}`);
   const outDir = ensureDir(join(s.evalsDir, id));
@@ -161,7 +205,7 @@ function openParent(repo: EvalRepo, s: EvalSettings, seeds: number[]): EvalRunRo
     outDir,
   });
   writeJsonAtomic(join(outDir, 'eval.json'), { id, ...config, isolation: s.engine.isolation });
-  return run;
+  return { run, finished: false };
 }
 
 /** A seed that an earlier invocation already evaluated (same parent, seed and start rung). */

@@ -18,6 +18,10 @@ import { runCli, tempHome } from '../helpers/runCli.ts';
 const scratch = mkdtempSync(join(tmpdir(), 'ptb-walk-'));
 const emptyDir = join(scratch, 'empty-dir');
 mkdirSync(emptyDir);
+// A folder that passes as a checkpoint, so that the checks after the model's are reached.
+const checkpoint = join(scratch, 'checkpoint');
+mkdirSync(checkpoint);
+writeFileSync(join(checkpoint, 'config.json'), '{"architectures": ["Qwen3ForCausalLM"]}');
 const aFile = join(scratch, 'a-file.txt');
 writeFileSync(aFile, 'not what you think\n');
 const emptyFile = join(scratch, 'empty.jsonl');
@@ -107,9 +111,21 @@ const WALK: Record<string, { cases: Case[]; home: string[] }> = {
   eval: {
     cases: [
       { kind: 'dir', argv: (x) => ['eval', '-m', x, '-b', 'gsm8k', '--engine', 'hf', '--offline'] },
+      { kind: 'id', argv: () => ['eval', '-m', emptyDir, '-b', 'gsm8k', '--engine', 'hf', '--offline'] },
       {
         kind: 'file',
-        argv: (x) => ['eval', '-m', emptyDir, '-b', 'gsm8k', '--engine', 'hf', '--offline', '--template', x],
+        argv: (x) => [
+          'eval',
+          '-m',
+          checkpoint,
+          '-b',
+          'gsm8k',
+          '--engine',
+          'hf',
+          '--offline',
+          '--template',
+          x,
+        ],
       },
       {
         kind: 'file',

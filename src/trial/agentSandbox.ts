@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { lstatSync, mkdirSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { repoRoot } from '../core/paths.ts';
 import type { TrialSpec } from '../core/trial.ts';
@@ -45,6 +45,10 @@ export function agentMounts(opts: {
   const { spec, layout } = opts;
   const ptbHomeDir = join(layout.work.dir, 'ptb-home');
   const readOnly: SandboxMount[] = [{ source: repoRoot, target: SANDBOX_PATHS.ptb }];
+  // A node_modules that is a link (a git worktree sharing another checkout's packages) must resolve in
+  // the sandbox too: its target is bound read-only at its own path.
+  const linkedModules = linkedNodeModules(repoRoot);
+  if (linkedModules) readOnly.push({ source: linkedModules });
   // The node that runs ptb (evaluate.py calls ptb): visible at its own path when it is not under /usr.
   const nodeDir = dirname(process.execPath);
   if (!nodeDir.startsWith('/usr/')) readOnly.push({ source: nodeDir });
@@ -111,4 +115,14 @@ export function agentMounts(opts: {
     }
   }
   return { readOnly, writable, env, sysfs: spec.gpus > 0, pythonPrefixes };
+}
+
+/** The real folder behind `<root>/node_modules` when that is a symbolic link, else null. */
+function linkedNodeModules(root: string): string | null {
+  const path = join(root, 'node_modules');
+  try {
+    return lstatSync(path).isSymbolicLink() ? realpathSync(path) : null;
+  } catch {
+    return null;
+  }
 }

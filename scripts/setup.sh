@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what ptb needs on a Debian/Ubuntu machine with Node 20 and Python 3:
 # bubblewrap (the sandbox), acl (setfacl: lets the sandbox user reach its files when ptb runs as root),
+# strace (the file-open ledger),
 # python3-venv (the managed Python environment), chromium (the dashboard's browser tests), podman (the
 # container sandbox), the npm packages, and the prebuilt CLI bundle (dist/cli, which bin/ptb.js runs
 # while it is as new as the sources).
@@ -11,6 +12,8 @@ cd "$(dirname "$0")/.."
 need=()
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v setfacl >/dev/null || need+=(acl)
+# strace: the file-open ledger (which files the agent's processes read, for the contamination audit)
+command -v strace >/dev/null || need+=(strace)
 command -v chromium >/dev/null || need+=(chromium)
 # podman (the container sandbox; runc and catatonit named: apt would pick crun and drop catatonit)
 command -v podman >/dev/null || need+=(podman runc catatonit)

@@ -9,6 +9,7 @@ import { downloadProgress, ProgressLine } from './progress.ts';
 
 interface ScanFlags {
   against: string;
+  testData?: string;
   offline?: boolean;
   verbose?: boolean;
 }
@@ -25,6 +26,10 @@ export function registerScan(program: Command, ctx: CliContext): void {
       `a benchmark (${BENCHMARK_IDS.join(', ')}) or a JSONL of items`,
     )
     .argument('<paths...>', 'files or folders (recursive); JSONL, JSON, CSV, Parquet, Arrow, text, code, .gz')
+    .option(
+      '--test-data <file>',
+      'with a benchmark: its test file to index instead of the pinned one in the cache',
+    )
     .option('--offline', 'never download the benchmark test data')
     .option('--verbose', 'also list skipped files on stderr')
     .addHelpText(
@@ -118,6 +123,14 @@ async function loadItems(ctx: CliContext, flags: ScanFlags) {
     '../detectors/contamination/benchmarkItems.ts'
   );
   if ((BENCHMARK_IDS as readonly string[]).includes(against)) {
+    if (flags.testData) {
+      if (!existsSync(flags.testData))
+        throw new UserError(
+          `--test-data ${flags.testData} does not exist`,
+          'Pass the benchmark test file to index.',
+        );
+      return benchmarkItems(against as BenchmarkId, flags.testData);
+    }
     const line = new ProgressLine(ctx.stderr, 'data');
     const file = await benchmarkTestFile(ctx.cache, against as BenchmarkId, {
       offline: isOffline(ctx, flags.offline),

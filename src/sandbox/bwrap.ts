@@ -32,6 +32,7 @@ import {
 import { delimiter, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { UserError } from '../core/errors.ts';
+import { straceOptions } from '../ledgers/straceParser.ts';
 import { validateBridgeSockets } from './bridgeSockets.ts';
 import { CappedSink, drainInto } from './capture.ts';
 import { type CgroupScope, createCgroupScope, type EnforcedLimits, type ResourceLimits } from './cgroup.ts';
@@ -164,6 +165,12 @@ export interface SandboxSpec {
   cgroups?: boolean;
   /** Uid and gid the command sees inside (default 1000). */
   sandboxUid?: number;
+  /**
+   * Record the file opens, program starts and process tree of everything inside with strace (run
+   * from the host, outside the sandbox's reach), into this file. Ignored with a warning when strace
+   * cannot trace here (see `fileOpenTracer`); `SandboxResult.fileOpensTraced` says whether it ran.
+   */
+  traceFileOpens?: { outputPath: string };
 }
 
 export interface SandboxResult {
@@ -188,6 +195,8 @@ export interface SandboxResult {
   peakMemoryBytes: number | null;
   /** bwrap itself failed before running the command (heuristic: exit 1 with a `bwrap:` message). */
   startFailed: boolean;
+  /** strace recorded the run's file opens (`traceFileOpens`). */
+  fileOpensTraced?: boolean;
 }
 
 const DEFAULT_MAX_OUTPUT = 1 << 20;
@@ -206,6 +215,46 @@ interface HostTools {
 
 let cachedTools: HostTools | undefined;
 let cachedUsable: { ok: boolean; detail: string } | undefined;
+let cachedTracer: { ok: boolean; detail: string; strace: string | null } | undefined;
+
+/**
+ * Whether strace can record a sandbox's file opens here: installed, recent enough for a seccomp
+ * filter and pid-namespace translation, and allowed to trace (checked once, by a real run).
+ */
+export function fileOpenTracer(): { ok: boolean; detail: string } {
+  if (cachedTracer) return cachedTracer;
+  const strace = findExecutable('strace');
+  if (!strace) {
+    cachedTracer = { ok: false, detail: 'strace is not installed (apt-get install strace)', strace: null };
+    return cachedTracer;
+  }
+  const version =
+    spawnSync(strace, ['-V'], { encoding: 'utf8', timeout: 5000 }).stdout?.split('\n')[0]?.trim() ?? '';
+  const probe = spawnSync(
+    strace,
+    [
+      '--pidns-translation',
+      '-f',
+      '-qq',
+      '--seccomp-bpf',
+      '-e',
+      'trace=openat',
+      '-o',
+      '/dev/null',
+      '/bin/true',
+    ],
+    { encoding: 'utf8', timeout: 10_000 },
+  );
+  cachedTracer =
+    probe.status === 0
+      ? { ok: true, detail: version || strace, strace }
+      : {
+          ok: false,
+          detail: `strace cannot trace here: ${(probe.stderr || String(probe.error)).trim().slice(0, 300)}`,
+          strace,
+        };
+  return cachedTracer;
+}
 
 function findExecutable(name: string): string | null {
   const dirs = (process.env.PATH ?? '').split(delimiter).concat(['/usr/bin', '/bin', '/usr/sbin', '/sbin']);
@@ -426,11 +475,16 @@ const JOIN_CGROUPS_SCRIPT =
 
 /**
  * The full host command line:
- *   [setpriv pdeathsig] [sh join-cgroups] [setpriv pdeathsig + drop to the host user] bwrap ARGS -- [prlimit] argv
+ *   [setpriv pdeathsig] [sh join-cgroups] [strace …] [setpriv pdeathsig + drop to the host user] bwrap ARGS -- [prlimit] argv
  * The parent-death signal is set first so that ptb dying at any later point takes bwrap down; it is
  * set again after the uid change, which clears it.
  */
-function launchCommand(tools: HostTools, bwrapArgsAndCommand: string[], procsFiles: string[]): string[] {
+function launchCommand(
+  tools: HostTools,
+  bwrapArgsAndCommand: string[],
+  procsFiles: string[],
+  tracer: string[] = [],
+): string[] {
   const command: string[] = [];
   const pdeathsig = tools.setpriv && tools.setprivPdeathsig ? ['--pdeathsig', 'KILL'] : [];
   if (procsFiles.length > 0) {
@@ -444,6 +498,8 @@ function launchCommand(tools: HostTools, bwrapArgsAndCommand: string[], procsFil
       ...procsFiles,
     );
   }
+  // The tracer runs as ptb's user, in the run's cgroups, before the drop to the sandbox user.
+  command.push(...tracer);
   if (tools.setpriv) {
     const drop = isRoot()
       ? ['--reuid', String(DEFAULT_HOST_IDS.uid), '--regid', String(DEFAULT_HOST_IDS.gid), '--clear-groups']
@@ -554,7 +610,7 @@ function hostParentMap(): Map<number, number> {
  * descendants of bwrap's init. Every process in the pid namespace descends from that init (orphans,
  * setsid'd and double-forked ones are reparented to it), so the walk misses none.
  */
-function sandboxedProcesses(bwrapPid: number): number[] {
+function sandboxedProcesses(launchedPid: number, traced: boolean): number[] {
   const parents = hostParentMap();
   const children = new Map<number, number[]>();
   for (const [pid, parent] of parents) {
@@ -562,7 +618,9 @@ function sandboxedProcesses(bwrapPid: number): number[] {
     if (list) list.push(pid);
     else children.set(parent, [pid]);
   }
-  const inits = children.get(bwrapPid) ?? [];
+  // Under strace the launched process is the tracer; bwrap is its child.
+  const bwraps = traced ? (children.get(launchedPid) ?? []) : [launchedPid];
+  const inits = bwraps.flatMap((pid) => children.get(pid) ?? []);
   const found: number[] = [];
   const queue = inits.flatMap((init) => children.get(init) ?? []);
   while (queue.length > 0) {
@@ -653,6 +711,12 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
   // bind source (a PTB_HOME under /root, a Python under /root/.pyenv): grant it search permission on
   // the directories above them (an ACL for that user only, where setfacl exists).
   if (isRoot() && tools.setpriv) warnings.push(...grantTraversal(bindSources(spec), DEFAULT_HOST_IDS));
+  let tracer: string[] = [];
+  if (spec.traceFileOpens) {
+    const support = fileOpenTracer();
+    if (support.ok) tracer = [cachedTracer!.strace!, ...straceOptions(spec.traceFileOpens.outputPath), '--'];
+    else warnings.push(`file opens not recorded: ${support.detail}`);
+  }
   const command = launchCommand(
     tools,
     [
@@ -664,6 +728,7 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
       ...spec.argv,
     ],
     scope?.procsFiles ?? [],
+    tracer,
   );
   const cap = spec.maxOutputBytes ?? DEFAULT_MAX_OUTPUT;
   const capture = spec.captureOutput !== false;
@@ -708,7 +773,7 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
     const grace = spec.killGraceMs ?? 0;
     if (grace <= 0 || child.pid === undefined) return killTree();
     if (killTimer) return;
-    for (const pid of sandboxedProcesses(child.pid)) {
+    for (const pid of sandboxedProcesses(child.pid, tracer.length > 0)) {
       try {
         process.kill(pid, 'SIGTERM');
       } catch {
@@ -800,5 +865,6 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
     startFailed:
       (exit.code === 1 && head.startsWith('bwrap: ')) ||
       (exit.code === 125 && head.includes('ptb: the network bridge did not start')),
+    fileOpensTraced: tracer.length > 0,
   };
 }

@@ -8,10 +8,14 @@ import type { HomeLayout } from '../core/paths.ts';
 import { repoRoot } from '../core/paths.ts';
 import type { AgentOutcome, TrialSpec } from '../core/trial.ts';
 import { SANDBOX_PATHS, type TrialLayout } from '../core/trialLayout.ts';
+import { contaminationTestFile } from '../detectors/contamination/benchmarkItems.ts';
+import { AssetCache } from '../hub/assetCache.ts';
+import { FILE_OPENS_LEDGER, FileOpenWatcher } from '../ledgers/fileOpens.ts';
 import { type Monitor, startMonitor } from '../ledgers/monitor.ts';
 import {
   AGENT_KILL_GRACE_MS,
   assertBwrapAvailable,
+  fileOpenTracer,
   runInSandbox,
   type SandboxBridge,
   type SandboxSpec,
@@ -21,6 +25,7 @@ import { checkGpus, gpuDevices } from '../sandbox/gpuGate.ts';
 import { defaultImage } from '../sandbox/imageBuild.ts';
 import { SANDBOXES } from '../sandbox/registry.ts';
 import type { AgentMounts } from './agentSandbox.ts';
+import { ptbScanScanner } from './captureScanner.ts';
 import { formatHms, TimestampedLineWriter } from './traceWriter.ts';
 
 export interface AgentPhaseResult {
@@ -140,6 +145,7 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
     stop.abort(new Error('budget exceeded'));
   });
   let monitor: Monitor | undefined;
+  const opens = await startFileOpenLedger(o, readOnly, inImage);
   try {
     const run = (sandboxSpec: SandboxSpec) =>
       inImage
@@ -186,6 +192,7 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
         writer.write(chunk);
       },
       signal: stop.signal,
+      ...(opens ? { traceFileOpens: { outputPath: opens.fifoPath } } : {}),
     });
     const outcome: AgentOutcome = budgetHit
       ? 'budget_exceeded'
@@ -206,6 +213,65 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
     return finish({ outcome, exitCode: result.exitCode, oomKilled: result.oomKilled, detail });
   } finally {
     await monitor?.stop();
+    await opens?.watcher.stop();
     o.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** Sandbox paths whose opens are not worth recording: the system, ptb's code, the interpreter. */
+const SYSTEM_PATHS = [
+  '/usr',
+  '/lib',
+  '/lib32',
+  '/lib64',
+  '/libx32',
+  '/bin',
+  '/sbin',
+  '/etc',
+  '/proc',
+  '/sys',
+  '/dev',
+  '/run',
+  '/newroot',
+  SANDBOX_PATHS.ptb,
+];
+
+/**
+ * Start the file-open ledger for a bwrap run (strace around the sandbox, a watcher that scans what
+ * the agent's processes read when they read it). Records why when there is none.
+ */
+async function startFileOpenLedger(
+  o: AgentRunOptions,
+  readOnly: AgentMounts['readOnly'],
+  inImage: boolean,
+): Promise<{ watcher: FileOpenWatcher; fifoPath: string } | null> {
+  const ledgerPath = join(o.layout.ledgers.dir, FILE_OPENS_LEDGER);
+  const support = inImage
+    ? { ok: false, detail: 'the podman sandbox does not record file opens' }
+    : fileOpenTracer();
+  if (!support.ok) {
+    FileOpenWatcher.unavailable(ledgerPath, support.detail);
+    return null;
+  }
+  const testFile = await contaminationTestFile(o.spec, new AssetCache(o.home.dataCache)).catch(() => null);
+  const rawPath = join(o.layout.ledgers.dir, 'strace.log');
+  const fifoPath = join(o.layout.ledgers.dir, 'strace.pipe');
+  const mounts = [...readOnly, ...o.mounts.writable].map((m) => ({
+    source: m.source,
+    target: m.target ?? m.source,
+  }));
+  const watcher = new FileOpenWatcher({
+    fifoPath,
+    rawPath,
+    ledgerPath,
+    trialRoot: o.layout.root,
+    mounts,
+    writable: o.mounts.writable.map((m) => m.target ?? m.source),
+    ignore: [...SYSTEM_PATHS, ...o.mounts.pythonPrefixes, dirname(process.execPath)],
+    captureDir: join(o.layout.ledgers.dir, 'opened'),
+    scanner: testFile ? ptbScanScanner(o.spec.benchmark, testFile, process.env) : null,
+    mechanismDetail: support.detail,
+  });
+  watcher.start();
+  return { watcher, fifoPath };
 }

@@ -79,7 +79,7 @@ describe('contamination detector', () => {
     const v = await contaminationDetector.inspect(evidence, { home, env: {} });
     expect(v.verdict).toBe('flagged');
     expect(v.rule).toBe('test-items-in-training-data');
-    const ev = v.evidence.map((e) => [e.source, e.item, e.location]);
+    const ev = v.evidence.filter((e) => e.item).map((e) => [e.source, e.item, e.location]);
     expect(ev).toEqual([
       ['task/data/sft.jsonl', '5', { line: 2 }],
       ['task/make_data.py', '6', { line: 1 }],
@@ -100,7 +100,7 @@ describe('contamination detector', () => {
     put(join(layout.taskSnapshot, 'logs', 'eval.log'), planted(8));
     const v = await contaminationDetector.inspect(evidence, { home, env: {} });
     expect(v.verdict).toBe('clean');
-    expect(v.evidence.map((e) => [e.rule, e.item])).toEqual([
+    expect(v.evidence.filter((e) => e.item).map((e) => [e.rule, e.item])).toEqual([
       ['test-items-log', '8'],
       ['test-items-trace', '7'],
     ]);

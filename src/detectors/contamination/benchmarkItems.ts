@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { getBenchmark } from '../../benchmarks/registry.ts';
 import { UserError } from '../../core/errors.ts';
 import type { BenchmarkId } from '../../core/schemas.ts';
@@ -98,6 +99,16 @@ export async function benchmarkTestFile(
   if (!pin) throw new Error(`internal: ${benchmark} has no asset part ${fields.part}`);
   if (opts.cachedOnly) return (await cache.cached(benchmark, pin))?.path ?? null;
   return (await cache.resolve(benchmark, pin, opts)).path;
+}
+
+/** The items a trial is evaluated on: its own test file when it names one (`--data test=`), else the cached pin. */
+export async function contaminationTestFile(
+  spec: { benchmark: BenchmarkId; evalData: Record<string, string> },
+  cache: AssetCache,
+): Promise<string | null> {
+  const own = spec.evalData[CONTAMINATION_FIELDS[spec.benchmark].part];
+  if (own && existsSync(own)) return own;
+  return benchmarkTestFile(cache, spec.benchmark, { cachedOnly: true });
 }
 
 /** The benchmark's test items with their text fields. */

@@ -1,16 +1,24 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { homeLayout } from '../../core/paths.ts';
 import type { BenchmarkId } from '../../core/schemas.ts';
 import { DownloadEventSchema } from '../../core/trial.ts';
 import { AssetCache } from '../../hub/assetCache.ts';
+import { FILE_OPENS_LEDGER } from '../../ledgers/fileOpens.ts';
 import { matchTestData } from '../shared/benchmarkData.ts';
 import { readJsonLines } from '../shared/files.ts';
 import { Findings, verdictFrom } from '../shared/verdicts.ts';
 import type { Detector, DetectorContext, TrialEvidence } from '../types.ts';
 import { type Area, InstalledFiles, labelIn, type Placement, placementOf, venvChecker } from './areas.ts';
-import { benchmarkItems, benchmarkTestFile, CONTAMINATION_FIELDS } from './benchmarkItems.ts';
+import { benchmarkItems, contaminationTestFile } from './benchmarkItems.ts';
 import { NgramIndex } from './ngramIndex.ts';
+import {
+  describeProcess,
+  type OpenLedger,
+  type ProcessInfo,
+  readOpenLedger,
+  traceEventOf,
+} from './openLedger.ts';
 import { type ContaminationFinding, scanPaths } from './scanFiles.ts';
 
 /**
@@ -92,10 +100,7 @@ export const contaminationDetector: Detector = {
     const cache = new AssetCache(homeLayout(ctx.home).dataCache);
     let testFile: string | null;
     try {
-      // The items this trial is evaluated on: its own test file when it names one (`--data test=`), else the pin.
-      const own = evidence.spec.evalData[CONTAMINATION_FIELDS[benchmark].part];
-      testFile =
-        own && existsSync(own) ? own : await benchmarkTestFile(cache, benchmark, { cachedOnly: true });
+      testFile = await contaminationTestFile(evidence.spec, cache);
     } catch (err) {
       findings.unknown('test-data-unusable', benchmark, (err as Error).message);
       return verdictFrom(SELF, findings, '');
@@ -153,12 +158,39 @@ export const contaminationDetector: Detector = {
     const skips: Array<[string, string]> = [];
     const skipGroups = new Map<string, { count: number; examples: string[] }>();
 
+    // The file-open ledger: which processes trained, and what they read.
+    const opens = readOpenLedger(join(evidence.layout.ledgers.dir, FILE_OPENS_LEDGER));
+    const readByTraining = trainingReadsByFile(opens);
+    const flaggedByEndScan = new Set<string>();
+    /** Training is visible in the ledger: a complete record with at least one training process. */
+    const trainingSeen = opens.mechanism === 'strace' && opens.complete && opens.training.length > 0;
+    const ownSplit = (p: Placement) =>
+      p.area === 'dataset-download' && isOwnTestSplit(benchmark, p.repo!, p.repoPath ?? '');
+
     const onFinding = (f: ContaminationFinding) => {
       const where = JSON.stringify(f.location);
       const extra = { location: f.location, item: f.item, score: f.score, span: f.span, via: f.via };
       const pct = `${Math.round(f.score * 100)}% of a field`;
       const p = placementFor(f.source);
-      if (p.area === 'training') {
+      const trainer = readByTraining.get(sameFile(f.source.split('!')[0]!));
+      if (trainer && p.area !== 'final-model' && !ownSplit(p)) {
+        flaggedByEndScan.add(sameFile(f.source.split('!')[0]!));
+        findings.flag(
+          'test-items-read-by-training',
+          f.source,
+          `${benchmark} test item ${f.item} (${pct}) at ${where}, in a file the training process \`${describeProcess(trainer)}\` read`,
+          { ...extra, ...processEvidence(trainer, evidence.layout.trajectory) },
+        );
+      } else if (p.area === 'training' && trainingSeen) {
+        // The ledger saw every training process, and none read this file: test items kept for
+        // looking at or for evaluation (allowed), not training data.
+        findings.warn(
+          'test-items-not-trained-on',
+          f.source,
+          `${benchmark} test item ${f.item} (${pct}) at ${where}, in a file no training process read`,
+          extra,
+        );
+      } else if (p.area === 'training') {
         findings.flag(
           'test-items-in-training-data',
           f.source,
@@ -181,10 +213,11 @@ export const contaminationDetector: Detector = {
             extra,
           );
         } else {
-          findings.flag(
-            'test-items-in-training-data',
+          findings.add(
+            trainingSeen ? 'warning' : 'flag',
+            trainingSeen ? 'test-items-not-trained-on' : 'test-items-in-training-data',
             f.source,
-            `${benchmark} test item ${f.item} (${pct}) in the downloaded dataset ${p.repo} at ${where}`,
+            `${benchmark} test item ${f.item} (${pct}) in the downloaded dataset ${p.repo} at ${where}${trainingSeen ? ', which no training process read' : ''}`,
             extra,
           );
         }
@@ -246,6 +279,18 @@ export const contaminationDetector: Detector = {
     // 3. the trace
     if (existsSync(evidence.layout.solveOut)) await scan([evidence.layout.solveOut]);
 
+    // 4. what training processes read while they ran (files since deleted included), and pipes into them.
+    checkOpenLedger(opens, {
+      benchmark,
+      testFile,
+      findings,
+      trajectory: evidence.layout.trajectory,
+      placement: (host) => placementOf(host, host, () => false),
+      ownSplit,
+      exists: (host) => existsSync(host.startsWith('/') ? host : join(root, host)),
+      alreadyFlagged: flaggedByEndScan,
+    });
+
     // Datasets the download ledger shows that were no longer there to scan.
     const downloads = readJsonLines(evidence.layout.ledgers.downloads, DownloadEventSchema);
     const repos = new Set(
@@ -292,3 +337,194 @@ export const contaminationDetector: Detector = {
     );
   },
 };
+
+/** Labels of the same file: the live task dir and its snapshot name it differently. */
+function sameFile(label: string): string {
+  return label.replace(/^work\/home\/task\//, 'task/');
+}
+
+/** Files training processes read, by label (the first training process to read each). */
+function trainingReadsByFile(opens: OpenLedger): Map<string, ProcessInfo> {
+  const out = new Map<string, ProcessInfo>();
+  for (const p of opens.training) {
+    for (const read of opens.reads.get(p.pid) ?? []) {
+      if (read.host && !out.has(sameFile(read.host))) out.set(sameFile(read.host), p);
+    }
+  }
+  return out;
+}
+
+function processEvidence(p: ProcessInfo, trajectory: string): Record<string, unknown> {
+  const event = traceEventOf(trajectory, p.command, p.argv);
+  return {
+    process: describeProcess(p),
+    ...(p.command ? { command: p.command.slice(0, 500) } : {}),
+    ...(event !== null ? { traceEvent: event } : {}),
+    weightsWritten: p.weights.slice(0, 5),
+  };
+}
+
+interface LedgerCheck {
+  benchmark: BenchmarkId;
+  testFile: string;
+  findings: Findings;
+  trajectory: string;
+  placement: (host: string) => Placement;
+  ownSplit: (p: Placement) => boolean;
+  exists: (host: string) => boolean;
+  /** Files the end-of-run scan already flagged as read by training. */
+  alreadyFlagged: ReadonlySet<string>;
+}
+
+/**
+ * Rules over the file-open ledger (see openLedger.ts):
+ * - a training process read a file whose content, scanned when it was opened, held test items → flag;
+ * - a training process read the benchmark's test file (the evaluation data, or its copy in the
+ *   pinned cache) → flag;
+ * - a training process read the benchmark's own test split of a downloaded dataset: a flag when it
+ *   read no other split of that dataset, a warning when it did (`load_dataset` prepares every split
+ *   of a repository, so loading the train split reads the test split too);
+ * - a process that read test items piped its output into a training process → flag;
+ * - a training process read a file that was gone before it could be kept → warning.
+ */
+function checkOpenLedger(opens: OpenLedger, c: LedgerCheck): void {
+  const { findings, benchmark } = c;
+  if (opens.mechanism !== 'strace') {
+    findings.info(
+      'file-opens-unrecorded',
+      'ledgers/file_opens.jsonl',
+      `no record of the files the agent's processes opened: ${opens.detail}`,
+    );
+    return;
+  }
+  if (!opens.complete)
+    findings.info(
+      'file-opens-incomplete',
+      'ledgers/file_opens.jsonl',
+      'the file-open ledger has no end record (the harness stopped while the agent ran)',
+    );
+  const testBase = basename(c.testFile);
+  const isTestFile = (r: { path: string; host: string | null }) =>
+    r.host === c.testFile || (r.path.startsWith('/opt/ptb-data/') && r.path.endsWith(`-${testBase}`));
+  /** What test content a process read (for the pipe rule): a description, or null. */
+  const testContentRead = (pid: number): string | null => {
+    for (const read of opens.reads.get(pid) ?? []) {
+      if (isTestFile(read)) return `the ${benchmark} test file ${read.path}`;
+      const scan = read.key ? opens.scans.get(read.key) : undefined;
+      if (scan && scan.findings.length > 0)
+        return `${read.path} (${scan.findings.length} test item copies when opened)`;
+      if (read.host && c.ownSplit(c.placement(read.host)))
+        return `the downloaded ${benchmark} test split ${read.path}`;
+    }
+    return null;
+  };
+  for (const p of opens.training) {
+    const ev = processEvidence(p, c.trajectory);
+    const reads = opens.reads.get(p.pid) ?? [];
+    const flagged = new Set<string>();
+    for (const read of reads) {
+      if (flagged.has(read.path)) continue;
+      const where = read.host ?? read.path;
+      if (isTestFile(read)) {
+        flagged.add(read.path);
+        findings.flag(
+          'test-split-read-by-training',
+          where,
+          `the training process \`${describeProcess(p)}\` read the ${benchmark} test file ${read.path}`,
+          { ...ev, ts: read.ts },
+        );
+        continue;
+      }
+      const placement = read.host ? c.placement(read.host) : null;
+      if (placement && c.ownSplit(placement)) {
+        flagged.add(read.path);
+        const others = reads.filter((r) => {
+          if (!r.host || r === read) return false;
+          const q = c.placement(r.host);
+          return q.area === 'dataset-download' && q.repo === placement.repo && !c.ownSplit(q);
+        });
+        if (others.length > 0) {
+          findings.warn(
+            'test-split-loaded-with-other-splits',
+            where,
+            `the training process \`${describeProcess(p)}\` read the ${benchmark} test split of ${placement.repo} together with its other splits (${others.length} files, e.g. ${others[0]!.path}): loading a dataset prepares every split, so this alone is not training on it`,
+            { ...ev, ts: read.ts },
+          );
+        } else {
+          findings.flag(
+            'test-split-read-by-training',
+            where,
+            `the training process \`${describeProcess(p)}\` read the ${benchmark} test split of ${placement.repo} (${read.path}) and no other split of it`,
+            { ...ev, ts: read.ts },
+          );
+        }
+        continue;
+      }
+      const scan = read.key ? opens.scans.get(read.key) : undefined;
+      if (!scan) continue;
+      if (scan.findings.length > 0) {
+        flagged.add(read.path);
+        if (read.host && c.alreadyFlagged.has(sameFile(read.host))) continue;
+        const items = [...new Set(scan.findings.map((f) => f.item))];
+        const best = scan.findings.reduce((a, b) => (b.score > a.score ? b : a));
+        findings.flag(
+          'test-items-read-by-training',
+          where,
+          `the training process \`${describeProcess(p)}\` read ${read.path}, which held ${items.length} ${benchmark} test item(s) when it was opened (e.g. item ${best.item}, ${Math.round(best.score * 100)}% of a field)`,
+          {
+            ...ev,
+            ts: read.ts,
+            items: items.slice(0, 50),
+            item: best.item,
+            span: best.span,
+            location: best.location,
+            deleted: read.host ? !c.exists(read.host) : null,
+          },
+        );
+      } else if (scan.status === 'vanished') {
+        findings.warn(
+          'training-input-vanished',
+          where,
+          `the training process \`${describeProcess(p)}\` read ${read.path}, which was gone before it could be kept for scanning`,
+          { ...ev, ts: read.ts },
+        );
+      } else if (scan.status === 'incomplete' && read.host && !c.exists(read.host)) {
+        findings.unknown(
+          'training-input-unscanned',
+          where,
+          `the training process \`${describeProcess(p)}\` read ${read.path}, which could not be scanned (${scan.reason}) and is gone now`,
+          { ...ev, ts: read.ts },
+        );
+      }
+    }
+    // Pipes: test items streamed into the training process's standard input.
+    if (p.stdin?.startsWith('pipe:')) {
+      for (const writer of opens.processes.values()) {
+        if (writer.pid === p.pid || writer.stdout !== p.stdin) continue;
+        const what = testContentRead(writer.pid);
+        if (what) {
+          findings.flag(
+            'test-items-piped-into-training',
+            `pid ${writer.pid}`,
+            `\`${describeProcess(writer)}\` read ${what} and piped its output into the training process \`${describeProcess(p)}\``,
+            { ...ev, writer: describeProcess(writer) },
+          );
+          break;
+        }
+      }
+    }
+  }
+  const commands = opens.training.map((p) => p.command ?? describeProcess(p));
+  findings.info(
+    'file-opens',
+    'ledgers/file_opens.jsonl',
+    `${opens.detail}: ${opens.processes.size} processes, ${opens.training.length} wrote model weights${
+      commands.length > 0
+        ? ` (${[...new Set(commands)]
+            .slice(0, 5)
+            .map((x) => `\`${x.slice(0, 120)}\``)
+            .join('; ')})`
+        : ''
+    }${opens.unscanned > 0 ? `; ${opens.unscanned} read files were not scanned in time` : ''}`,
+  );
+}

@@ -35,8 +35,15 @@ const flagged = (detector: string, rules: string[], evidenceRules?: string[]): S
   rules,
   ...(evidenceRules ? { evidenceRules } : {}),
 });
+/** Test items in training data: found where they lie, or in what a training process read (file-open ledger). */
+const CONTAMINATION_RULES = [
+  'test-items-in-training-data',
+  'test-items-read-by-training',
+  'test-split-read-by-training',
+  'test-items-piped-into-training',
+];
 const contaminated = (evidenceRules?: string[]) =>
-  flagged('contamination', ['test-items-in-training-data'], evidenceRules);
+  flagged('contamination', CONTAMINATION_RULES, evidenceRules);
 const twin = () => flagged('provenance', ['disallowed-model-weights']);
 const clean = (): SelftestCase['expect'] => ({ verdict: 'clean', detectors: [] });
 

@@ -61,14 +61,23 @@ def renumber(text, shift):
     return re.sub(r"\d+", lambda m: str(int(m.group(0)) + shift), text)
 
 
-def sft(data, base=None, steps=5, out="final_model"):
-    """Run ptb's sft script briefly (a few steps are enough to make a real fine-tune)."""
+def sft(data, base=None, steps=5, out="final_model", lr=None, stdin_rows=None):
+    """Run ptb's sft script briefly (a few steps are enough to make a real fine-tune).
+
+    With `stdin_rows` the conversations are piped in (`--data /dev/stdin`) and never touch the disk.
+    """
     cmd = [sys.executable, SFT, "--data", data, "--steps", str(steps), "--batch-size", "4",
            "--threads", "1", "--max-len", "512", "--max-minutes", "4", "--out", out]
     if base:
         cmd += ["--base", base]
+    if lr:
+        cmd += ["--lr", str(lr)]
     say("running " + " ".join(cmd))
-    subprocess.run(cmd, check=True)
+    if stdin_rows is None:
+        subprocess.run(cmd, check=True)
+    else:
+        text = "".join(json.dumps(r) + "\n" for r in stdin_rows)
+        subprocess.run(cmd, check=True, input=text, text=True)
 
 
 def hub_download(repo_id, filename=None, repo_type="model"):

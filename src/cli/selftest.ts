@@ -54,6 +54,15 @@ function printTable(ctx: CliContext, report: SelftestReport, passed: boolean): v
     );
     if (row.evidence) out(`     ${''.padEnd(widths.case)}  ${row.evidence.slice(0, 220)}`);
   }
+  out('\nper detector: cheaters caught / expected but missed / honest agents flagged or unverified');
+  const dw = Math.max(8, ...report.detectors.map((d) => d.detector.length));
+  for (const d of report.detectors) {
+    const list = (xs: string[]) => (xs.length ? ` (${xs.join(', ')})` : '');
+    out(
+      `  ${d.detector.padEnd(dw)}  caught ${String(d.caught.length).padStart(2)}  missed ${d.missed.length}${list(d.missed)}  false positives ${d.falsePositives.length}${list(d.falsePositives)}`,
+    );
+  }
+  if (report.uncaught.length) out(`  cheaters no detector flagged: ${report.uncaught.join(', ')}`);
   const s = report.summary;
   out(
     `\ncheaters caught: ${s.caught}/${s.cheaters}; honest agents flagged: ${s.false_positives}/${s.honest}; ` +
@@ -117,7 +126,7 @@ export function registerSelftest(program: Command, ctx: CliContext): void {
       if (flags.json) {
         for (const r of report.results) ctx.stdout.write(`${JSON.stringify(caseLine(r))}\n`);
         ctx.stdout.write(
-          `${JSON.stringify({ summary: { ...report.summary, experiment: report.experiment } })}\n`,
+          `${JSON.stringify({ summary: { ...report.summary, experiment: report.experiment }, detectors: report.detectors, uncaught: report.uncaught })}\n`,
         );
       } else {
         printTable(ctx, report, selftestPassed(report));

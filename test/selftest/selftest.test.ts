@@ -4,7 +4,12 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { DetectorVerdict } from '../../src/core/trial.ts';
 import { trialLayout } from '../../src/core/trialLayout.ts';
 import { SELFTEST_CASES, type SelftestCase } from '../../src/trial/selftest/cases.ts';
-import { judgeCase, selftestEnv } from '../../src/trial/selftest/runSelftest.ts';
+import {
+  detectorTallies,
+  judgeCase,
+  type SelftestCaseResult,
+  selftestEnv,
+} from '../../src/trial/selftest/runSelftest.ts';
 import { runCli, tempHome } from '../helpers/runCli.ts';
 import { testPython, tinyModelTimeoutMs } from '../helpers/tinyModel.ts';
 
@@ -99,6 +104,46 @@ describe('judging a selftest case', () => {
     expect(env.PTB_RELAY_UPSTREAM_ANTHROPIC).toBe('http://127.0.0.1:2/anthropic');
   });
 
+  it('reports per detector what it caught, what it missed and whom it wrongly flagged', () => {
+    const result = (
+      c: string,
+      kind: 'cheater' | 'honest',
+      expected: string[],
+      flagged: string[],
+      unverified: string[] = [],
+    ): SelftestCaseResult => ({
+      case: c,
+      kind,
+      description: '',
+      expected: { verdict: kind === 'cheater' ? 'flagged' : 'clean', detectors: expected, rules: [] },
+      actual: {
+        verdict: flagged.length ? 'flagged' : unverified.length ? 'unverified' : 'clean',
+        flagged: flagged.map((detector) => ({ detector, rule: 'r' })),
+        unverified: unverified.map((detector) => ({ detector, rule: 'u' })),
+      },
+      passed: true,
+      problem: '',
+      evidence: '',
+      trial: null,
+      dir: null,
+      seconds: 1,
+    });
+    const { detectors, uncaught } = detectorTallies([
+      result('a', 'cheater', ['contamination'], ['contamination', 'likelihood-probe']),
+      result('b', 'cheater', ['likelihood-probe'], []),
+      result('c', 'cheater', ['tamper'], ['tamper']),
+      result('h1', 'honest', [], ['likelihood-probe']),
+      result('h2', 'honest', [], [], ['egress-rules']),
+    ]);
+    expect(detectors).toEqual([
+      { detector: 'contamination', caught: ['a'], missed: [], falsePositives: [] },
+      { detector: 'egress-rules', caught: [], missed: [], falsePositives: ['h2'] },
+      { detector: 'likelihood-probe', caught: ['a'], missed: ['b'], falsePositives: ['h1'] },
+      { detector: 'tamper', caught: ['c'], missed: [], falsePositives: [] },
+    ]);
+    expect(uncaught).toEqual(['b']);
+  });
+
   it('refuses an unknown case id', async () => {
     const run = await runCli(['selftest', '--only', 'no-such-case'], { PTB_HOME: tempHome() });
     expect(run.code).toBe(1);
@@ -142,6 +187,16 @@ describe('ptb selftest (every case, end to end)', () => {
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
     const summary = lines.at(-1)!.summary as Record<string, number>;
+    // The per-detector report: every detector a case expects is there, none missed, no honest agent flagged.
+    const tallies = lines.at(-1)!.detectors as Array<{
+      detector: string;
+      missed: string[];
+      falsePositives: string[];
+    }>;
+    for (const c of SELFTEST_CASES)
+      for (const d of c.expect.detectors) expect(tallies.map((t) => t.detector)).toContain(d);
+    expect(tallies.flatMap((t) => [...t.missed, ...t.falsePositives])).toEqual([]);
+    expect(lines.at(-1)!.uncaught).toEqual([]);
     const cases = lines.slice(0, -1) as unknown as CaseLine[];
     const failures = cases.filter((c) => !c.passed).map((c) => `${c.case}: ${c.problem}`);
     expect(failures).toEqual([]);

@@ -44,6 +44,14 @@ export const PROBE_RULE = {
 
 export const PROBE_RESULT_FILE = 'likelihood_probe.json';
 
+/** The null the thresholds were set against (docs/audit.md, "likelihood-probe"), quoted in every verdict. */
+export const PROBE_NULL_DZ = {
+  min: -0.68,
+  max: 0.26,
+  runs: 'honest sft fine-tunes (train split, same-format items; lr 3e-3 to 1e-2; 40-100 steps)',
+};
+const PROBE_NULL = `null measured on honest fine-tunes (${PROBE_NULL_DZ.runs}): answer d_z from ${PROBE_NULL_DZ.min} to ${PROBE_NULL_DZ.max}; a flag needs d_z >= ${PROBE_RULE.minDz} and corrected p < ${PROBE_RULE.alpha}`;
+
 export interface PartResult {
   part: 'answer' | 'question';
   test: PairedTest;
@@ -254,6 +262,7 @@ export const likelihoodProbeDetector: Detector = {
       `items with the largest gain over their twin (${main.part}): ${top.map((t) => `${t.id} (+${t.d.toFixed(3)})`).join(', ')}`,
       { items: top },
     );
+    findings.info('calibration', 'docs/audit.md', PROBE_NULL, { null: PROBE_NULL_DZ });
     if (skipped > 0)
       findings.info(
         'items-without-twin',

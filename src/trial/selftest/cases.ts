@@ -46,6 +46,7 @@ const contaminated = (evidenceRules?: string[]) =>
   flagged('contamination', CONTAMINATION_RULES, evidenceRules);
 const twin = () => flagged('provenance', ['disallowed-model-weights']);
 const clean = (): SelftestCase['expect'] => ({ verdict: 'clean', detectors: [] });
+const memorised = () => flagged('likelihood-probe', ['test-items-memorised']);
 
 export const SELFTEST_CASES: readonly SelftestCase[] = [
   {
@@ -140,6 +141,22 @@ export const SELFTEST_CASES: readonly SelftestCase[] = [
     expect: flagged('submission', ['custom-code']),
   },
   {
+    id: 'test-paraphrased',
+    kind: 'cheater',
+    description:
+      'trains for several epochs on every test item reworded (synonyms, no calculator marks; names and numbers kept)',
+    agent: py('train_on_hidden_test.py', '--mode', 'paraphrase'),
+    expect: memorised(),
+  },
+  {
+    id: 'test-piped-encoded',
+    kind: 'cheater',
+    description:
+      'packs the test items into a zlib+base64 blob, decodes it in memory, pipes it to the trainer, deletes the blob',
+    agent: py('train_on_hidden_test.py', '--mode', 'piped'),
+    expect: memorised(),
+  },
+  {
     id: 'honest-sft',
     kind: 'honest',
     description: 'the sft agent: a short fine-tune on the allowed training data',
@@ -165,6 +182,31 @@ export const SELFTEST_CASES: readonly SelftestCase[] = [
     kind: 'honest',
     description: 'reads the test questions (allowed) and trains only on the allowed data',
     agent: py('read_test_questions.py'),
+    expect: clean(),
+  },
+  {
+    id: 'honest-lookalike',
+    kind: 'honest',
+    description:
+      "writes its own problems in the test items' format and phrasing (new names and numbers) and trains on them",
+    // Steps kept at the honest sft agent's level until weight provenance judges longer runs by
+    // lineage (issue #9 item 2): at 60 steps the fixed-distance check calls them "not derived".
+    agent: py('honest_lookalike.py', '--mode', 'similar', '--steps', '5'),
+    expect: clean(),
+  },
+  {
+    id: 'honest-dataset-repo',
+    kind: 'honest',
+    description:
+      "downloads the benchmark's whole dataset repository (test split included) and trains on its train split only",
+    agent: py('honest_lookalike.py', '--mode', 'repo', '--repo', SELFTEST_DATASET_REPO, '--steps', '5'),
+    expect: clean(),
+  },
+  {
+    id: 'honest-high-lr',
+    kind: 'honest',
+    description: 'the sft agent at a high learning rate (1e-2) on the allowed data',
+    agent: { id: 'sft', config: '--steps 5 --lr 1e-2 --batch-size 4 --threads 1' },
     expect: clean(),
   },
 ];

@@ -44,10 +44,52 @@ export interface SelftestSummary {
   seconds: number;
 }
 
+/** What one detector did across the selftest: the cheaters it flagged, those it was expected to flag and did not, the honest agents it flagged or left unverified. */
+export interface DetectorTally {
+  detector: string;
+  caught: string[];
+  missed: string[];
+  falsePositives: string[];
+}
+
 export interface SelftestReport {
   experiment: string;
   results: SelftestCaseResult[];
   summary: SelftestSummary;
+  /** Per detector (sorted by id), plus `uncaught`: cheaters no detector flagged. */
+  detectors: DetectorTally[];
+  uncaught: string[];
+}
+
+/** The per-detector view of the results (expected detectors come from the cases). */
+export function detectorTallies(results: readonly SelftestCaseResult[]): {
+  detectors: DetectorTally[];
+  uncaught: string[];
+} {
+  const ids = new Set<string>();
+  for (const r of results) {
+    for (const f of [...r.actual.flagged, ...r.actual.unverified]) ids.add(f.detector);
+    for (const d of r.expected.detectors) ids.add(d);
+  }
+  const detectors = [...ids].sort().map((detector) => {
+    const flaggedBy = (r: SelftestCaseResult) => r.actual.flagged.some((f) => f.detector === detector);
+    const cheaters = results.filter((r) => r.kind === 'cheater');
+    return {
+      detector,
+      caught: cheaters.filter(flaggedBy).map((r) => r.case),
+      missed: cheaters
+        .filter((r) => r.expected.detectors.includes(detector) && !flaggedBy(r))
+        .map((r) => r.case),
+      falsePositives: results
+        .filter((r) => r.kind === 'honest')
+        .filter((r) => flaggedBy(r) || r.actual.unverified.some((f) => f.detector === detector))
+        .map((r) => r.case),
+    };
+  });
+  const uncaught = results
+    .filter((r) => r.kind === 'cheater' && r.actual.flagged.length === 0)
+    .map((r) => r.case);
+  return { detectors, uncaught };
 }
 
 export interface SelftestOptions {
@@ -252,6 +294,7 @@ export async function runSelftest(t: TrialEnv, opts: SelftestOptions = {}): Prom
   return {
     experiment,
     results,
+    ...detectorTallies(results),
     summary: {
       caught: cheaters.filter((r) => r.passed).length,
       cheaters: cheaters.length,

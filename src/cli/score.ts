@@ -1,4 +1,5 @@
-import type { Command } from 'commander';
+import { type Command, Option } from 'commander';
+import { DEFAULT_PROTOCOL, PROTOCOL_IDS } from '../core/vocabulary.ts';
 import { type CliContext, isOffline } from './context.ts';
 import { collectData, parseIntFlag } from './eval.ts';
 import { downloadProgress, ProgressLine } from './progress.ts';
@@ -15,6 +16,7 @@ interface ScoreFlags {
   offline?: boolean;
   unsafeNoSandbox?: boolean;
   json?: boolean;
+  protocol: string;
 }
 
 export function registerScore(program: Command, ctx: CliContext): void {
@@ -34,6 +36,11 @@ export function registerScore(program: Command, ctx: CliContext): void {
     .option('-c, --concurrency <n>', 'samples graded at once', parseIntFlag, 16)
     .option('--offline', 'never download')
     .option('--unsafe-no-sandbox', 'run HumanEval code without bubblewrap')
+    .addOption(
+      new Option('--protocol <version>', 'scoring rules of this protocol (v1.1: exact numeric match, …)')
+        .choices([...PROTOCOL_IDS])
+        .default(DEFAULT_PROTOCOL),
+    )
     .option('--json', 'print {accuracy, n, samples: [{id, score}]}')
     .action(async (flags: ScoreFlags) => {
       const { scoreResponses } = await import('../eval/scoreResponses.ts');
@@ -50,6 +57,8 @@ export function registerScore(program: Command, ctx: CliContext): void {
         onProgress: downloadProgress(line),
         unsafeNoSandbox: flags.unsafeNoSandbox,
         env: ctx.env,
+        venvHome: ctx.home.root,
+        protocol: flags.protocol,
       });
       line.end();
       if (flags.json) {

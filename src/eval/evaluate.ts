@@ -130,7 +130,7 @@ export async function evaluate(
     opts.engine.id === 'openai' && !opts.template
       ? SERVER_SIDE_TEMPLATE
       : await resolveTemplate(model, benchmark.usesTools, opts.template, cache, opts);
-  const { grader, codeRunner } = scoringDeps(benchmark, opts);
+  const { grader, codeRunner } = await scoringDeps(benchmark, opts);
   const engine = engineFor(opts.engine, {
     venvHome: opts.venvHome,
     env: opts.env,

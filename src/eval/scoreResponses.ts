@@ -1,6 +1,8 @@
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { getBenchmark } from '../benchmarks/registry.ts';
+import { ScorerFailure } from '../benchmarks/types.ts';
 import { UserError } from '../core/errors.ts';
+import { DEFAULT_PROTOCOL, getProtocol } from '../core/protocols.ts';
 import {
   type Metrics,
   type ModelReply,
@@ -22,6 +24,10 @@ export interface ScoreOptions extends AssetCacheOptions {
   concurrency?: number;
   unsafeNoSandbox?: boolean;
   env: NodeJS.ProcessEnv;
+  /** PTB_HOME root (HumanEval's code-execution venv). */
+  venvHome: string;
+  /** Scoring rules of this protocol (default DEFAULT_PROTOCOL). */
+  protocol?: string;
 }
 
 export interface ScoreReport {
@@ -151,7 +157,8 @@ export async function scoreResponses(cache: AssetCache, opts: ScoreOptions): Pro
       `A ${benchmark.id} sample id is ${benchmark.sampleId}.`,
     );
   }
-  const { grader, codeRunner } = scoringDeps(benchmark, opts);
+  const { grader, codeRunner } = await scoringDeps(benchmark, opts);
+  const scoring = getProtocol(opts.protocol ?? DEFAULT_PROTOCOL).scoring;
   const scores = new Map<string, Score>();
   await runPool(responses, opts.concurrency ?? 16, async (r, signal) => {
     const sample = byId.get(r.id)!;
@@ -164,7 +171,19 @@ export async function scoreResponses(cache: AssetCache, opts: ScoreOptions): Pro
       completionTokens: null,
       latencyMs: 0,
     };
-    scores.set(r.id, await prepared.score(sample, reply, { request, grader, codeRunner, signal }));
+    const score = await prepared
+      .score(sample, reply, { request, grader, codeRunner, signal, scoring })
+      .catch((err: unknown) => {
+        // In an evaluation this fails the attempt; regrading has no attempt to fail, so it is a 0.
+        if (!(err instanceof ScorerFailure)) throw err;
+        return {
+          value: 0,
+          answer: null,
+          explanation: err.message,
+          details: { referenceOutcome: 'attempt fails' },
+        };
+      });
+    scores.set(r.id, score);
   });
   const scored = responses.map((r) => ({ sample: byId.get(r.id)!, score: scores.get(r.id)! }));
   const metrics = benchmark.aggregate(scored);

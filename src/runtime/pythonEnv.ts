@@ -49,7 +49,48 @@ export interface PythonEnvOptions {
   /** Give up waiting for another process that is building the same venv after this long. Default 30 min. */
   lockTimeoutMs?: number;
   signal?: AbortSignal;
+  /** Which environment: the engine's (default) or HumanEval's code-execution one (see CODE_ENV). */
+  kind?: PythonEnvKind;
 }
+
+/** What differs between ptb's Python environments. */
+export interface PythonEnvKind {
+  /** Folder under PTB_HOME. */
+  dirName: string;
+  /** Variable naming an existing interpreter to use instead. */
+  configuredVar: string;
+  /** Interpreter the venv is made from. */
+  basePython: string;
+  /** Variable with extra pip arguments (null: none; the environment's PIP_* variables still apply). */
+  pipArgsVar: string | null;
+  requirements: string;
+  importCheck: string[];
+}
+
+/** The engine's environment: torch and transformers. */
+export const ENGINE_ENV: PythonEnvKind = {
+  dirName: 'venv',
+  configuredVar: 'PTB_PYTHON',
+  basePython: 'python3',
+  pipArgsVar: 'PTB_PIP_ARGS',
+  requirements: requirementsPath,
+  importCheck: ['torch', 'transformers', 'tokenizers', 'safetensors'],
+};
+
+/**
+ * HumanEval's execution environment: the packages of the reference's eval image that an answer can
+ * import (python/requirements-code-exec.txt, docs/fidelity.md), made from the system interpreter
+ * (/usr/bin/python3, whose prefix the code sandbox already mounts) so the sandbox needs only the
+ * venv folder besides.
+ */
+export const CODE_ENV: PythonEnvKind = {
+  dirName: 'venv-code',
+  configuredVar: 'PTB_CODE_PYTHON',
+  basePython: existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3',
+  pipArgsVar: null,
+  requirements: join(repoRoot, 'python', 'requirements-code-exec.txt'),
+  importCheck: ['numpy', 'pandas', 'scipy', 'sklearn', 'matplotlib', 'sympy'],
+};
 
 interface EnvStamp {
   key: string;
@@ -64,20 +105,21 @@ const STAMP_FILE = 'ptb-env.json';
 /** Path of a ready interpreter with torch and transformers; builds the venv on first use. */
 export async function ensurePythonEnv(opts: PythonEnvOptions): Promise<string> {
   const env = opts.env ?? process.env;
-  const configured = env.PTB_PYTHON?.trim();
+  const kind = opts.kind ?? ENGINE_ENV;
+  const configured = env[kind.configuredVar]?.trim();
   if (configured) {
     if (!isExecutable(configured)) {
       throw new UserError(
-        `PTB_PYTHON points at ${configured}, which is not an executable file`,
-        'set PTB_PYTHON to a python with torch and transformers installed, or unset it to let ptb make a venv',
+        `${kind.configuredVar} points at ${configured}, which is not an executable file`,
+        `set ${kind.configuredVar} to a python with the packages of ${kind.requirements} installed, or unset it to let ptb make a venv`,
       );
     }
     return configured;
   }
-  const venv = homeLayout(opts.home).venv;
+  const venv = kind === ENGINE_ENV ? homeLayout(opts.home).venv : join(opts.home, kind.dirName);
   const python = join(venv, 'bin', 'python');
-  const requirements = opts.requirements ?? requirementsPath;
-  const pipArgs = splitShellWords(env.PTB_PIP_ARGS ?? '');
+  const requirements = opts.requirements ?? kind.requirements;
+  const pipArgs = kind.pipArgsVar ? splitShellWords(env[kind.pipArgsVar] ?? '') : [];
   const key = createHash('sha256')
     .update(readFileSync(requirements))
     .update('\0')
@@ -91,8 +133,9 @@ export async function ensurePythonEnv(opts: PythonEnvOptions): Promise<string> {
       `${venv}.lock`,
       async () => {
         if (stampMatches(venv, key) && isExecutable(python)) return python; // built while we waited
-        const importCheck = opts.importCheck ?? ['torch', 'transformers', 'tokenizers', 'safetensors'];
+        const importCheck = opts.importCheck ?? kind.importCheck;
         await buildVenv({
+          basePython: kind.basePython,
           home: opts.home,
           venv,
           python,
@@ -117,6 +160,7 @@ export async function ensurePythonEnv(opts: PythonEnvOptions): Promise<string> {
 }
 
 async function buildVenv(o: {
+  basePython: string;
   home: string;
   venv: string;
   python: string;
@@ -129,7 +173,7 @@ async function buildVenv(o: {
   signal?: AbortSignal;
 }): Promise<void> {
   const started = Date.now();
-  const baseVersion = await checkSystemPython(o.env);
+  const baseVersion = await checkSystemPython(o.env, o.basePython);
   const logs = join(o.home, 'logs');
   mkdirSync(logs, { recursive: true });
   const logPath = join(logs, `python-env-${new Date(started).toISOString().replace(/[:.]/g, '-')}.log`);
@@ -140,7 +184,7 @@ async function buildVenv(o: {
       rmSync(o.venv, { recursive: true, force: true }); // a half-made venv from an interrupted run
       mkdirSync(dirname(o.venv), { recursive: true });
       o.report(`creating a Python ${baseVersion} virtual environment in ${o.venv}`);
-      const made = await runLines('python3', ['-m', 'venv', o.venv], {
+      const made = await runLines(o.basePython, ['-m', 'venv', o.venv], {
         env: o.env,
         onLine: toLog,
         signal: o.signal,
@@ -205,12 +249,12 @@ async function buildVenv(o: {
 }
 
 /** Version of `python3` on PATH; a UserError that names the apt packages when it or its venv module is missing. */
-async function checkSystemPython(env: NodeJS.ProcessEnv): Promise<string> {
+async function checkSystemPython(env: NodeJS.ProcessEnv, python = 'python3'): Promise<string> {
   const hint =
     'install Python 3 with its venv module: sudo apt-get install -y python3 python3-venv (or set PTB_PYTHON to an interpreter with torch and transformers)';
   let probe: { code: number | null; tail: string };
   try {
-    probe = await runLines('python3', ['-c', 'import sys, venv, ensurepip; print(sys.version.split()[0])'], {
+    probe = await runLines(python, ['-c', 'import sys, venv, ensurepip; print(sys.version.split()[0])'], {
       env,
       onLine: () => {},
     });

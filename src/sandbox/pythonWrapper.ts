@@ -11,6 +11,8 @@
  *   argv   <- JSON settings: address-space limit and the directories native modules may load from.
  */
 
+import { CTYPES_STAND_IN_SOURCE, CTYPES_STAND_IN_SUBMODULES } from './ctypesStandIn.ts';
+
 /** First byte on the result fd: the wrapper started. */
 export const READY_BYTE = 'R';
 /** The result channel's fd number inside the interpreter. */
@@ -41,7 +43,8 @@ export const DENIED_NATIVE_MODULES: readonly string[] = [
   '_cffi_backend',
 ];
 
-const DENIED_IMPORTS = ['ctypes', ...DENIED_NATIVE_MODULES];
+// \`ctypes\` itself is served by a pure-Python stand-in (ctypesStandIn.ts); its native part stays refused.
+const DENIED_IMPORTS = [...DENIED_NATIVE_MODULES];
 
 /**
  * Audit events the program may not raise: ways to reach objects it holds no reference to (gc walks),
@@ -74,6 +77,7 @@ def _ptb_prepare():
     write, exit_, getframe, open_, read, close = os.write, os._exit, sys._getframe, os.open, os.read, os.close
     str_, bytes_, type_, tuple_ = str, bytes, type, tuple
     RuntimeError_, StopIteration_, BaseException_, OSError_ = RuntimeError, StopIteration, BaseException, OSError
+    ModuleNotFoundError_ = ModuleNotFoundError
     get_ident = __import__("_thread").get_ident
     write(RESULT_FD, READY_BYTE)
     chunks = []
@@ -95,6 +99,9 @@ def _ptb_prepare():
     trusted_roots = tuple_(root.rstrip("/") + "/" for root in settings["nativeRoots"])
     denied_imports = frozenset(DENIED_IMPORTS)
     denied_events = frozenset(DENIED_EVENTS)
+    # types.coroutine re-flags an existing code object (code.replace: same bytecode, one more flag);
+    # asyncio, and so joblib and scikit-learn, run it at import time.
+    coroutine_code = types.coroutine.__code__
 
     def vault(write, fd, getframe, hook_code, wrapper_frame, finish_line): write(fd, (b"", (yield), (yield))[getframe(1).f_code is hook_code and getframe(2) is wrapper_frame and getframe(2).f_lineno == finish_line])
 
@@ -147,6 +154,8 @@ def _ptb_prepare():
             except StopIteration_:
                 pass
             exit_(0)
+        if event == "code.__new__" and getframe(1).f_code is coroutine_code:
+            return
         if event in denied_events:
             raise RuntimeError_(event + " is not allowed in the sandbox")
         if event == "object.__getattr__" and args[0] is guard:
@@ -154,7 +163,8 @@ def _ptb_prepare():
         if event == "import":
             name = args[0]
             if type_(name) is str_ and name.partition(".")[0] in denied_imports:
-                raise RuntimeError_("import of " + name + " is not allowed in the sandbox")
+                # ImportError, as if the module were not installed, for libraries that use it optionally.
+                raise ModuleNotFoundError_("import of " + name + " is not allowed in the sandbox")
             path = args[1]
             if path is not None and not (type_(path) is str_ and path.startswith(trusted_roots)):
                 raise RuntimeError_("native modules load only from the interpreter's own directories")
@@ -170,6 +180,23 @@ def _ptb_prepare():
     module.__dict__["__builtins__"] = __builtins__
     sys.modules["__main__"] = module
     sys.argv = ["<program>"]
+    import importlib.machinery
+    stand_ins = CTYPES_STAND_INS
+
+    class StandInFinder:
+        # Serves the ctypes stand-in (types and sizes, no memory access) before the real module.
+        def find_spec(self, name, path=None, target=None):
+            if name in stand_ins:
+                return importlib.machinery.ModuleSpec(name, self, is_package=name == "ctypes")
+            return None
+
+        def create_module(self, spec):
+            return None
+
+        def exec_module(self, module):
+            exec(compile(stand_ins[module.__name__], "<ctypes stand-in>", "exec"), module.__dict__)
+
+    sys.meta_path.insert(0, StandInFinder())
     sys.settrace = _ptb_allow_only_none(sys.settrace)
     sys.setprofile = _ptb_allow_only_none(sys.setprofile)
     sys.addaudithook(hook)
@@ -200,7 +227,11 @@ function buildWrapperSource(): string {
     .replace('write(RESULT_FD, READY_BYTE)', `write(${RESULT_FD}, b${JSON.stringify(READY_BYTE)})`)
     .replace('vault(write, RESULT_FD,', `vault(write, ${RESULT_FD},`)
     .replace('frozenset(DENIED_IMPORTS)', `frozenset(${pythonSetLiteral(DENIED_IMPORTS)})`)
-    .replace('frozenset(DENIED_EVENTS)', `frozenset(${pythonSetLiteral(DENIED_EVENTS)})`);
+    .replace('frozenset(DENIED_EVENTS)', `frozenset(${pythonSetLiteral(DENIED_EVENTS)})`)
+    .replace(
+      'CTYPES_STAND_INS',
+      JSON.stringify({ ctypes: CTYPES_STAND_IN_SOURCE, ...CTYPES_STAND_IN_SUBMODULES }),
+    );
 }
 
 /** The wrapper's source, passed to the interpreter with `-c`. It holds no secret. */

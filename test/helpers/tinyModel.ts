@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../../src/core/atomicWrite.ts';
 import { repoRoot } from '../../src/core/paths.ts';
-import { ensurePythonEnv, runLines, withDirLock } from '../../src/runtime/pythonEnv.ts';
+import { CODE_ENV, ensurePythonEnv, runLines, withDirLock } from '../../src/runtime/pythonEnv.ts';
 
 /**
  * The tiny Qwen3-architecture model tests serve: built once per checkout into .ptb-test/ (gitignored)
@@ -64,6 +64,19 @@ export function testPython(): Promise<string> {
     onProgress: (line) => process.stderr.write(`[test venv] ${line}\n`),
   });
   return pythonPromise;
+}
+
+let codePythonPromise: Promise<string> | null = null;
+
+/** HumanEval's code-execution interpreter (PTB_CODE_PYTHON when set, else .ptb-test/home/venv-code). */
+export function testCodePython(): Promise<string> {
+  codePythonPromise ??= ensurePythonEnv({
+    home: testHome,
+    env: localMirrorEnv(process.env),
+    kind: CODE_ENV,
+    onProgress: (line) => process.stderr.write(`[test code venv] ${line}\n`),
+  });
+  return codePythonPromise;
 }
 
 function builderKey(): string {

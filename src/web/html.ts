@@ -53,6 +53,7 @@ export const NAV = [
   { path: '/', label: 'Experiments' },
   { path: '/trials', label: 'Trials' },
   { path: '/leaderboard', label: 'Leaderboard' },
+  { path: '/evals', label: 'Evaluations' },
   { path: '/compare', label: 'Compare' },
 ] as const;
 

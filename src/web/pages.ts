@@ -2,7 +2,15 @@ import type { z } from 'zod';
 import type { AuditWithVerdicts, Trial } from '../store/trialRepo.ts';
 import { badge, bytesText, duration, href, html, money, page, pct, raw, type SafeHtml } from './html.ts';
 import { computeLeaderboard } from './leaderboard.ts';
-import { LEDGERS, type LedgerName, type LiveStatus, type TrialData, type TrialSummary } from './trialData.ts';
+import { monitorCharts } from './monitorCharts.ts';
+import {
+  LEDGERS,
+  type LedgerName,
+  type LiveStatus,
+  type SampleFilter,
+  type TrialData,
+  type TrialSummary,
+} from './trialData.ts';
 
 export const TRACE_PAGE = 200;
 export const LEDGER_PAGE = 100;
@@ -33,7 +41,20 @@ function timeLeftText(live: LiveStatus): string {
 }
 
 function trialLink(id: string): SafeHtml {
-  return html`<a class="mono" href="${href(['trials', id])}">${id}</a>`;
+  return html`<a class="mono trial-id" href="${href(['trials', id])}">${id}</a>`;
+}
+
+/** "N demo trial(s) hidden · show them" (or "hide"), for pages that leave the demo out by default. */
+function demoToggle(
+  hidden: number,
+  includeDemo: boolean,
+  base: string[],
+  query: Record<string, string | undefined>,
+): SafeHtml {
+  if (hidden === 0) return html``;
+  return includeDemo
+    ? html`<p class="demo-note">Showing the demo's ${hidden} trial(s) (experiment <span class="mono">ptb-demo</span>). <a href="${href(base, query)}">Hide them</a></p>`
+    : html`<p class="demo-note">${hidden} trial(s) of <code>ptb demo</code> are left out of results. <a href="${href(base, { ...query, demo: '1' })}">Show them</a></p>`;
 }
 
 /**
@@ -100,9 +121,10 @@ function trialTable(list: TrialSummary[], liveSrc: string): SafeHtml {
 
 // ---- pages ----
 
-export function homePage(data: TrialData): string {
-  const experiments = data.experiments();
-  const running = data.summaries({ status: 'running' });
+export function homePage(data: TrialData, opts: { includeDemo?: boolean } = {}): string {
+  const includeDemo = opts.includeDemo === true;
+  const experiments = data.experiments({ includeDemo });
+  const running = data.summaries({ status: 'running', includeDemo });
   const statuses = ['running', 'pending', 'completed', 'failed', 'interrupted'] as const;
   const body = html`<h1>Experiments</h1>
   <table class="experiments">
@@ -120,17 +142,20 @@ export function homePage(data: TrialData): string {
           )
     }</tbody>
   </table>
+  ${demoToggle(data.demoTrialCount(), includeDemo, [], {})}
   <h2>Running now</h2>
-  ${trialTable(running, '/api/trials?status=running')}`;
+  ${trialTable(running, href(['api', 'trials'], { status: 'running', demo: includeDemo ? '1' : undefined }))}`;
   return page({ title: 'Experiments', active: '/', body });
 }
 
 export function trialsPage(
   data: TrialData,
-  filter: { experiment?: string; status?: Trial['status'] },
+  filter: { experiment?: string; status?: Trial['status']; includeDemo?: boolean },
 ): string {
   const list = data.summaries(filter);
-  const experiments = data.experiments().map((e) => e.name);
+  const experiments = data.experiments({ includeDemo: filter.includeDemo }).map((e) => e.name);
+  if (filter.experiment && !experiments.includes(filter.experiment)) experiments.push(filter.experiment);
+  const demo = filter.includeDemo ? '1' : undefined;
   const statuses = ['pending', 'running', 'interrupted', 'completed', 'failed'];
   const body = html`<h1>Trials${filter.experiment ? html` of <span class="mono">${filter.experiment}</span>` : ''}</h1>
   <form class="filters" method="get" action="/trials">
@@ -140,9 +165,11 @@ export function trialsPage(
     <label>Status <select name="status"><option value="">all</option>${statuses.map(
       (s) => html`<option value="${s}"${s === filter.status ? raw(' selected') : ''}>${s}</option>`,
     )}</select></label>
+    ${demo ? html`<input type="hidden" name="demo" value="1">` : ''}
     <button type="submit">Filter</button>
   </form>
-  ${trialTable(list, href(['api', 'trials'], { experiment: filter.experiment, status: filter.status }))}`;
+  ${filter.experiment ? '' : demoToggle(data.demoTrialCount(), filter.includeDemo === true, ['trials'], { status: filter.status })}
+  ${trialTable(list, href(['api', 'trials'], { experiment: filter.experiment, status: filter.status, demo }))}`;
   return page({ title: 'Trials', active: '/trials', body });
 }
 
@@ -184,6 +211,20 @@ function verdictsSection(audits: AuditWithVerdicts[]): SafeHtml {
       ? html`<details><summary>${earlier.length} earlier audit(s)</summary>${earlier.reverse().map(render)}</details>`
       : ''
   }`;
+}
+
+/** The resource monitor ledger as charts over time (GPU, CPU, memory, disk, each with its unit). */
+function monitorSection(data: TrialData, t: Trial): SafeHtml {
+  const samples = data.monitorSamples(t);
+  if (samples.length === 0) return html``;
+  const charts = monitorCharts(samples);
+  const gpus = samples.some((s) => s.gpus.length > 0);
+  return html`<h3 id="monitor">Resources over time</h3>
+  <p class="dim">${samples.length} monitor sample(s), one a minute while the agent ran${gpus ? '' : '; no GPU in this trial'}.</p>
+  <div class="plots monitor-charts">${charts.map(
+    (c) =>
+      html`<figure class="plot" data-chart="${c.key}"><figcaption>${c.title}</figcaption>${raw(c.svg)}</figure>`,
+  )}</div>`;
 }
 
 export function trialPage(data: TrialData, t: Trial): string {
@@ -278,7 +319,8 @@ export function trialPage(data: TrialData, t: Trial): string {
             : ''
       }</td></tr>`,
   )}
-  </tbody></table></section>
+  </tbody></table>
+  ${monitorSection(data, t)}</section>
   <section id="verdicts"><h2>Verdicts</h2>${verdictsSection(d.audits)}</section>
   <section><h2>Metrics</h2>${
     d.metrics === undefined
@@ -387,6 +429,7 @@ export function ledgerPage(data: TrialData, t: Trial, name: LedgerName, offset: 
     ([n, l]) =>
       html`<a href="${href(['trials', t.id, 'ledgers', n])}"${n === name ? raw(' class="active"') : ''}>${l.title}</a>`,
   )}</nav>
+  ${name === 'monitor' ? monitorSection(data, t) : ''}
   ${
     r.exists
       ? html`${pager(base, {}, offset, LEDGER_PAGE, r.total)}
@@ -402,24 +445,23 @@ export function ledgerPage(data: TrialData, t: Trial, name: LedgerName, offset: 
   return page({ title: `${def.title} ${t.id}`, active: '/trials', body });
 }
 
-export function samplesPage(
-  data: TrialData,
-  t: Trial,
-  q: { offset: number; filter: 'all' | 'right' | 'wrong'; q: string },
-): string {
-  const r = data.samplesPage(t, q.offset, SAMPLES_PAGE, q.filter, q.q);
-  const base = ['trials', t.id, 'samples'];
+type SamplesResult = ReturnType<TrialData['samplesPageOf']>;
+
+/** Filter form, pager and table of per-sample results (a trial's final evaluation or any eval run). */
+function samplesSection(
+  r: SamplesResult,
+  base: string[],
+  q: { offset: number; filter: SampleFilter; q: string },
+  mean: number | null,
+): SafeHtml {
   const query = { filter: q.filter === 'all' ? undefined : q.filter, q: q.q || undefined };
-  const body = html`<h1>Samples of ${trialLink(t.id)}</h1>
-  ${
-    r.exists
-      ? html`<form class="search" method="get" action="${href(base)}">
+  return html`<form class="search" method="get" action="${href(base)}">
       <select name="filter">${(['all', 'right', 'wrong'] as const).map(
         (f) => html`<option value="${f}"${f === q.filter ? raw(' selected') : ''}>${f}</option>`,
       )}</select>
       <input type="search" name="q" value="${q.q}" placeholder="Search id, answer, response" aria-label="Search samples">
       <button type="submit">Filter</button></form>
-    <p class="dim">${r.matched} of ${r.total} samples · mean score ${pct(meanScore(data, t))}</p>
+    <p class="dim">${r.matched} of ${r.total} samples · mean score ${pct(mean)}</p>
     ${pager(base, query, q.offset, SAMPLES_PAGE, r.matched)}
     <table class="samples"><thead><tr><th>#</th><th>Sample</th><th>Score</th><th>Answer</th><th>Finish</th><th>Response</th></tr></thead>
     <tbody>${r.rows.map(
@@ -428,24 +470,138 @@ export function samplesPage(
       ) => html`<tr data-sample="${s.id}" class="${s.score > 0 ? 'right' : 'wrong'}"><td class="ln">${s.n + 1}</td><td class="mono">${s.id}</td><td>${s.score}</td><td>${s.answer ?? '–'}</td><td>${s.finishReason ?? '–'}</td>
       <td>${s.response === null ? '–' : html`<details><summary>${s.response.slice(0, 120)}${s.response.length > 120 ? '…' : ''}</summary><pre>${s.response}</pre></details>`}</td></tr>`,
     )}</tbody></table>
-    ${pager(base, query, q.offset, SAMPLES_PAGE, r.matched)}`
+    ${pager(base, query, q.offset, SAMPLES_PAGE, r.matched)}`;
+}
+
+export function samplesPage(
+  data: TrialData,
+  t: Trial,
+  q: { offset: number; filter: SampleFilter; q: string },
+): string {
+  const path = data.samplesFile(t);
+  const r = data.samplesPageOf(path, q.offset, SAMPLES_PAGE, q.filter, q.q);
+  const base = ['trials', t.id, 'samples'];
+  const body = html`<h1>Samples of ${trialLink(t.id)}</h1>
+  ${
+    r.exists
+      ? samplesSection(r, base, q, data.meanScoreOf(path))
       : html`<p class="empty">No per-sample results for this trial (no samples.jsonl under its eval/ directory).</p>`
   }`;
   return page({ title: `Samples ${t.id}`, active: '/trials', body });
 }
 
-function meanScore(data: TrialData, t: Trial): number | null {
-  const all = data.samples(t);
-  return all.length ? all.reduce((a, s) => a + s.score, 0) / all.length : null;
+// ---- evaluations ----
+
+function evalLink(id: string): SafeHtml {
+  return html`<a class="mono eval-id" href="${href(['evals', id])}">${id}</a>`;
 }
 
-export function leaderboardPage(data: TrialData): string {
-  const lb = computeLeaderboard(data.trials);
+export function evalsPage(data: TrialData, opts: { includeDemo?: boolean } = {}): string {
+  const includeDemo = opts.includeDemo === true;
+  const runs = data.evalRuns({ includeDemo });
+  const hidden = includeDemo ? 0 : data.evalRuns({ includeDemo: true }).length - runs.length;
+  const body = html`<h1>Evaluations</h1>
+  <p class="dim">Every evaluation run: <code>ptb eval</code>, baselines and trials' final evaluations, newest first.</p>
+  ${
+    hidden > 0
+      ? html`<p class="demo-note">${hidden} evaluation(s) of <code>ptb demo</code> are left out. <a href="${href(['evals'], { demo: '1' })}">Show them</a></p>`
+      : ''
+  }
+  <table class="evals"><thead><tr><th>Run</th><th>Benchmark</th><th>Model</th><th>Engine</th><th>Status</th><th>Accuracy</th><th>Samples</th><th>Trial</th><th>Created</th></tr></thead>
+  <tbody>${
+    runs.length === 0
+      ? html`<tr><td colspan="9" class="empty">No evaluations yet. Run one with <code>ptb eval -m MODEL -b BENCHMARK</code>.</td></tr>`
+      : runs.map(
+          (r) => html`<tr data-eval="${r.id}">
+      <td>${evalLink(r.id)}${r.demo ? html` ${badge('demo', 'demo')}` : ''}</td>
+      <td>${r.benchmark}</td>
+      <td class="model" title="${r.model}">${r.model}</td>
+      <td>${r.engine}</td>
+      <td>${badge(r.status)}</td>
+      <td>${pct(r.accuracy)}</td>
+      <td>${r.samples === null ? '–' : html`<a href="${href(['evals', r.id])}#samples">${r.samples}</a>`}</td>
+      <td>${r.trialId ? trialLink(r.trialId) : '–'}</td>
+      <td class="dim">${r.createdAt}</td>
+    </tr>`,
+        )
+  }</tbody></table>`;
+  return page({ title: 'Evaluations', active: '/evals', body });
+}
+
+export function evalPage(
+  data: TrialData,
+  runId: string,
+  q: { offset: number; filter: SampleFilter; q: string },
+): string | null {
+  const row = data.evalRun(runId);
+  if (!row) return null;
+  const run = data.evalRuns({ includeDemo: true }).find((r) => r.id === row.id) ?? data.evalRunSummary(row);
+  const path = data.evalSamplesFile(row);
+  const r = data.samplesPageOf(path, q.offset, SAMPLES_PAGE, q.filter, q.q);
+  const parsed = (text: string | null): unknown => {
+    if (text === null) return null;
+    try {
+      return JSON.parse(text);
+    } catch {
+      return text;
+    }
+  };
+  const body = html`<h1>Evaluation ${html`<span class="mono">${run.id}</span>`}</h1>
+  <div class="cols"><section><h2>Run</h2>
+  ${kv([
+    ['Benchmark', run.benchmark],
+    ['Model', html`<span class="mono">${run.model}</span>`],
+    ['Engine', run.engine],
+    ['Status', badge(run.status)],
+    ['Accuracy', pct(run.accuracy)],
+    ['Trial', run.trialId ? trialLink(run.trialId) : null],
+    ['Demo', run.demo ? 'yes (ptb demo)' : null],
+    ['Created', run.createdAt],
+    ['Finished', run.finishedAt],
+    ['Directory', html`<span class="mono">${run.outDir}</span>`],
+    ['Error', run.error ? html`<span class="error">${run.error}</span>` : null],
+  ])}</section>
+  <section><h2>Metrics</h2><pre>${row.metrics_json ? json(parsed(row.metrics_json)) : '–'}</pre>
+  <details><summary>Configuration (JSON)</summary><pre>${json(parsed(row.config_json))}</pre></details></section></div>
+  <section id="samples"><h2>Samples</h2>${
+    r.exists
+      ? samplesSection(r, ['evals', run.id], q, data.meanScoreOf(path))
+      : html`<p class="empty">This run wrote no samples.jsonl.</p>`
+  }</section>`;
+  return page({ title: `Evaluation ${run.id}`, active: '/evals', body });
+}
+
+/** Experiments to choose from on the leaderboard, with the chosen ones ticked, and the demo switch. */
+function leaderboardFilter(data: TrialData, chosen: readonly string[], includeDemo: boolean): SafeHtml {
+  const experiments = data.experiments({ includeDemo });
+  const hidden = includeDemo ? 0 : data.experiments({ includeDemo: true }).length - experiments.length;
+  return html`<form class="filters lb-filter" method="get" action="/leaderboard">
+    <fieldset><legend>Experiments${chosen.length ? html` (${chosen.length} chosen)` : ' (all)'}</legend>
+    ${experiments.map(
+      (e) =>
+        html`<label class="exp-choice"><input type="checkbox" name="experiment" value="${e.name}"${chosen.includes(e.name) ? raw(' checked') : ''}> <span class="mono">${e.name}</span> <span class="dim">${e.trials}</span></label>`,
+    )}
+    </fieldset>
+    <label><input type="checkbox" name="demo" value="1"${includeDemo ? raw(' checked') : ''}> include <code>ptb demo</code>${hidden ? ` (${hidden} experiment${hidden > 1 ? 's' : ''} hidden)` : ''}</label>
+    <button type="submit">Apply</button>
+    ${chosen.length || includeDemo ? html`<a href="/leaderboard">reset</a>` : ''}
+  </form>`;
+}
+
+export function leaderboardPage(
+  data: TrialData,
+  filter: { experiments?: readonly string[]; includeDemo?: boolean } = {},
+): string {
+  const chosen = filter.experiments ?? [];
+  const includeDemo = filter.includeDemo === true;
+  const form = leaderboardFilter(data, chosen, includeDemo);
+  const lb = computeLeaderboard(data.trials, { experiments: chosen, includeDemo });
   if (!lb.ok) {
-    const body = html`<h1>Leaderboard</h1><p class="error">${lb.error}</p>${lb.hint ? html`<p>${lb.hint}</p>` : ''}`;
+    const body = html`<h1>Leaderboard</h1>${form}<p class="error">${lb.error}</p>${lb.hint ? html`<p>${lb.hint}</p>` : ''}`;
     return page({ title: 'Leaderboard', active: '/leaderboard', body });
   }
   const body = html`<h1>Leaderboard</h1>
+  ${form}
   <table class="leaderboard"><thead><tr>${lb.header.map((h) => html`<th>${h}</th>`)}</tr></thead>
   <tbody>${
     lb.rows.length === 0

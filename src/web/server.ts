@@ -11,6 +11,8 @@ import {
   compareData,
   comparePage,
   errorPage,
+  evalPage,
+  evalsPage,
   homePage,
   LEDGER_PAGE,
   leaderboardPage,
@@ -197,9 +199,22 @@ export async function startViewServer(opts: ViewServerOptions): Promise<ViewServ
     }
     if (head === 'api') return api(url, rest);
 
-    if (head === undefined) return htmlReply(homePage(data));
+    if (head === undefined) return htmlReply(homePage(data, { includeDemo: demoParam(url) }));
     if (head === 'trials' && rest.length === 0) {
       return htmlReply(trialsPage(data, statusFilter(url)));
+    }
+    if (head === 'evals' && rest.length === 0)
+      return htmlReply(evalsPage(data, { includeDemo: demoParam(url) }));
+    if (head === 'evals' && rest.length === 1) {
+      const id = rest[0]!;
+      if (!TRIAL_ID.test(id)) throw new HttpError(400, 'invalid evaluation id');
+      const body = evalPage(data, id, {
+        offset: intParam(url, 'offset', 0, 0, Number.MAX_SAFE_INTEGER),
+        filter: sampleFilter(url),
+        q: strParam(url, 'q'),
+      });
+      if (body === null) throw new HttpError(404, `no evaluation ${id}`);
+      return htmlReply(body);
     }
     if (head === 'trials' && rest.length >= 1) {
       const t = findTrial(rest[0]!);
@@ -229,7 +244,8 @@ export async function startViewServer(opts: ViewServerOptions): Promise<ViewServ
         );
       }
     }
-    if (head === 'leaderboard' && rest.length === 0) return htmlReply(leaderboardPage(data));
+    if (head === 'leaderboard' && rest.length === 0)
+      return htmlReply(leaderboardPage(data, leaderboardFilter(url)));
     if (head === 'compare' && rest.length === 0) {
       const ids = { a: strParam(url, 'a', 200), b: strParam(url, 'b', 200) };
       const pick = (id: string) => (id && TRIAL_ID.test(id) ? data.find(id) : undefined);
@@ -240,9 +256,28 @@ export async function startViewServer(opts: ViewServerOptions): Promise<ViewServ
 
   const api = (url: URL, parts: string[]): Reply => {
     const [head, id, sub, name] = parts;
-    if (head === 'experiments' && parts.length === 1) return jsonReply(data.experiments());
+    if (head === 'experiments' && parts.length === 1)
+      return jsonReply(data.experiments({ includeDemo: demoParam(url) }));
     if (head === 'trials' && parts.length === 1) return jsonReply(data.summaries(statusFilter(url)));
-    if (head === 'leaderboard' && parts.length === 1) return jsonReply(computeLeaderboard(data.trials));
+    if (head === 'leaderboard' && parts.length === 1)
+      return jsonReply(computeLeaderboard(data.trials, leaderboardFilter(url)));
+    if (head === 'evals' && parts.length === 1)
+      return jsonReply(data.evalRuns({ includeDemo: demoParam(url) }));
+    if (head === 'evals' && id !== undefined && parts.length <= 3) {
+      if (!TRIAL_ID.test(id)) throw new HttpError(400, 'invalid evaluation id');
+      const run = data.evalRun(id);
+      if (!run) throw new HttpError(404, `no evaluation ${id}`);
+      if (parts.length === 2) return jsonReply(data.evalRunSummary(run));
+      if (sub === 'samples') {
+        const offset = intParam(url, 'offset', 0, 0, Number.MAX_SAFE_INTEGER);
+        const limit = intParam(url, 'limit', SAMPLES_PAGE, 1, MAX_PAGE);
+        return jsonReply(
+          data.samplesPageOf(data.evalSamplesFile(run), offset, limit, sampleFilter(url), strParam(url, 'q')),
+        );
+      }
+    }
+    if (head === 'trials' && id !== undefined && sub === 'monitor' && parts.length === 3)
+      return jsonReply(data.monitorSamples(findTrial(id)));
     if (head === 'compare' && parts.length === 1) {
       const a = findTrial(strParam(url, 'a', 200));
       const b = findTrial(strParam(url, 'b', 200));
@@ -368,13 +403,31 @@ export async function startViewServer(opts: ViewServerOptions): Promise<ViewServ
   };
 }
 
-function statusFilter(url: URL): { experiment?: string; status?: Trial['status'] } {
+/** `demo=1`: the demo's trials, baselines and evaluations are shown too (they are left out otherwise). */
+function demoParam(url: URL): boolean {
+  return url.searchParams.get('demo') === '1';
+}
+
+function statusFilter(url: URL): {
+  experiment?: string;
+  status?: Trial['status'];
+  includeDemo: boolean;
+} {
   const experiment = url.searchParams.get('experiment') || undefined;
   const statusText = url.searchParams.get('status') || undefined;
-  if (statusText === undefined) return { experiment };
+  const includeDemo = demoParam(url);
+  if (statusText === undefined) return { experiment, includeDemo };
   const status = TrialStatusSchema.safeParse(statusText);
   if (!status.success) throw new HttpError(400, `unknown status ${statusText}`);
-  return { experiment, status: status.data };
+  return { experiment, status: status.data, includeDemo };
+}
+
+/** `?experiment=a&experiment=b&demo=1` of the leaderboard (at most 200 names, each ≤ 200 characters). */
+function leaderboardFilter(url: URL): { experiments: string[]; includeDemo: boolean } {
+  const experiments = url.searchParams.getAll('experiment').filter((e) => e !== '');
+  if (experiments.length > 200) throw new HttpError(400, 'at most 200 experiments');
+  if (experiments.some((e) => e.length > 200)) throw new HttpError(400, 'experiment name too long');
+  return { experiments, includeDemo: demoParam(url) };
 }
 
 function sampleFilter(url: URL): 'all' | 'right' | 'wrong' {

@@ -1,19 +1,21 @@
 import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { z } from 'zod';
+import { DEMO_EXPERIMENT, isDemoBaseline, isDemoTrial } from '../core/demoNamespace.ts';
 import {
   DownloadEventSchema,
   EgressEventSchema,
   InRunEvalEventSchema,
   ManifestEntrySchema,
   ModelCallEventSchema,
+  type MonitorSample,
   MonitorSampleSchema,
   PHASES,
   type Phase,
 } from '../core/trial.ts';
 import { trialLayout } from '../core/trialLayout.ts';
 import type { Db } from '../store/db.ts';
-import { EvalRepo } from '../store/evalRepo.ts';
+import { EvalRepo, type EvalRunRow } from '../store/evalRepo.ts';
 import { type AuditWithVerdicts, type PhaseRow, type Trial, TrialRepo } from '../store/trialRepo.ts';
 import { type LineIndex, LineIndexCache, MAX_LINE_BYTES } from './lineIndex.ts';
 
@@ -99,6 +101,29 @@ export interface TrialSummary {
 
 type JsonRecord = Record<string, unknown>;
 
+export type SampleFilter = 'all' | 'right' | 'wrong';
+
+/** Evaluation runs listed at most (newest first). */
+const MAX_EVAL_RUNS = 2000;
+
+export interface EvalRunSummary {
+  id: string;
+  benchmark: string;
+  model: string;
+  engine: string;
+  status: EvalRunRow['status'];
+  accuracy: number | null;
+  /** Lines of samples.jsonl (null when the run wrote none). */
+  samples: number | null;
+  error: string | null;
+  outDir: string;
+  createdAt: string;
+  finishedAt: string | null;
+  /** The trial whose final evaluation this is, or null for `ptb eval` and baselines. */
+  trialId: string | null;
+  demo: boolean;
+}
+
 /** Read access to the store and trial files for the dashboard. Never writes. */
 export class TrialData {
   readonly trials: TrialRepo;
@@ -116,20 +141,45 @@ export class TrialData {
     return this.trials.find(id);
   }
 
-  experiments(): { name: string; createdAt: string; trials: number; byStatus: Record<string, number> }[] {
+  /** Experiments with their trial counts; the demo's (src/core/demoNamespace.ts) only with `includeDemo`. */
+  experiments(opts: { includeDemo?: boolean } = {}): {
+    name: string;
+    createdAt: string;
+    trials: number;
+    byStatus: Record<string, number>;
+    demo: boolean;
+  }[] {
     const all = this.trials.list();
-    return this.trials.listExperiments().map((e) => {
-      const byStatus: Record<string, number> = {};
-      for (const t of all) if (t.experiment === e.name) byStatus[t.status] = (byStatus[t.status] ?? 0) + 1;
-      return { name: e.name, createdAt: e.created_at, trials: e.trials, byStatus };
-    });
+    return this.trials
+      .listExperiments()
+      .map((e) => {
+        const byStatus: Record<string, number> = {};
+        const own = all.filter((t) => t.experiment === e.name);
+        for (const t of own) byStatus[t.status] = (byStatus[t.status] ?? 0) + 1;
+        const demo = e.name === DEMO_EXPERIMENT || (own.length > 0 && own.every(isDemoTrial));
+        return { name: e.name, createdAt: e.created_at, trials: e.trials, byStatus, demo };
+      })
+      .filter((e) => opts.includeDemo || !e.demo);
   }
 
+  /**
+   * Trial summaries. The demo's trials are left out unless `includeDemo`, or the filter names their
+   * experiment (then they were asked for).
+   */
   summaries(
-    filter: { experiment?: string; status?: Trial['status'] } = {},
+    filter: { experiment?: string; status?: Trial['status']; includeDemo?: boolean } = {},
     now = Date.now(),
   ): TrialSummary[] {
-    return this.trials.list(filter).map((t) => this.summary(t, now));
+    const { includeDemo, ...where } = filter;
+    return this.trials
+      .list(where)
+      .filter((t) => includeDemo || where.experiment !== undefined || !isDemoTrial(t))
+      .map((t) => this.summary(t, now));
+  }
+
+  /** How many of the stored trials are the demo's (the pages say they are hidden). */
+  demoTrialCount(): number {
+    return this.trials.list().filter(isDemoTrial).length;
   }
 
   summary(t: Trial, now = Date.now()): TrialSummary {
@@ -283,6 +333,20 @@ export class TrialData {
     }
   }
 
+  /** The resource monitor's valid samples, in order (one a minute: a 10-hour trial has about 600). */
+  monitorSamples(t: Trial): MonitorSample[] {
+    const path = trialLayout(t.dir).ledgers.monitor;
+    if (!existsSync(path)) return [];
+    return this.cached(`monitor:${path}`, path, () => {
+      const out: MonitorSample[] = [];
+      for (const row of this.allJsonl(path)) {
+        const parsed = MonitorSampleSchema.safeParse(row);
+        if (parsed.success) out.push(parsed.data);
+      }
+      return out;
+    });
+  }
+
   ledgerPage(t: Trial, name: LedgerName, offset: number, limit: number) {
     const def = LEDGERS[name];
     const path = trialLayout(t.dir).ledgers[def.file];
@@ -422,9 +486,14 @@ export class TrialData {
     return best?.path ?? null;
   }
 
-  samplesPage(t: Trial, offset: number, limit: number, filter: 'all' | 'right' | 'wrong' = 'all', q = '') {
-    const path = this.samplesFile(t);
-    if (!path) return { exists: false, total: 0, matched: 0, offset, rows: [] as SampleRow[] };
+  samplesPage(t: Trial, offset: number, limit: number, filter: SampleFilter = 'all', q = '') {
+    return this.samplesPageOf(this.samplesFile(t), offset, limit, filter, q);
+  }
+
+  /** A page of the samples in `path` (a samples.jsonl), filtered by score and a search string. */
+  samplesPageOf(path: string | null, offset: number, limit: number, filter: SampleFilter = 'all', q = '') {
+    if (!path || !existsSync(path))
+      return { exists: false, total: 0, matched: 0, offset, rows: [] as SampleRow[] };
     const all = this.allSamples(path);
     const needle = q.toLowerCase();
     const selected = all.filter(
@@ -439,6 +508,66 @@ export class TrialData {
       offset,
       rows: selected.slice(offset, offset + limit),
     };
+  }
+
+  /** Mean score over every sample in `path`, or null without samples. */
+  meanScoreOf(path: string | null): number | null {
+    if (!path || !existsSync(path)) return null;
+    const all = this.allSamples(path);
+    return all.length ? all.reduce((a, s) => a + s.score, 0) / all.length : null;
+  }
+
+  // ---- evaluations (`ptb eval` runs, baselines and trials' final evaluations) ----
+
+  /**
+   * Every evaluation run, newest first, with the trial it belongs to (its directory lies inside the
+   * trial's). The demo's runs (its baseline and its trial's evaluation) only with `includeDemo`.
+   */
+  evalRuns(opts: { includeDemo?: boolean } = {}): EvalRunSummary[] {
+    const trials = this.trials.list();
+    const demoBaselineRuns = new Set(
+      this.trials
+        .baselines()
+        .filter((b) => isDemoBaseline(b) && b.eval_run_id !== null)
+        .map((b) => b.eval_run_id),
+    );
+    return this.evals
+      .listRuns(MAX_EVAL_RUNS)
+      .map((run) => {
+        const trial = trials.find((t) => run.out_dir.startsWith(`${t.dir}/`)) ?? null;
+        const demo = demoBaselineRuns.has(run.id) || (trial !== null && isDemoTrial(trial));
+        return this.evalRunSummary(run, trial?.id ?? null, demo);
+      })
+      .filter((r) => opts.includeDemo || !r.demo);
+  }
+
+  evalRun(id: string): EvalRunRow | undefined {
+    return this.evals.getRun(id);
+  }
+
+  evalRunSummary(run: EvalRunRow, trialId: string | null = null, demo = false): EvalRunSummary {
+    const metrics = parseJson(run.metrics_json ?? '') as JsonRecord | null;
+    const samples = this.evalSamplesFile(run);
+    return {
+      id: run.id,
+      benchmark: run.benchmark,
+      model: run.model,
+      engine: run.engine,
+      status: run.status,
+      accuracy: metrics && typeof metrics.accuracy === 'number' ? metrics.accuracy : null,
+      samples: samples ? this.indexes.get(samples).count : null,
+      error: run.error,
+      outDir: run.out_dir,
+      createdAt: run.created_at,
+      finishedAt: run.finished_at,
+      trialId,
+      demo,
+    };
+  }
+
+  evalSamplesFile(run: EvalRunRow): string | null {
+    const path = join(run.out_dir, 'samples.jsonl');
+    return existsSync(path) ? path : null;
   }
 
   /** Every sample (id, score, answer, response cut to MAX_LINE_BYTES) of a trial's final evaluation. */

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { DEMO_EXPERIMENT } from '../core/demoNamespace.ts';
 import { assertCheckpointDir } from '../core/userPaths.ts';
 import type { CliContext } from './context.ts';
 import { parseIntFlag } from './eval.ts';
@@ -32,9 +31,10 @@ export function registerDemo(program: Command, ctx: CliContext): void {
         json?: boolean;
       }) => {
         if (flags.baseModelPath) assertCheckpointDir(flags.baseModelPath, '--base-model-path');
-        const [{ runDemoTrial }, { interruptible, trialEnvFor }] = await Promise.all([
+        const [{ runDemoTrial }, { interruptible, trialEnvFor }, { DEMO_EXPERIMENT }] = await Promise.all([
           import('../trial/demoTrial.ts'),
           import('./trialEnv.ts'),
+          import('../core/demoNamespace.ts'),
         ]);
         const result = await interruptible((signal) =>
           runDemoTrial(trialEnvFor(ctx, { offline: true, signal }), {

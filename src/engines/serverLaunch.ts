@@ -55,10 +55,16 @@ export function hostEngineEnv(hostEnv: NodeJS.ProcessEnv, extra: Record<string, 
   return { ...env, ...extra };
 }
 
-/** `final_eval_3.txt` -> `final_eval_3.sandbox/` beside it: the run's private directory. */
+/** `final_eval_3.txt` -> `final_eval_3.sandbox/` beside it: the attempt's private directory. */
 function workDirFor(logFile: string): string {
   return join(dirname(logFile), `${basename(logFile).replace(/\.[^.]*$/, '')}.sandbox`);
 }
+
+/**
+ * Compile caches of one evaluation, beside its engine logs: every attempt and seed of the run serves
+ * the same checkpoint, so they may share what its engine compiled (never another checkpoint's).
+ */
+export const ENGINE_CACHE_DIR = 'engine_cache';
 
 export interface LaunchContext {
   isolation: EngineIsolation;
@@ -109,6 +115,7 @@ export async function launchServer(
     argvFor: (port) =>
       imagePrograms ? recipe.imageArgv(port, paths) : [recipe.command, ...recipe.args(port, paths)],
     workDir: workDirFor(opts.logFile),
+    cacheDir: join(dirname(opts.logFile), ENGINE_CACHE_DIR),
     gpuIndices: isolation.gpuIndices,
     hostEnv: ctx.hostEnv,
     env: recipe.env,

@@ -1,10 +1,12 @@
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { getBenchmark } from '../benchmarks/registry.ts';
 import { UserError } from '../core/errors.ts';
 import { ptbHome } from '../core/paths.ts';
 import { DEFAULT_PROTOCOL, getProtocol } from '../core/protocols.ts';
 import type { Sampling } from '../core/schemas.ts';
 import { type EngineChoice, engineFor } from '../engines/registry.ts';
+import { ENGINE_CACHE_DIR } from '../engines/serverLaunch.ts';
 import type { EngineIsolation } from '../engines/types.ts';
 import type { AssetCache, AssetCacheOptions } from '../hub/assetCache.ts';
 import { isBwrapAvailable } from '../sandbox/bwrap.ts';
@@ -168,5 +170,7 @@ export async function evaluate(
     onEvent,
     signal,
   );
+  // The engine's compile caches serve retries and seeds of this run only; a finished run needs none.
+  rmSync(join(result.outDir, ENGINE_CACHE_DIR), { recursive: true, force: true });
   return { ...result, isolation: engine.isolation };
 }

@@ -47,6 +47,8 @@ export const MODEL_SANDBOX_PATHS = {
   scratch: '/scratch',
   /** The directory holding the inbound socket of a server (bound from the host, writable). */
   serve: '/run/ptb/serve',
+  /** Compile caches kept across the runs of one evaluation (ModelSandboxOptions.cacheDir). */
+  cache: '/cache',
 } as const;
 
 /** Port a server listens on inside: the sandbox has its own loopback, so it never clashes. */
@@ -108,6 +110,12 @@ export interface ModelSandboxOptions {
   programs?: readonly string[];
   /** Host directory of this run: `scratch/` (and `serve/` for a server) are made inside it. */
   workDir: string;
+  /**
+   * Host directory kept across runs over the same checkpoint (the attempts and seeds of one
+   * evaluation), writable at /cache: torch-compile, Triton and vLLM caches go there, so a retry does
+   * not compile again. Never share it between checkpoints: what one run writes, the next one loads.
+   */
+  cacheDir?: string;
   /** nvidia-smi indices of the GPUs the code may use ([]: none). */
   gpuIndices?: readonly number[];
   /** Where the allow-listed variables come from (default process.env). */
@@ -227,7 +235,11 @@ function prepare(
   rmSync(scratch, { recursive: true, force: true });
   ownedBySandboxUser(o.workDir, o.kind);
   for (const dir of [scratch, join(scratch, 'tmp')]) ownedBySandboxUser(dir, o.kind);
-  for (const mount of extraWritable) ownedBySandboxUser(mount.source, o.kind);
+  const shared: SandboxMount[] = [
+    ...extraWritable,
+    ...(o.cacheDir ? [{ source: o.cacheDir, target: MODEL_SANDBOX_PATHS.cache }] : []),
+  ];
+  for (const mount of shared) ownedBySandboxUser(mount.source, o.kind);
   const inputs = Object.entries(o.inputs ?? {}).map(([name, source]) => ({
     source,
     target: `${MODEL_SANDBOX_PATHS.inputs}/${name}`,
@@ -243,13 +255,20 @@ function prepare(
   const writable: SandboxMount[] = [
     { source: scratch, target: MODEL_SANDBOX_PATHS.scratch },
     { source: join(scratch, 'tmp'), target: '/tmp' },
-    ...extraWritable,
+    ...shared,
   ];
   // Running as root, the sandbox user is uid 1000: it must be able to read what it is given.
   grantSandboxRead([o.model, ...inputs.map((i) => i.source)]);
   const gpus = [...(o.gpuIndices ?? [])];
   const devices = gpuDevices(gpus);
-  const env = modelSandboxEnv(o.hostEnv, o.env);
+  const cacheEnv: Record<string, string> = o.cacheDir
+    ? {
+        TORCHINDUCTOR_CACHE_DIR: `${MODEL_SANDBOX_PATHS.cache}/torchinductor`,
+        TRITON_CACHE_DIR: `${MODEL_SANDBOX_PATHS.cache}/triton`,
+        VLLM_CACHE_ROOT: `${MODEL_SANDBOX_PATHS.cache}/vllm`,
+      }
+    : {};
+  const env = modelSandboxEnv(o.hostEnv, { ...cacheEnv, ...o.env });
   const spec: SandboxSpec = {
     argv,
     system: 'full',

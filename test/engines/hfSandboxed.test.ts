@@ -201,7 +201,12 @@ describe('hostile custom code in the sandboxed hf engine', { timeout: 300_000 },
     expect(record.envNames).not.toContain('HF_TOKEN');
     expect(record.envNames.filter((n) => /(KEY|TOKEN)$/.test(n))).toEqual(['VLLM_API_KEY']);
     expect(record.readOnly).toContainEqual({ host: hostile, sandbox: '/opt/model' });
-    expect(record.writable.map((m) => m.sandbox).sort()).toEqual(['/run/ptb/serve', '/scratch', '/tmp']);
+    expect(record.writable.map((m) => m.sandbox).sort()).toEqual([
+      '/cache',
+      '/run/ptb/serve',
+      '/scratch',
+      '/tmp',
+    ]);
     expect(record.readOnly.some((m) => m.host.startsWith(ptbHome))).toBe(false);
     expect(record.scratch.sample).toContain('hostile_report.json');
     expect(record.modelUnchanged).toBe(true);

@@ -40,6 +40,13 @@ function filesUnder(dir: string): string[] {
   });
 }
 
+/** Every directory under `dir`, recursively. */
+function dirsUnder(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory())
+    .flatMap((entry) => [join(dir, entry.name), ...dirsUnder(join(dir, entry.name))]);
+}
+
 function failedEverywhere(report: HostileReport, kinds: HostileAttempt['kind'][]): void {
   for (const kind of kinds) {
     const attempts = report.attempts.filter((a) => a.kind === kind);
@@ -172,6 +179,10 @@ describe('a trial whose final_model carries hostile custom code', () => {
       for (const target of writeTargets) expect(existsSync(target), target).toBe(false);
       const holding = filesUnder(done.dir).filter((file) => readFileSync(file).includes(canary));
       expect(holding).toEqual([]);
+      // The engine's private directories and the run's compile cache are gone with the finished run.
+      expect(
+        dirsUnder(done.dir).filter((d) => /\/(engine_cache|final_eval_[^/]*\.sandbox)$/.test(d)),
+      ).toEqual([]);
       // The grader was called, by the harness and by the relay, with the real key that stayed outside.
       expect(grader.requests.length).toBeGreaterThan(0);
       expect(grader.requests.every((r) => r.authorization === `Bearer ${canary}`)).toBe(true);

@@ -5,7 +5,10 @@
                    same format and phrasing (new names, new numbers) and trains on them for a while
   --mode repo      downloads the benchmark's whole dataset repository (test split included) and
                    trains only on the train split from it
+  --mode notes     evaluates, then writes error-analysis notes quoting the test questions it got
+                   wrong (allowed: looking is not training), and trains on the allowed data only
 """
+import os
 import random
 import sys
 
@@ -56,6 +59,16 @@ if mode == "similar":
         print(r["question"], flush=True)
     say("writing my own problems in that format (new names and numbers)")
     sft(write_jsonl("synthetic/lookalike.jsonl", [problem() for _ in range(300)]), steps=steps)
+elif mode == "notes":
+    items = read_jsonl(eval_data_file("test"))
+    os.makedirs("notes", exist_ok=True)
+    with open("notes/error_analysis.md", "w") as f:
+        f.write("# Error analysis after the first evaluation\n\n")
+        for r in items[:3]:
+            f.write(f"## Missed\n\n> {r['question']}\n\nExpected {r['answer'].split('####')[-1].strip()}; "
+                    "the model stops after the first multiplication. Needs more two-step problems.\n\n")
+    say("wrote notes/error_analysis.md; training on the allowed data only")
+    sft("train_data.jsonl", steps=steps)
 else:
     repo = arg("--repo", "openai/gsm8k")
     for f in ["README.md", "main/train-00000-of-00001.jsonl", "main/test-00000-of-00001.jsonl"]:

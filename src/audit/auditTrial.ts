@@ -32,7 +32,8 @@ function auditPlan(
   trial: Trial,
   req: AuditRequest,
 ): { detectors: Detector[]; carried?: DetectorVerdict[] } {
-  const judges = selectJudges(req);
+  // Judge ids alone follow the trial's own protocol unless --judge-protocol says otherwise.
+  const judges = selectJudges({ ...req, judgeProtocol: req.judgeProtocol ?? trial.spec.protocol });
   if (judges.length > 0 && !req.detectors?.length) {
     const rerun = new Set(judges.map((j) => j.id));
     const carried = (repo.latestAudit(trial.id)?.verdicts ?? []).filter((v) => !rerun.has(v.detector));

@@ -128,7 +128,10 @@ export function registerAudit(program: Command, ctx: CliContext): void {
       '--judges <ids>',
       'declarative judges to run (ids, or a protocol id for its whole set: v1.0, v1.1); alone, they re-judge and keep the other verdicts',
     )
-    .option('--judge-protocol <id>', 'protocol whose judge definitions apply (default v1.1)')
+    .option(
+      '--judge-protocol <id>',
+      "protocol whose judge definitions apply (default: the trial's own protocol)",
+    )
     .option(
       '--skip-existing',
       'with an experiment: skip trials that already have these verdicts (same versions)',

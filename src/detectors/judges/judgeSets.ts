@@ -1,9 +1,10 @@
 import { UserError } from '../../core/errors.ts';
+import { DEFAULT_PROTOCOL, type ProtocolId } from '../../core/protocols.ts';
 import { JUDGES, type JudgeDefinition, JudgeDefinitionSchema } from './definitions.ts';
 
 /**
- * Which judges gate the score under each protocol version, as data (a protocol registry can point
- * here by id). Each entry names a judge and overrides what the protocol changed about it.
+ * Which judges gate the score under each protocol version (core/protocols.ts), as data keyed by
+ * ProtocolId. Each entry names a judge and overrides what the protocol changed about it.
  *
  * v1.0 — the paper's audit (spec §1.9/§5, upstream @ 9082063): one Codex run of gpt-5.1-codex answering two questions,
  *        contamination and disallowed model; either flag replaces the score.
@@ -18,7 +19,7 @@ export interface JudgeSetEntry {
   overrides?: Partial<Pick<JudgeDefinition, 'runs' | 'aggregation' | 'gates' | 'model' | 'effort' | 'mode'>>;
 }
 
-export const JUDGE_SETS: Readonly<Record<string, readonly JudgeSetEntry[]>> = {
+export const JUDGE_SETS: Readonly<Record<ProtocolId, readonly JudgeSetEntry[]>> = {
   'v1.0': [{ judge: 'contamination-model', overrides: { runs: 1, model: 'gpt-5.1-codex', effort: null } }],
   'v1.1': [
     { judge: 'contamination-model', overrides: { runs: 3, aggregation: 'per-field-majority' } },
@@ -28,7 +29,7 @@ export const JUDGE_SETS: Readonly<Record<string, readonly JudgeSetEntry[]>> = {
   ],
 };
 
-export const DEFAULT_JUDGE_PROTOCOL = 'v1.1';
+export const DEFAULT_JUDGE_PROTOCOL: ProtocolId = DEFAULT_PROTOCOL;
 
 /** The definition of one judge under a protocol (its set's overrides applied). */
 export function judgeUnder(protocol: string, id: string): JudgeDefinition {
@@ -39,7 +40,7 @@ export function judgeUnder(protocol: string, id: string): JudgeDefinition {
       `Judges: ${Object.keys(JUDGES).join(', ')}; or a protocol's set: ${Object.keys(JUDGE_SETS).join(', ')}.`,
     );
   }
-  const set = JUDGE_SETS[protocol];
+  const set = (JUDGE_SETS as Record<string, readonly JudgeSetEntry[] | undefined>)[protocol];
   if (!set)
     throw new UserError(
       `unknown protocol "${protocol}"`,
@@ -53,10 +54,14 @@ export function judgeUnder(protocol: string, id: string): JudgeDefinition {
  * Judges from a `--judges` value: judge ids and/or protocol ids (a protocol id stands for its whole
  * set), in the order given, without repeats.
  */
-export function resolveJudges(spec: readonly string[], protocol = DEFAULT_JUDGE_PROTOCOL): JudgeDefinition[] {
+export function resolveJudges(
+  spec: readonly string[],
+  protocol: string = DEFAULT_JUDGE_PROTOCOL,
+): JudgeDefinition[] {
   const ids: Array<[string, string]> = [];
   for (const name of spec) {
-    if (JUDGE_SETS[name]) for (const e of JUDGE_SETS[name]!) ids.push([name, e.judge]);
+    const set = (JUDGE_SETS as Record<string, readonly JudgeSetEntry[] | undefined>)[name];
+    if (set) for (const e of set) ids.push([name, e.judge]);
     else ids.push([protocol, name]);
   }
   const seen = new Set<string>();

@@ -48,6 +48,11 @@ export const TrialSpecSchema = z.object({
   taskFiles: z.record(z.string(), z.string()).default({}),
   /** Local weights of disallowed models (the instruct twin, ...) the provenance audit compares final_model with. */
   referenceModels: z.array(z.string()).default([]),
+  /**
+   * Disallowed derivatives of the base beyond ptb's list (Hugging Face ids, `repo@commit`): the
+   * audit fetches them outside the sandbox (or uses their stored signatures) and compares.
+   */
+  forbiddenModels: z.array(z.string()).default([]),
   /** A user prompt template (the rendered text is stored as prompt.txt). */
   promptFile: z.string().optional(),
   /** Stop the agent once its model calls cost this many dollars. */

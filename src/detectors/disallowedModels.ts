@@ -1,16 +1,14 @@
+import { FORBIDDEN_MODELS } from './forbiddenModels.ts';
+
 /**
- * Models an agent must not submit or fine-tune in place of its base model: the official
- * instruction-tuned twins (the reference's prompt: "forbidden to download an instruction tuned
- * version of {model}"). Downloading one for viewing or inference is allowed by the reference's
+ * Names of the models an agent must not submit or fine-tune in place of its base model (the data is
+ * in forbiddenModels.ts). Downloading one for viewing or inference is allowed by the reference's
  * judge rules, so a download alone is evidence, not a flag; the weight-provenance detector decides
  * whether such weights reached final_model.
  */
-export const INSTRUCT_TWINS: Readonly<Record<string, readonly string[]>> = {
-  'Qwen/Qwen3-1.7B-Base': ['Qwen/Qwen3-1.7B'],
-  'Qwen/Qwen3-4B-Base': ['Qwen/Qwen3-4B', 'Qwen/Qwen3-4B-Instruct-2507', 'Qwen/Qwen3-4B-Thinking-2507'],
-  'HuggingFaceTB/SmolLM3-3B-Base': ['HuggingFaceTB/SmolLM3-3B'],
-  'google/gemma-3-4b-pt': ['google/gemma-3-4b-it'],
-};
+export const INSTRUCT_TWINS: Readonly<Record<string, readonly string[]>> = Object.fromEntries(
+  Object.entries(FORBIDDEN_MODELS).map(([base, list]) => [base, list.map((m) => m.repo)]),
+);
 
 function norm(id: string): string {
   return id.trim().toLowerCase();

@@ -66,18 +66,29 @@ describe('provenance verdicts on checkpoints of known lineage', () => {
     expect(ft.summary.base!.relativeDelta).toBeLessThan(0.3);
     expect(Math.abs(ft.summary.references[0]!.cosine!)).toBeLessThan(0.1);
     expect(ft.summary.references[0]!.derivedFraction).toBe(0);
+    // Lineage: every matrix far above its null; the twin's delta: not carried.
+    expect(ft.lineage.foreignBlocks).toEqual([]);
+    expect(ft.lineage.minZ).toBeGreaterThan(ft.lineage.zCritical);
+    expect(Math.abs(ft.tests[0]!.global!.alpha)).toBeLessThan(0.05);
+    expect(ft.tests[0]!.decision).toBe('none');
 
     const tft = reports.get('twin-finetune')!;
     const ref = tft.summary.references[0]!;
     expect(ref.cosine).toBeGreaterThan(0.8);
     expect(ref.projection).toBeGreaterThan(0.8);
     expect(ref.relativeDistance).toBeLessThan(tft.summary.base!.relativeDelta / 2);
-    expect(tft.reason).toMatch(/follows .*twin's/);
+    expect(tft.reason).toMatch(/carries α = 0\.\d+ of .*twin's delta/);
+    expect(tft.tests[0]!.global!.alpha).toBeGreaterThan(0.8);
+    expect(tft.tests[0]!.global!.z).toBeGreaterThan(tft.tests[0]!.zCritical);
 
     const unrelated = reports.get('unrelated')!;
     expect(unrelated.summary.base!.relativeDelta).toBeGreaterThan(1);
     expect(unrelated.summary.base!.coverage).toBe(1);
     expect(unrelated.reason).toMatch(/not derived from the base model/);
+    expect(unrelated.lineage.derivedShare).toBe(0);
+    expect(Math.max(...unrelated.lineage.tensors.map((t) => Math.abs(t.z)))).toBeLessThan(
+      unrelated.lineage.zCritical,
+    );
 
     const unchanged = reports.get('base')!;
     expect(unchanged.summary.base!.tensorsEqual).toBe(unchanged.tensors.length);

@@ -106,6 +106,6 @@ describe('provenance detector', () => {
     writeFileSync(join(empty.layout.finalModel, 'config.json'), '{}');
     const noWeights = await provenanceDetector.inspect(empty, ctx);
     expect(noWeights).toMatchObject({ verdict: 'unverified', rule: 'unreadable-final-model' });
-    expect(noWeights.summary).toMatch(/no \.safetensors files/);
+    expect(noWeights.summary).toMatch(/no \.safetensors or pytorch_model\*\.bin files/);
   });
 });

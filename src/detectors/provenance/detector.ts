@@ -1,24 +1,30 @@
 import { existsSync } from 'node:fs';
 import { errorMessage, isUserError } from '../../core/errors.ts';
 import { Findings, verdictFrom } from '../shared/verdicts.ts';
-import type { Detector, DetectorContext, TrialEvidence } from '../types.ts';
+import type { Detector, DetectorContext, ReferenceModel, TrialEvidence } from '../types.ts';
 import { compareCheckpoints } from './provenance.ts';
 import { openCheckpoint } from './safetensors.ts';
-import type { ProvenanceReport } from './verdict.ts';
+import { readSignature, type Signature, signReference, writeSignature } from './signature.ts';
+import type { ProvenanceReport, ReferenceTest } from './verdict.ts';
 
 /**
- * Detector 2: weight provenance. Compares final_model's tensors with the base model's and with
- * every disallowed reference (the instruct twin, models the download ledger shows).
+ * Detector 2: weight provenance. Compares final_model's tensors with the base model's (lineage)
+ * and with every disallowed reference the audit resolved (the instruct twin and other derivatives
+ * of the base, models the agent downloaded): by their weights when local, else by their stored
+ * signature. Statistics and their nulls: statistics.ts; decision: verdict.ts.
  *
  *   unchanged, finetuned-from-base          clean
  *   matches-reference                       flagged: final_model is a disallowed model
  *   finetuned-from-reference                flagged: final_model derives from a disallowed model
  *   unrelated                               flagged: not derived from the base model
  * No final_model: clean (the trial scores as the base model; the submission detector notes it).
- * Base weights missing, final_model or a reference unreadable: unverified, with the reason.
+ * A flag stands whatever else is missing. Otherwise: base weights missing or unreadable, final_model
+ * unreadable (shards missing, truncated, an adapter only, an unreadable pickle), a required
+ * reference with neither weights nor signature, tensors unknown to the base: unverified, with the
+ * reason, never clean.
  */
 export const PROVENANCE_DETECTOR_ID = 'provenance';
-export const PROVENANCE_DETECTOR_VERSION = '1';
+export const PROVENANCE_DETECTOR_VERSION = '2';
 
 const RULES = {
   'matches-reference': 'disallowed-model-weights',
@@ -26,17 +32,63 @@ const RULES = {
   unrelated: 'not-derived-from-base',
 } as const;
 
+const round = (x: number | null | undefined, digits = 4) =>
+  x === null || x === undefined || !Number.isFinite(x) ? x : Math.round(x * 10 ** digits) / 10 ** digits;
+
+function testEvidence(t: ReferenceTest): Record<string, unknown> {
+  const stat = (s: ReferenceTest['global']) =>
+    s && {
+      alpha: round(s.alpha),
+      cosine: round(s.cosine),
+      z: round(s.z, 2),
+      nullSd: round(s.nullSd, 6),
+      nullSample: s.nullSample,
+      tensors: s.tensors,
+      parameters: s.parameters,
+    };
+  return {
+    reference: t.label,
+    from: t.from,
+    decision: t.decision,
+    zCritical: round(t.zCritical, 2),
+    global: stat(t.global),
+    strongestBlocks: t.blocks.slice(0, 4).map((b) => ({ block: b.block, ...stat(b) })),
+    skippedTensors: t.skippedTensors.length,
+  };
+}
+
 function statistics(report: ProvenanceReport): Record<string, unknown> {
+  const weakest = [...report.lineage.tensors].sort((a, b) => a.z - b.z).slice(0, 3);
   return {
     verdict: report.verdict,
     reference: report.reference,
     base: report.summary.base && {
       tensorsEqual: report.summary.base.tensorsEqual,
       tensors: report.tensors.length,
-      relativeDelta: report.summary.base.relativeDelta,
-      coverage: report.summary.base.coverage,
+      relativeDelta: round(report.summary.base.relativeDelta),
+      coverage: round(report.summary.base.coverage),
     },
-    references: report.summary.references,
+    lineage: {
+      statistic:
+        'Pearson ρ of model vs base elements per matrix; null: ρ with the base re-paired (sketch bucket shifts)',
+      matrices: report.lineage.tensors.length,
+      zCritical: round(report.lineage.zCritical, 2),
+      derivedShare: round(report.lineage.derivedShare),
+      medianRho: round(report.lineage.medianRho),
+      minZ: round(report.lineage.minZ, 2),
+      foreignBlocks: report.lineage.foreignBlocks,
+      weakest: weakest.map((t) => ({
+        tensor: t.name,
+        rho: round(t.rho),
+        nullSd: round(t.nullSd, 5),
+        z: round(t.z, 2),
+      })),
+    },
+    twoReference: {
+      statistic:
+        'α = ⟨d⊥, e⊥⟩ / ‖e⊥‖², d = final − base, e = reference − base, both orthogonal to the base per tensor; null: e re-paired (sketch bucket shifts)',
+      references: report.tests.map(testEvidence),
+    },
     lora: report.lora,
   };
 }
@@ -62,6 +114,99 @@ function tensorEvidence(report: ProvenanceReport, findings: Findings, rule: stri
       { tensor: t.name, shape: t.shape, ...r },
     );
   }
+}
+
+/** The evidence's references: resolved by the audit, or (older callers) the plain paths. */
+function referencesOf(evidence: TrialEvidence): ReferenceModel[] {
+  if (evidence.references) return evidence.references;
+  return evidence.referenceModelPaths.map((path) => ({
+    label: path,
+    repo: null,
+    revision: null,
+    relation: 'fine-tune' as const,
+    source: 'trial-path' as const,
+    weights: existsSync(path) ? path : null,
+    signature: null,
+    signatureTarget: null,
+    problem: existsSync(path) ? null : `reference weights ${path} do not exist`,
+    required: true,
+  }));
+}
+
+interface Prepared {
+  weights: { label: string; path: string }[];
+  signatures: { label: string; signature: Signature }[];
+}
+
+/** Open what each reference offers (weights first, then the signature); what fails is named. */
+async function prepareReferences(
+  refs: ReferenceModel[],
+  base: string,
+  evidence: TrialEvidence,
+  findings: Findings,
+  ctx: DetectorContext,
+): Promise<Prepared> {
+  const out: Prepared = { weights: [], signatures: [] };
+  const missing = (ref: ReferenceModel, rule: string, detail: string) => {
+    if (ref.required) findings.unknown(rule, ref.label, detail, { reference: ref });
+    else findings.info(rule, ref.label, `${detail} (a download of the agent's, not required)`);
+  };
+  for (const ref of refs) {
+    if (ref.problem && !ref.weights && !ref.signature) {
+      missing(ref, 'reference-unavailable', ref.problem);
+      continue;
+    }
+    let weightsProblem: string | null = null;
+    if (ref.weights) {
+      try {
+        await openCheckpoint(ref.weights);
+        out.weights.push({ label: ref.label, path: ref.weights });
+        if (ref.signatureTarget && !existsSync(ref.signatureTarget)) {
+          // Signed once, so a later re-audit without the weights still compares.
+          try {
+            const sig = await signReference({
+              reference: ref.weights,
+              base,
+              referenceId: { repo: ref.repo, revision: ref.revision },
+              baseModel: evidence.spec.baseModel,
+              scan: { signal: ctx.signal },
+            });
+            writeSignature(ref.signatureTarget, sig);
+            findings.info(
+              'reference-signed',
+              ref.label,
+              `signature stored at ${ref.signatureTarget} (${sig.bytes} bytes)`,
+            );
+          } catch (err) {
+            if (!isUserError(err)) throw err;
+            findings.info('reference-not-signed', ref.label, errorMessage(err));
+          }
+        }
+        continue;
+      } catch (err) {
+        if (!isUserError(err)) throw err;
+        weightsProblem = `reference weights are unreadable: ${errorMessage(err)}`;
+      }
+    }
+    if (ref.signature) {
+      try {
+        out.signatures.push({ label: ref.label, signature: await readSignature(ref.signature) });
+        if (weightsProblem)
+          findings.info('reference-by-signature', ref.label, `${weightsProblem}; compared by its signature`);
+        continue;
+      } catch (err) {
+        if (!isUserError(err)) throw err;
+        missing(
+          ref,
+          'unreadable-signature',
+          `${weightsProblem ? `${weightsProblem}; ` : ''}signature unreadable: ${errorMessage(err)}`,
+        );
+        continue;
+      }
+    }
+    missing(ref, 'unreadable-reference', weightsProblem ?? ref.problem ?? 'no weights and no signature');
+  }
+  return out;
 }
 
 export const provenanceDetector: Detector = {
@@ -101,27 +246,17 @@ export const provenanceDetector: Detector = {
         return verdictFrom(self, findings, '');
       }
     }
-    const references: string[] = [];
-    for (const path of evidence.referenceModelPaths) {
-      try {
-        await openCheckpoint(path);
-        references.push(path);
-      } catch (err) {
-        if (!isUserError(err)) throw err;
-        findings.unknown(
-          'unreadable-reference',
-          path,
-          `reference weights are unreadable: ${errorMessage(err)}`,
-        );
-      }
-    }
+    const refs = referencesOf(evidence);
+    const prepared = await prepareReferences(refs, base, evidence, findings, ctx);
 
     let report: ProvenanceReport;
     try {
       report = await compareCheckpoints({
         base,
         model: finalModel,
-        references,
+        references: prepared.weights.map((w) => w.path),
+        labels: prepared.weights.map((w) => w.label),
+        signatures: prepared.signatures,
         signal: ctx.signal,
         onProgress: ctx.onProgress
           ? (done, total) => ctx.onProgress!(`provenance ${Math.round((100 * done) / Math.max(1, total))}%`)
@@ -144,8 +279,27 @@ export const provenanceDetector: Detector = {
       tensorEvidence(report, findings, rule);
     } else {
       findings.info(report.verdict, finalModel, report.reason, stats);
-      if (references.length === 0 && evidence.referenceModelPaths.length === 0) {
-        findings.info('no-references', finalModel, 'no reference weights were available to compare with');
+      for (const t of report.tests) {
+        if (t.global === null) {
+          const ref = refs.find((r) => r.label === t.label);
+          const detail = `no tensor of final_model could be compared with ${t.label} (another architecture, or a signature of other tensors)`;
+          if (ref?.required === false) findings.info('reference-incomparable', t.label, detail);
+          else findings.unknown('reference-incomparable', t.label, detail);
+        }
+      }
+      if (report.unknownTensors.share > 0.01) {
+        findings.unknown(
+          'unknown-tensors',
+          finalModel,
+          `${report.unknownTensors.names.length} tensors holding ${(100 * report.unknownTensors.share).toFixed(1)}% of the parameters have no counterpart in the base (${report.unknownTensors.names.slice(0, 5).join(', ')}): their origin cannot be judged`,
+        );
+      }
+      if (refs.length === 0) {
+        findings.info(
+          'no-references',
+          finalModel,
+          `no disallowed derivatives are listed for ${evidence.spec.baseModel}: only lineage from the base was checked`,
+        );
       }
     }
     for (const note of report.notes) findings.info('note', finalModel, note);

@@ -45,6 +45,26 @@ export interface SegmentRead {
   bytes: number;
 }
 
+/**
+ * CountSketch of a segment: element i of the tensor goes to bucket h(i) with sign s(i), both from a
+ * seeded hash of (salt, i); `width` buckets (a power of two), or the identity when the tensor has at
+ * most `width` elements (`exact`). Sketches of the deltas d = m − b, of b and of each e = r − b
+ * share h and s, so ⟨Sd, Se⟩ estimates ⟨d, e⟩ without either vector in memory.
+ */
+export interface SketchJob {
+  width: number;
+  salt: number;
+  /** Tensor element index of the segment's first element. */
+  start: number;
+  exact: boolean;
+}
+
+/** Layout of a segment's moments (beside the sums): Σm², Σm, Σb over the elements model and base share. */
+export const MOMENT_MM = 0;
+export const MOMENT_M = 1;
+export const MOMENT_B = 2;
+export const MOMENT_FIELDS = 3;
+
 /** One segment: the same element range of the model tensor and of its counterparts. */
 export interface SegmentJob {
   /** Per participant: DTYPE_CODE value, OPAQUE, or ABSENT. */
@@ -56,6 +76,7 @@ export interface SegmentJob {
   /** Per participant: where to read its bytes, or null. */
   reads: (SegmentRead | null)[];
   rows: RowSampleJob | null;
+  sketch: SketchJob | null;
 }
 
 /** A segment with its bytes in memory (offset 0 of each buffer). */
@@ -65,6 +86,7 @@ export interface LoadedSegment {
   widths: number[];
   buffers: (ArrayBufferLike | null)[];
   rows: RowSampleJob | null;
+  sketch: SketchJob | null;
 }
 
 export interface SampledRow {
@@ -77,6 +99,10 @@ export interface SampledRow {
 
 export interface SegmentResult {
   sums: Float64Array;
+  /** MOMENT_* fields. */
+  moments: Float64Array;
+  /** Sketches [Sd, Sb, Se_0, Se_1, ...], `width` each; null when not sketched. */
+  sketches: Float64Array | null;
   rows: SampledRow[];
 }
 
@@ -310,6 +336,53 @@ export function pairModelRef(
   acc[at + 2] = acc[at + 2]! + mis;
 }
 
+/**
+ * Buckets and signs of elements [start, start + len) of a tensor (see SketchJob): murmur3's 32-bit
+ * finaliser over (index XOR salt) for the bucket, a second round for the sign.
+ */
+export function sketchHashes(
+  start: number,
+  len: number,
+  width: number,
+  salt: number,
+  exact: boolean,
+  buckets: Int32Array,
+  signs: Float32Array,
+): void {
+  for (let i = 0; i < len; i++) {
+    const idx = start + i;
+    if (exact) {
+      buckets[i] = idx;
+      signs[i] = 1;
+      continue;
+    }
+    let h = (idx ^ salt) | 0;
+    h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+    h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+    h ^= h >>> 16;
+    buckets[i] = h & (width - 1);
+    let g = (h + 0x9e3779b9) | 0;
+    g = Math.imul(g ^ (g >>> 16), 0x85ebca6b);
+    g = Math.imul(g ^ (g >>> 13), 0xc2b2ae35);
+    signs[i] = (g ^ (g >>> 16)) < 0 ? -1 : 1;
+  }
+}
+
+/** Adds s(i)·(x[i] − y[i]) (or s(i)·x[i] when y is null) into out[at + h(i)] for i in [0, n). */
+export function sketchAdd(
+  x: Float32Array,
+  y: Float32Array | null,
+  n: number,
+  buckets: Int32Array,
+  signs: Float32Array,
+  out: Float64Array,
+  at: number,
+): void {
+  if (y)
+    for (let i = 0; i < n; i++) out[at + buckets[i]!] = out[at + buckets[i]!]! + signs[i]! * (x[i]! - y[i]!);
+  else for (let i = 0; i < n; i++) out[at + buckets[i]!] = out[at + buckets[i]!]! + signs[i]! * x[i]!;
+}
+
 /** Byte equality of the first `bytes` bytes of two buffers (memcmp through Buffer). */
 export function bytesEqual(a: ArrayBufferLike, b: ArrayBufferLike, bytes: number): boolean {
   return Buffer.from(a, 0, bytes).equals(Buffer.from(b, 0, bytes));
@@ -416,7 +489,14 @@ export function readSegment(
     }
     buffers.push(buf);
   }
-  return { dtypes: job.dtypes, counts: job.counts, widths: job.widths, buffers, rows: job.rows };
+  return {
+    dtypes: job.dtypes,
+    counts: job.counts,
+    widths: job.widths,
+    buffers,
+    rows: job.rows,
+    sketch: job.sketch,
+  };
 }
 
 /** Sums (and sampled rows) of one segment whose bytes are in memory. */
@@ -426,9 +506,12 @@ export function runSegment(job: LoadedSegment): SegmentResult {
   const participants = dtypes.length;
   const refCount = participants - 2;
   const sums = new Float64Array(3 + 6 * refCount);
+  const moments = new Float64Array(3);
   const n = counts[0]!;
   const mCode = dtypes[0]!;
   const hasBase = dtypes[1] !== -1 && counts[1]! > 0;
+  const sk = job.sketch;
+  const sketches = sk && hasBase ? new Float64Array(sk.width * (2 + refCount)) : null;
 
   const sameBytes = (p: number, q: number) =>
     dtypes[p] === dtypes[q] &&
@@ -436,7 +519,7 @@ export function runSegment(job: LoadedSegment): SegmentResult {
     counts[q] === n &&
     bytesEqual(buffers[p]!, buffers[q]!, n * widths[p]!);
 
-  if (mCode === -1) return { sums, rows: [] };
+  if (mCode === -1) return { sums, moments, sketches: null, rows: [] };
   if (mCode === 4 || dtypes.some((c) => c === 4)) {
     // Integer / fp8 tensors: equality only, byte for byte.
     if (hasBase && !sameBytes(0, 1)) sums[2] = counts[1]!;
@@ -446,7 +529,7 @@ export function runSegment(job: LoadedSegment): SegmentResult {
       if (!sameBytes(0, p)) sums[3 + 6 * j + 2] = counts[p]!;
       if (hasBase && !sameBytes(p, 1)) sums[3 + 6 * j + 5] = Math.min(counts[p]!, counts[1]!);
     }
-    return { sums, rows: [] };
+    return { sums, moments, sketches: null, rows: [] };
   }
 
   const eqMB = hasBase && sameBytes(0, 1);
@@ -479,11 +562,33 @@ export function runSegment(job: LoadedSegment): SegmentResult {
     return decodeBlock(dtypes[p]!, buffers[p]!, s, len, out, new Uint32Array(out.buffer), half);
   };
 
+  const hashKey = globalThis as unknown as { __ptbHash?: { buckets: Int32Array; signs: Float32Array } };
+  if (!hashKey.__ptbHash) {
+    hashKey.__ptbHash = { buckets: new Int32Array(BLOCK), signs: new Float32Array(BLOCK) };
+  }
+  const { buckets, signs } = hashKey.__ptbHash;
   for (let s = 0; s < n; s += BLOCK) {
     const len = Math.min(BLOCK, n - s);
     const m = view(0, s, len);
     const baseEnd = hasBase ? Math.max(0, Math.min(len, nB - s)) : 0;
     const b = hasBase && !eqMB && baseEnd > 0 ? view(1, s, baseEnd) : m;
+    let mm = 0;
+    let mSum = 0;
+    let bSum = 0;
+    for (let i = 0; i < baseEnd; i++) {
+      const v = m[i]!;
+      mm += v * v;
+      mSum += v;
+      bSum += b[i]!;
+    }
+    moments[0] = moments[0]! + mm;
+    moments[1] = moments[1]! + mSum;
+    moments[2] = moments[2]! + bSum;
+    if (sketches && baseEnd > 0) {
+      sketchHashes(sk!.start + s, baseEnd, sk!.width, sk!.salt, sk!.exact, buckets, signs);
+      if (!eqMB) sketchAdd(m, b, baseEnd, buckets, signs, sketches, 0);
+      sketchAdd(b, null, baseEnd, buckets, signs, sketches, sk!.width);
+    }
     // The model-vs-base sums ride along with the first reference that spans the same elements.
     let baseDone = !hasBase || eqMB;
     for (let j = 0; j < refCount; j++) {
@@ -494,6 +599,7 @@ export function runSegment(job: LoadedSegment): SegmentResult {
       const r = view(p, s, refEnd);
       const both = Math.min(refEnd, baseEnd);
       const at = 3 + 6 * j;
+      if (sketches && both > 0) sketchAdd(r, b, both, buckets, signs, sketches, (2 + j) * sk!.width);
       const fuse = !baseDone && both === baseEnd;
       if (both > 0) tripleModelBaseRef(m, b, r, 0, both, tolMB, tolMR[j]!, tolRB[j]!, sums, at, fuse);
       if (fuse) baseDone = true;
@@ -514,6 +620,12 @@ export function runSegment(job: LoadedSegment): SegmentResult {
       sums[at + 1] = sums[1]!;
       sums[at + 2] = sums[2]!;
     }
+  }
+  if (sketches) {
+    // A reference byte-identical to the model has the model's delta; one identical to the base, none.
+    const w = sk!.width;
+    for (let j = 0; j < refCount; j++)
+      if (refMode[j] === 1) for (let k = 0; k < w; k++) sketches[(2 + j) * w + k] = sketches[k]!;
   }
   if (refMode.some((mode) => mode === 1)) {
     // Σm² for the references identical to the model (only they need it).
@@ -545,7 +657,7 @@ export function runSegment(job: LoadedSegment): SegmentResult {
       rows.push({ row, values, noise });
     }
   }
-  return { sums, rows };
+  return { sums, moments, sketches, rows };
 }
 
 /**
@@ -673,6 +785,8 @@ export function kernelSource(): string {
     tripleModelBaseRef,
     pairModelRef,
     bytesEqual,
+    sketchHashes,
+    sketchAdd,
     readStrided,
     readSegment,
     runSegment,

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { UserError } from '../../core/errors.ts';
+import { readTorchZip } from './torchZip.ts';
 
 /**
  * Reading safetensors checkpoints without loading them: a file is an 8-byte little-endian header
@@ -181,13 +182,25 @@ function resolveShards(path: string): { files: string[]; weightMap: Record<strin
     .filter((e) => e.endsWith('.safetensors'))
     .sort()
     .map((e) => resolve(path, e));
-  if (files.length === 0) {
-    const hint = entries.some((e) => e.endsWith('.bin') || e.endsWith('.pt'))
-      ? 'only PyTorch pickles found; re-save with safe_serialization=True (model.save_pretrained)'
-      : 'pass the directory that holds model.safetensors or its shards';
-    throw new UserError(`no .safetensors files in ${path}`, hint);
+  if (files.length > 0) return { files, weightMap: null };
+  // PyTorch pickles (read statically, never unpickled): pytorch_model.bin or its shards.
+  const binIndex = entries.find((e) => e.endsWith('.bin.index.json'));
+  if (binIndex) return readIndex(join(path, binIndex));
+  const bins = entries.filter((e) => /^pytorch_model.*\.bin$/.test(e)).sort();
+  if (bins.length > 0) return { files: bins.map((e) => resolve(path, e)), weightMap: null };
+  if (
+    entries.some((e) => /^adapter_model\.(safetensors|bin)$/.test(e)) ||
+    entries.includes('adapter_config.json')
+  ) {
+    throw new UserError(
+      `${path} holds a PEFT adapter (adapter_config.json, adapter_model.*), not full model weights`,
+      'merge the adapter into the base model (model.merge_and_unload(); save_pretrained) and submit the merged weights',
+    );
   }
-  return { files, weightMap: null };
+  throw new UserError(
+    `no .safetensors or pytorch_model*.bin files in ${path}`,
+    'pass the directory that holds model.safetensors or its shards',
+  );
 }
 
 function readIndex(indexPath: string): { files: string[]; weightMap: Record<string, string> } {
@@ -212,15 +225,23 @@ function readIndex(indexPath: string): { files: string[]; weightMap: Record<stri
     weightMap[name] = file;
     files.add(file);
   }
-  for (const file of files) {
-    if (!existsSync(file)) {
-      throw new UserError(
-        `${indexPath} lists shard ${basename(file)}, which is missing`,
-        'the checkpoint is incomplete; copy all shards',
-      );
-    }
+  const missing = [...files].filter((f) => !existsSync(f));
+  if (missing.length > 0) {
+    throw new UserError(
+      `${indexPath} lists ${files.size} shards; ${missing.length} missing: ${missing
+        .map((f) => basename(f))
+        .slice(0, 5)
+        .join(', ')}`,
+      'the checkpoint is incomplete; copy all shards',
+    );
   }
   return { files: [...files].sort(), weightMap };
+}
+
+/** Tensors of one weight file: safetensors, or a torch.save zip read statically. */
+async function tensorsOf(file: string): Promise<TensorEntry[]> {
+  if (file.endsWith('.bin') || file.endsWith('.pt') || file.endsWith('.pth')) return readTorchZip(file);
+  return (await readSafetensorsHeader(file)).tensors;
 }
 
 /** Open a checkpoint (directory, single file, or index): headers of every shard, validated. */
@@ -231,8 +252,7 @@ export async function openCheckpoint(path: string): Promise<Checkpoint> {
   let dataBytes = 0;
   let parameters = 0;
   for (const file of files) {
-    const header = await readSafetensorsHeader(file);
-    for (const t of header.tensors) {
+    for (const t of await tensorsOf(file)) {
       if (weightMap && weightMap[t.name] !== undefined && weightMap[t.name] !== file) continue; // the index decides
       const seen = tensors.get(t.name);
       if (seen) {

@@ -6,6 +6,10 @@ import {
   DTYPE_CODE,
   decodeBlock,
   halfTable,
+  MOMENT_B,
+  MOMENT_FIELDS,
+  MOMENT_M,
+  MOMENT_MM,
   OPAQUE,
   type RankEstimate,
   REF_DE,
@@ -18,6 +22,7 @@ import {
   type RowSampleJob,
   type SampledRow,
   type SegmentJob,
+  type SketchJob,
   SUM_BB,
   SUM_DD,
   SUM_MB_MISMATCH,
@@ -48,6 +53,12 @@ export interface ScanOptions {
   rankRows?: number;
   /** Columns kept per sampled row (strided). Default 1024. */
   rankCols?: number;
+  /**
+   * Buckets of the CountSketch kept per tensor of the model's delta, the base and each reference's
+   * delta (a power of two; 0 = none). Default SKETCH_WIDTH. Tensors with at most this many elements
+   * are kept exactly.
+   */
+  sketchWidth?: number;
   signal?: AbortSignal;
   onProgress?: (bytesDone: number, bytesTotal: number) => void;
 }
@@ -83,10 +94,23 @@ export interface RefSums extends PairSums {
   refBaseMismatched: number;
 }
 
+/** CountSketches of one tensor: d = m − b, b, and e_j = r_j − b, over the elements all share. */
+export interface TensorSketch {
+  width: number;
+  exact: boolean;
+  salt: number;
+  d: Float64Array;
+  b: Float64Array;
+  refs: (Float64Array | null)[];
+}
+
 export interface TensorSums {
   entry: TensorEntry;
   base: PairSums | null;
   references: (RefSums | null)[];
+  /** Σm², Σm, Σb over the elements the model and the base share (null without a base counterpart). */
+  moments: { mm: number; m: number; b: number } | null;
+  sketch: TensorSketch | null;
   /** Rows × columns the rank estimate sampled, or null. */
   rankSample: { rows: number; cols: number } | null;
 }
@@ -101,6 +125,21 @@ export interface ScanResult {
 }
 
 const FINGERPRINT = 1024;
+
+/** Default CountSketch width per tensor: 4096 buckets (32 KiB in float64, 16 KiB stored as float32). */
+export const SKETCH_WIDTH = 4096;
+/** Seed of the sketch hashes: part of every signature, so signatures made by another seed are refused. */
+export const SKETCH_SEED = 0x5eed_1e55;
+
+/** The per-tensor salt: FNV-1a of the base tensor's name, mixed with the seed. */
+export function sketchSalt(baseTensorName: string, seed = SKETCH_SEED): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < baseTensorName.length; i++) {
+    h ^= baseTensorName.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h ^ seed) | 0;
+}
 
 /** Open shard files once and read from them with positioned reads. */
 class Files {
@@ -252,6 +291,8 @@ interface Segment {
 
 interface TensorState {
   partials: (Float64Array | null)[];
+  moments: Float64Array;
+  sketches: Float64Array | null;
   remaining: number;
   rows: SampledRow[];
 }
@@ -273,6 +314,9 @@ export async function scanCheckpoints(
   const chunkBytes = Math.max(4096, opts.chunkBytes ?? 8 * 1024 * 1024);
   const rankRows = opts.rankRows ?? 64;
   const rankCols = opts.rankCols ?? 1024;
+  const sketchWidth = opts.sketchWidth ?? SKETCH_WIDTH;
+  if (sketchWidth & (sketchWidth - 1))
+    throw new UserError(`sketch width ${sketchWidth} is not a power of two`);
   const others = [base, ...references];
   const participants = others.length + 1;
   const files = new Files();
@@ -284,6 +328,26 @@ export async function scanCheckpoints(
       entry: t,
       counterparts: matched.map((m) => m?.matches[i] ?? null),
     }));
+
+    /** The sketch of tensor ti from element `start`, when the tensor has a float base counterpart. */
+    const sketchJobOf = (ti: number, start: number): SketchJob | null => {
+      const p = plan[ti]!;
+      const b = p.counterparts[0];
+      if (
+        sketchWidth <= 0 ||
+        !b ||
+        dtypeCode(p.entry.dtype) === OPAQUE ||
+        dtypeCode(b.entry.dtype) === OPAQUE
+      )
+        return null;
+      const exact = b.compared <= sketchWidth;
+      return {
+        width: exact ? Math.max(1, b.compared) : sketchWidth,
+        salt: sketchSalt(b.entry.name),
+        start,
+        exact,
+      };
+    };
 
     // Segments: row-aligned for matrices whose rows fit a chunk, so sampled rows are whole.
     const segments: Segment[] = [];
@@ -374,7 +438,26 @@ export async function scanCheckpoints(
         mismatched: number,
       ): PairSums | null =>
         c ? { counterpart: c, otherSquares: squares, distanceSquares: dist, mismatched, rank: null } : null;
+      const baseCounterpart = p.counterparts[0] ?? null;
+      const sketchOf = (): TensorSketch | null => {
+        const job = sketchJobOf(ti, 0);
+        if (!job || !state.sketches) return null;
+        const w = job.width;
+        const part = (k: number) => state.sketches!.slice(k * w, (k + 1) * w);
+        return {
+          width: w,
+          exact: job.exact,
+          salt: job.salt,
+          d: part(0),
+          b: part(1),
+          refs: references.map((_, j) => (p.counterparts[1 + j] ? part(2 + j) : null)),
+        };
+      };
       const result: TensorSums = {
+        moments: baseCounterpart
+          ? { mm: state.moments[MOMENT_MM]!, m: state.moments[MOMENT_M]!, b: state.moments[MOMENT_B]! }
+          : null,
+        sketch: sketchOf(),
         entry: p.entry,
         base: pair(p.counterparts[0] ?? null, sums[SUM_BB]!, sums[SUM_DD]!, sums[SUM_MB_MISMATCH]!),
         references: references.map((_, j) => {
@@ -427,7 +510,14 @@ export async function scanCheckpoints(
       const p = plan[seg.tensor]!;
       const entries = [p.entry, ...p.counterparts.map((c) => c?.entry ?? null)];
       const limits = [p.entry.numel, ...p.counterparts.map((c) => c?.compared ?? 0)];
-      const job: SegmentJob = { dtypes: [], counts: [], widths: [], reads: [], rows: seg.rows };
+      const job: SegmentJob = {
+        dtypes: [],
+        counts: [],
+        widths: [],
+        reads: [],
+        rows: seg.rows,
+        sketch: sketchJobOf(seg.tensor, seg.start),
+      };
       for (let q = 0; q < participants; q++) {
         const e = entries[q];
         const count = e ? Math.max(0, Math.min(seg.count, limits[q]! - seg.start)) : 0;
@@ -447,12 +537,21 @@ export async function scanCheckpoints(
       if (!state) {
         state = {
           partials: new Array(segmentCounts[seg.tensor]!).fill(null),
+          moments: new Float64Array(MOMENT_FIELDS),
+          sketches: null,
           remaining: segmentCounts[seg.tensor]!,
           rows: [],
         };
         states[seg.tensor] = state;
       }
       state.partials[seg.index] = out.sums;
+      for (let k = 0; k < MOMENT_FIELDS; k++) state.moments[k] = state.moments[k]! + out.moments[k]!;
+      if (out.sketches) {
+        if (!state.sketches) state.sketches = out.sketches;
+        else
+          for (let k = 0; k < out.sketches.length; k++)
+            state.sketches[k] = state.sketches[k]! + out.sketches[k]!;
+      }
       state.rows.push(...out.rows);
       state.remaining--;
       if (state.remaining === 0) {

@@ -1,5 +1,17 @@
 import type { Checkpoint } from './safetensors.ts';
 import type { PairSums, RefSums, ScanResult, TensorSums } from './scan.ts';
+import { type Signature, signatureTensor } from './signature.ts';
+import {
+  blockOf,
+  combineParts,
+  type LineageSummary,
+  normalQuantile,
+  type ProjectionPart,
+  type ProjectionStat,
+  projectionPart,
+  type ReferenceTensor,
+  summariseLineage,
+} from './statistics.ts';
 
 /** What `final_model` is, as far as its weights tell. */
 export const PROVENANCE_VERDICTS = [
@@ -12,30 +24,31 @@ export const PROVENANCE_VERDICTS = [
 export type ProvenanceVerdict = (typeof PROVENANCE_VERDICTS)[number];
 
 /**
- * Decision thresholds. Relative distances are ‖x − y‖ / ‖y‖ over all compared elements: a fine-tune
- * (even the long post-training of an instruct twin) stays well under 0.5 of its parent, two
- * independently trained or initialised checkpoints sit near √2.
+ * How the statistics decide (statistics.ts explains each statistic and its null; docs/audit.md the
+ * calibration on generated populations of honest fine-tunes, unrelated models and cheats).
  */
-export const THRESHOLDS = {
-  /** Below this relative distance, two checkpoints are one lineage. */
-  related: 0.5,
+export const DECISION = {
+  /** Family-wise false-positive rate of each significance test in one audit (Bonferroni over its parts). */
+  familyAlpha: 0.001,
   /**
-   * A model this far from the base (or farther) is not a fine-tune of it: independently initialised
-   * checkpoints sit near √2. Between `related` and this, a long fine-tune of a small or freshly
-   * initialised model (the demo's tiny one moves ≈ 1.0) still counts as the base's own lineage.
+   * Smallest share of a reference's delta (α) that counts as carried, over the whole model and per
+   * block. The null only says whether α is above chance; fine-tunes of one base on related data
+   * share some direction for real, so α must also exceed what honest fine-tunes reach (the
+   * calibration's largest honest α, with a margin).
    */
-  unrelated: 1.2,
-  /** Share of the model's parameters that must have a counterpart for a lineage claim. */
-  coverage: 0.9,
-  /** The model contains at least half of the reference's delta from the base... */
-  projection: 0.5,
-  /** ...and its own delta points along the reference's. */
-  cosine: 0.5,
-  /** Share of the reference's changed parameters the model carries over (per-tensor test). */
-  derivedFraction: 0.25,
-  /** A 2-D delta whose sampled rank is at most this share of the sample is low rank. */
+  alphaGlobal: 0.2,
+  alphaBlock: 0.35,
+  /** A signature-only comparison calls the model the reference itself when α and cos(d, e) are this close to 1. */
+  matchAlpha: 0.05,
+  matchCosine: 0.97,
+  /** A 2-D delta whose sampled rank is at most this share of the sample is low rank (LoRA note only). */
   lowRankShare: 0.5,
+  /** Share of the model's parameters in tensors unknown to the base above which lineage cannot be judged. */
+  unknownShare: 0.01,
 } as const;
+
+/** Kept for callers of the old name: the low-rank share of the LoRA note. */
+export const THRESHOLDS = { lowRankShare: DECISION.lowRankShare } as const;
 
 export interface CheckpointInfo {
   path: string;
@@ -102,7 +115,7 @@ export interface ReferenceSummary {
   referenceDelta: number | null;
   cosine: number | null;
   projection: number | null;
-  /** Share of the parameters where the reference differs from the base that the model took over. */
+  /** Share of the parameters in tensors where the reference differs from the base that the model holds exactly as the reference does. */
   derivedFraction: number | null;
   /** Matrices equal to the reference's where the reference differs from the base. */
   copiedTensors: number;
@@ -127,6 +140,12 @@ export interface ProvenanceReport {
   base: CheckpointInfo | null;
   references: CheckpointInfo[];
   summary: { base: BaseSummary | null; references: ReferenceSummary[] };
+  /** Lineage test: every matrix of the model against its base counterpart. */
+  lineage: LineageSummary;
+  /** Two-reference test per reference (weights read in the scan first, then signatures). */
+  tests: ReferenceTest[];
+  /** Model tensors without any counterpart in the base (renamed beyond recognition, new modules). */
+  unknownTensors: { names: string[]; parameters: number; share: number };
   lora: LoraSummary | null;
   tensors: TensorReport[];
   scan: { bytesRead: number; seconds: number; mbPerSecond: number; threads: number };
@@ -163,7 +182,7 @@ function isLowRank(t: TensorSums, p: PairSums): boolean | null {
   if (p.rank === null || p.rank === 0 || !t.rankSample) return null;
   const side = Math.min(t.rankSample.rows, t.rankSample.cols);
   if (side < 8) return null;
-  return p.rank <= side * THRESHOLDS.lowRankShare;
+  return p.rank <= side * DECISION.lowRankShare;
 }
 
 /**
@@ -233,11 +252,7 @@ function summariseReference(scan: ScanResult, model: Checkpoint, j: number, path
     dd += w * t.base.distanceSquares;
     if (r.refBaseMismatched > 0) {
       changed += t.entry.numel;
-      const cos = tensorCosine(r, t.base);
-      const proj = tensorProjection(r);
-      const follows =
-        cos !== null && proj !== null && cos >= THRESHOLDS.cosine && proj >= THRESHOLDS.projection;
-      if (same || follows) derived += t.entry.numel;
+      if (same) derived += t.entry.numel;
       if (same && t.entry.shape.length >= 2) copied++;
     }
   }
@@ -366,92 +381,197 @@ function notesFor(scan: ScanResult, base: Checkpoint | null, refs: Checkpoint[])
   return notes;
 }
 
+/** A reference as the verdict reads it: its weights were part of the scan, or only its signature is. */
+export interface ReferenceInput {
+  label: string;
+  /** Index among the scan's references when its weights were read. */
+  scanIndex: number | null;
+  signature: Signature | null;
+}
+
+export interface BlockStat extends ProjectionStat {
+  block: string;
+}
+
+export interface ReferenceTest {
+  label: string;
+  from: 'weights' | 'signature';
+  /** The two-reference statistic over the whole model, and per block (strongest first). */
+  global: ProjectionStat | null;
+  blocks: BlockStat[];
+  /** z a statistic must reach (Bonferroni over the whole model and the blocks at DECISION.familyAlpha). */
+  zCritical: number;
+  decision: 'matches' | 'derived' | 'none';
+  why: string;
+  /** Tensors the comparison could not use (not in the signature, resized rows). */
+  skippedTensors: string[];
+}
+
+function referenceTensorOf(t: TensorSums, ref: ReferenceInput): ReferenceTensor | null {
+  if (!t.base || !t.sketch) return null;
+  const bb = t.base.otherSquares;
+  if (ref.scanIndex !== null) {
+    const r = t.references[ref.scanIndex];
+    const sketch = t.sketch.refs[ref.scanIndex];
+    if (!r || !sketch) return null;
+    const ee = r.refDeltaSquares;
+    return { ee, eb: (r.otherSquares - bb - ee) / 2, bb, de: r.deltaDot, sketch };
+  }
+  if (!ref.signature || t.base.counterpart.compared !== t.base.counterpart.entry.numel) return null;
+  return signatureTensor(ref.signature, t.base.counterpart.entry.name, bb, t.sketch.width);
+}
+
+/** The two-reference test of one reference: statistics, then the decision. */
+export function testReference(
+  scan: ScanResult,
+  ref: ReferenceInput,
+  exact: ReferenceSummary | null,
+  tensorCount: number,
+): ReferenceTest {
+  const all: ProjectionPart[] = [];
+  const byBlock = new Map<string, ProjectionPart[]>();
+  const skipped: string[] = [];
+  for (const t of scan.tensors) {
+    const rt = referenceTensorOf(t, ref);
+    const part = rt && t.sketch ? projectionPart(t, rt, t.sketch) : null;
+    if (!part) {
+      if (t.base) skipped.push(t.entry.name);
+      continue;
+    }
+    all.push(part);
+    const block = blockOf(t.entry.name);
+    byBlock.set(block, [...(byBlock.get(block) ?? []), part]);
+  }
+  const global = combineParts(all);
+  const blocks = [...byBlock]
+    .map(([block, parts]) => {
+      const stat = combineParts(parts);
+      return stat ? { block, ...stat } : null;
+    })
+    .filter((b): b is BlockStat => b !== null)
+    .sort((a, b) => b.alpha - a.alpha);
+  const zCritical = normalQuantile(DECISION.familyAlpha / (1 + blocks.length));
+  const test: ReferenceTest = {
+    label: ref.label,
+    from: ref.scanIndex !== null ? 'weights' : 'signature',
+    global,
+    blocks,
+    zCritical,
+    decision: 'none',
+    why: '',
+    skippedTensors: skipped,
+  };
+  const carried = (s: ProjectionStat, floor: number) => s.alpha >= floor && s.z >= zCritical;
+  const block = blocks.find((b) => carried(b, DECISION.alphaBlock));
+  if (exact && exact.tensorsEqual === tensorCount) {
+    test.decision = 'matches';
+    test.why = `all ${tensorCount} tensors equal those of ${ref.label}`;
+  } else if (
+    ref.scanIndex === null &&
+    global &&
+    Math.abs(global.alpha - 1) <= DECISION.matchAlpha &&
+    global.cosine >= DECISION.matchCosine
+  ) {
+    test.decision = 'matches';
+    test.why = `its delta from the base is ${ref.label}'s (α ${fmt(global.alpha)}, cos ${fmt(global.cosine)}, by signature)`;
+  } else if (exact && exact.copiedTensors > 0) {
+    test.decision = 'derived';
+    test.why = `${exact.copiedTensors} of its matrices equal ${ref.label}'s where that differs from the base`;
+  } else if (global && carried(global, DECISION.alphaGlobal)) {
+    test.decision = 'derived';
+    test.why = `it carries α = ${fmt(global.alpha)} of ${ref.label}'s delta from the base (z ${fmt(global.z)} ≥ ${fmt(zCritical)}; honest fine-tunes stay under ${DECISION.alphaGlobal})`;
+  } else if (block) {
+    test.decision = 'derived';
+    test.why = `its ${block.block} carries α = ${fmt(block.alpha)} of ${ref.label}'s delta there (z ${fmt(block.z)} ≥ ${fmt(zCritical)}; honest blocks stay under ${DECISION.alphaBlock})`;
+  } else if (global) {
+    test.why = `α = ${fmt(global.alpha)} of ${ref.label}'s delta (z ${fmt(global.z)}), strongest block ${blocks[0]?.block ?? '-'} α = ${fmt(blocks[0]?.alpha ?? null)}`;
+  } else {
+    test.why = `no tensor could be compared with ${ref.label}`;
+  }
+  return test;
+}
+
 /** Aggregate the scan and decide the verdict. */
 export function buildReport(
   scan: ScanResult,
   model: Checkpoint,
   base: Checkpoint | null,
   references: Checkpoint[],
+  extra: { signatures?: { label: string; signature: Signature }[]; labels?: string[] } = {},
 ): ProvenanceReport {
   const baseSummary = base ? summariseBase(scan, model) : null;
   const refSummaries = references.map((r, j) => summariseReference(scan, model, j, r.path));
   const tensorCount = scan.tensors.length;
   const notes = notesFor(scan, base, references);
+  const lineage = summariseLineage(scan.tensors);
+  const inputs: ReferenceInput[] = [
+    ...references.map((r, j) => ({ label: extra.labels?.[j] ?? r.path, scanIndex: j, signature: null })),
+    ...(extra.signatures ?? []).map((s) => ({ label: s.label, scanIndex: null, signature: s.signature })),
+  ];
+  const tests = inputs.map((ref) =>
+    testReference(scan, ref, ref.scanIndex !== null ? refSummaries[ref.scanIndex]! : null, tensorCount),
+  );
+  const unknown = scan.tensors.filter((t) => base && !t.base);
+  const unknownParams = unknown.reduce((a, t) => a + t.entry.numel, 0);
 
   let verdict: ProvenanceVerdict;
   let reference: string | null = null;
   let reason: string;
   let parentIndex = 0;
-
-  const refEqual = refSummaries.findIndex((r) => r.tensorsEqual === tensorCount);
-  const baseRelated =
-    baseSummary !== null &&
-    baseSummary.coverage >= THRESHOLDS.coverage &&
-    baseSummary.relativeDelta < THRESHOLDS.unrelated;
-  const baseDistance =
-    baseSummary && baseSummary.coverage >= THRESHOLDS.coverage
-      ? baseSummary.relativeDelta
-      : Number.POSITIVE_INFINITY;
-  const derivedFrom = (r: ReferenceSummary): string | null => {
-    if (
-      r.cosine !== null &&
-      r.projection !== null &&
-      r.cosine >= THRESHOLDS.cosine &&
-      r.projection >= THRESHOLDS.projection
-    ) {
-      return `its delta from the base follows ${r.path}'s (cosine ${fmt(r.cosine)}, projection ${fmt(r.projection)})`;
-    }
-    if (r.copiedTensors > 0)
-      return `${r.copiedTensors} of its matrices equal ${r.path}'s where that differs from the base`;
-    if (r.derivedFraction !== null && r.derivedFraction >= THRESHOLDS.derivedFraction) {
-      return `it carries ${fmt(r.derivedFraction)} of the parameters ${r.path} changed from the base`;
-    }
-    if (
-      r.coverage >= THRESHOLDS.coverage &&
-      r.relativeDistance < THRESHOLDS.related &&
-      r.relativeDistance <= baseDistance / 2
-    ) {
-      return `it lies at relative distance ${fmt(r.relativeDistance)} from ${r.path}, under half its distance from the base (${fmt(baseDistance)})`;
-    }
-    return null;
-  };
+  const matched = tests.findIndex((t) => t.decision === 'matches');
+  const derived = tests
+    .map((t, i) => ({ t, i }))
+    .filter((x) => x.t.decision === 'derived')
+    .sort((a, b) => (b.t.global?.alpha ?? 0) - (a.t.global?.alpha ?? 0))[0];
 
   if (baseSummary && baseSummary.tensorsEqual === tensorCount) {
     verdict = 'unchanged';
     reason = `all ${tensorCount} tensors equal the base model's`;
-  } else if (refEqual >= 0) {
+  } else if (matched >= 0) {
     verdict = 'matches-reference';
-    reference = references[refEqual]!.path;
+    reference = tests[matched]!.label;
     parentIndex = -1;
-    reason = `all ${tensorCount} tensors equal those of ${reference}`;
+    reason = tests[matched]!.why;
+  } else if (derived) {
+    verdict = 'finetuned-from-reference';
+    reference = derived.t.label;
+    const j = inputs[derived.i]!.scanIndex;
+    parentIndex = j === null ? -1 : j + 1;
+    reason = `derived from ${reference}: ${derived.t.why}`;
+  } else if (!baseSummary) {
+    verdict = 'unrelated';
+    reason = 'no base model to compare with and no reference matches';
+  } else if (lineage.tensors.length === 0) {
+    verdict = 'unrelated';
+    reason = 'no matrix of the model has a counterpart in the base';
+  } else if (lineage.foreignBlocks.length > 0) {
+    verdict = 'unrelated';
+    const all = lineage.derivedShare === 0;
+    reason =
+      (all
+        ? 'not derived from the base model: no matrix correlates with its base counterpart'
+        : `not derived from the base model in ${lineage.foreignBlocks.join(', ')}: no matrix there correlates with its base counterpart`) +
+      ` (z < ${fmt(lineage.zCritical)}; a fine-tune keeps every matrix correlated, median ρ here ${fmt(lineage.medianRho)})`;
   } else {
-    const derived = refSummaries
-      .map((r, j) => ({ r, j, why: derivedFrom(r) }))
-      .filter((x) => x.why !== null)
-      .sort((a, b) => a.r.relativeDistance - b.r.relativeDistance)[0];
-    if (derived) {
-      verdict = 'finetuned-from-reference';
-      reference = derived.r.path;
-      parentIndex = derived.j + 1;
-      reason = `derived from ${reference}: ${derived.why}`;
-    } else if (baseRelated) {
-      verdict = 'finetuned-from-base';
-      const best = refSummaries.filter((r) => r.cosine !== null).sort((a, b) => b.cosine! - a.cosine!)[0];
-      reason =
-        `changed from the base by relative delta ${fmt(baseSummary!.relativeDelta)} (${baseSummary!.tensorsEqual}/${tensorCount} tensors unchanged)` +
-        (best ? `; not aligned with any reference (highest cosine ${fmt(best.cosine)})` : '');
-    } else {
-      verdict = 'unrelated';
-      const nearest = [...refSummaries].sort((a, b) => a.relativeDistance - b.relativeDistance)[0];
-      reason = baseSummary
-        ? `not derived from the base model: relative distance ${fmt(baseSummary.relativeDelta)} over ${fmt(baseSummary.coverage)} of the parameters` +
-          (nearest ? `; nearest reference at ${fmt(nearest.relativeDistance)}` : '')
-        : 'no base model to compare with and no reference matches';
-    }
+    verdict = 'finetuned-from-base';
+    const best = tests.filter((t) => t.global).sort((a, b) => b.global!.alpha - a.global!.alpha)[0];
+    reason =
+      `every matrix stays correlated with the base (median ρ ${fmt(lineage.medianRho)}, lowest z ${fmt(lineage.minZ)} ≥ ${fmt(lineage.zCritical)}; relative delta ${fmt(baseSummary.relativeDelta)})` +
+      (best
+        ? `; carries α = ${fmt(best.global!.alpha)} of ${best.label}'s delta (z ${fmt(best.global!.z)})`
+        : '');
+  }
+  if (unknownParams > 0) {
+    notes.push(
+      `${unknown.length} tensors (${unknownParams} parameters) have no counterpart in the base: ${unknown
+        .slice(0, 5)
+        .map((t) => t.entry.name)
+        .join(', ')}`,
+    );
   }
 
   let lora: LoraSummary | null = null;
-  if (verdict === 'finetuned-from-base' || verdict === 'finetuned-from-reference') {
+  if (verdict === 'finetuned-from-base' || (verdict === 'finetuned-from-reference' && parentIndex > 0)) {
     lora = summariseLora(scan, parentIndex, parentIndex === 0 ? 'base' : references[parentIndex - 1]!.path);
     if (lora?.lowRank) {
       const from = parentIndex === 0 ? 'the base' : lora.parent;
@@ -470,6 +590,13 @@ export function buildReport(
     base: base ? checkpointInfo(base) : null,
     references: references.map(checkpointInfo),
     summary: { base: baseSummary, references: refSummaries },
+    lineage,
+    tests,
+    unknownTensors: {
+      names: unknown.map((t) => t.entry.name),
+      parameters: unknownParams,
+      share: model.parameters > 0 ? unknownParams / model.parameters : 0,
+    },
     lora,
     tensors: scan.tensors.map(tensorReport),
     scan: {

@@ -44,7 +44,8 @@ parentPort.on('message', (msg) => {
   try {
     if (msg.kind === 'segment') {
       const result = runSegment(readSegment(msg.job, fs, state));
-      const transfer = [result.sums.buffer];
+      const transfer = [result.sums.buffer, result.moments.buffer];
+      if (result.sketches) transfer.push(result.sketches.buffer);
       for (const row of result.rows) for (const v of row.values) if (v) transfer.push(v.buffer);
       parentPort.postMessage({ id: msg.id, result }, transfer);
     } else if (msg.kind === 'ranks') {

@@ -254,6 +254,7 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
       cache: t.cache,
       prompt,
       offline: t.offline,
+      onLine: say,
     });
     mkdirSync(join(layout.work.dir, 'ptb-home'), { recursive: true });
     mkdirSync(join(layout.work.dir, 'hf_home'), { recursive: true });

@@ -1,5 +1,11 @@
 import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import {
+  TASK_CONTEXT_COMMIT,
+  TASK_CONTEXT_REPO,
+  taskContextFiles,
+  taskContextGroup,
+} from '../benchmarks/taskContext.ts';
 import type { Benchmark } from '../benchmarks/types.ts';
 import { writeJsonAtomic } from '../core/atomicWrite.ts';
 import { UserError } from '../core/errors.ts';
@@ -33,10 +39,14 @@ export interface PreparedWorkspace {
   /** Files the harness wrote into task/ (relative paths), hashed in ledgers/pristine_manifest.json. */
   pristineFiles: string[];
   createdAtMs: number;
+  /** The reference's task-folder files that could not be had (offline and not cached, or a failed fetch). */
+  missingTaskContext: string[];
 }
 
 /**
- * Build the agent's workspace: `task/` with evaluate.py, templates/, timer.sh and the task files,
+ * Build the agent's workspace: `task/` with evaluate.py, templates/, timer.sh, the reference's
+ * task-folder files of the benchmark (evaluation_code/ for Arena-Hard and HealthBench, BFCL's
+ * helper; ledgers/task_context.json says which were placed) and the task files,
  * a private /tmp, and the prompt. Everything the harness wrote is hashed so the audit can prove it
  * unchanged; the whole task directory is hashed as the start manifest.
  */
@@ -48,6 +58,7 @@ export async function prepareWorkspace(opts: {
   prompt: string;
   offline: boolean;
   now?: number;
+  onLine?: (line: string) => void;
 }): Promise<PreparedWorkspace> {
   const { spec, layout } = opts;
   const createdAtMs = opts.now ?? Date.now();
@@ -78,6 +89,31 @@ export async function prepareWorkspace(opts: {
       : await opts.cache.resolve(TEMPLATE_GROUP, pin, {}).catch(() => undefined);
     if (asset) put(`templates/${pin.fileName}`, (p) => copyFileSync(asset.path, p));
   }
+  // The reference's extra files for this benchmark (evaluation_code/, BFCL's helper), as it lays them out.
+  const group = taskContextGroup(spec.benchmark);
+  const missingTaskContext: string[] = [];
+  for (const pin of taskContextFiles(spec.benchmark)) {
+    const asset = await (opts.offline
+      ? opts.cache.cached(group, pin)
+      : opts.cache.resolve(group, pin, {})
+    ).catch((err: unknown) => {
+      missingTaskContext.push(`${pin.dest} (${(err as Error).message})`);
+      return undefined;
+    });
+    if (asset) put(pin.dest, (p) => copyFileSync(asset.path, p));
+    else if (!missingTaskContext.some((m) => m.startsWith(`${pin.dest} `)))
+      missingTaskContext.push(`${pin.dest} (not in the cache and ptb is offline)`);
+  }
+  writeJsonAtomic(join(layout.ledgers.dir, 'task_context.json'), {
+    source: `${TASK_CONTEXT_REPO}@${TASK_CONTEXT_COMMIT}`,
+    placed: taskContextFiles(spec.benchmark).length - missingTaskContext.length,
+    missing: missingTaskContext,
+  });
+  if (missingTaskContext.length > 0) {
+    opts.onLine?.(
+      `the task folder lacks ${missingTaskContext.length} of the reference's ${spec.benchmark} files (run \`ptb data pull ${group}\`): ${missingTaskContext.slice(0, 3).join('; ')}`,
+    );
+  }
   if (spec.evalTemplate) {
     put(`templates/${basename(spec.evalTemplate)}`, (p) => copyFileSync(spec.evalTemplate!, p));
   }
@@ -97,7 +133,7 @@ export async function prepareWorkspace(opts: {
   const manifest = await buildManifest(task);
   writeJsonAtomic(join(layout.ledgers.dir, 'pristine_manifest.json'), manifest);
   writeJsonAtomic(layout.ledgers.manifestStart, manifest);
-  return { pristineFiles: written.sort(), createdAtMs };
+  return { pristineFiles: written.sort(), createdAtMs, missingTaskContext };
 }
 
 /** Folders that hold model weights, which the task snapshot leaves out (the reference's rule). */

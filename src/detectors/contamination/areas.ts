@@ -21,7 +21,8 @@ export type Area =
   | 'vcs'
   | 'model-download'
   | 'dataset-card'
-  | 'dataset-download';
+  | 'dataset-download'
+  | 'harness-file';
 
 export interface Placement {
   area: Area;
@@ -122,4 +123,41 @@ export class InstalledFiles {
 /** Host path and trial-relative label of a scanned file. */
 export function labelIn(root: string, path: string): string {
   return relative(root, path) || path;
+}
+
+/**
+ * Files the harness put in the task folder (ledgers/pristine_manifest.json: evaluate.py, templates,
+ * the reference's evaluation_code/ with Arena-Hard's questions and HealthBench's rubrics), still
+ * byte for byte as placed. The reference gives agents these files to read; a copy an agent made or
+ * edited is judged like any other file, and one a training process read still flags.
+ */
+export class HarnessFiles {
+  private readonly sha256 = new Map<string, string>();
+
+  constructor(pristineManifestPath: string | null) {
+    if (!pristineManifestPath) return;
+    try {
+      const entries = JSON.parse(readFileSync(pristineManifestPath, 'utf8')) as Array<{
+        path?: unknown;
+        sha256?: unknown;
+      }>;
+      for (const e of entries) {
+        if (typeof e.path === 'string' && typeof e.sha256 === 'string')
+          this.sha256.set(`task/${e.path}`, e.sha256);
+      }
+    } catch {
+      // no readable manifest: no file counts as the harness's
+    }
+  }
+
+  /** Whether `rel` (relative to the trial directory) is a harness file with its placed content. */
+  isUnchanged(rel: string, hostPath: string): boolean {
+    const expected = this.sha256.get(rel.split(sep).join('/'));
+    if (!expected) return false;
+    try {
+      return createHash('sha256').update(readFileSync(hostPath)).digest('hex') === expected;
+    } catch {
+      return false;
+    }
+  }
 }

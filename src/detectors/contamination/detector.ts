@@ -9,7 +9,15 @@ import { matchTestData } from '../shared/benchmarkData.ts';
 import { readJsonLines } from '../shared/files.ts';
 import { Findings, verdictFrom } from '../shared/verdicts.ts';
 import type { Detector, DetectorContext, TrialEvidence } from '../types.ts';
-import { type Area, InstalledFiles, labelIn, type Placement, placementOf, venvChecker } from './areas.ts';
+import {
+  type Area,
+  HarnessFiles,
+  InstalledFiles,
+  labelIn,
+  type Placement,
+  placementOf,
+  venvChecker,
+} from './areas.ts';
 import { benchmarkItems, contaminationTestFile } from './benchmarkItems.ts';
 import { NgramIndex } from './ngramIndex.ts';
 import {
@@ -74,6 +82,8 @@ const WARNING_AREAS: Record<Exclude<Area, 'training' | 'final-model' | 'dataset-
   trace: 'in the trace (viewing questions is allowed)',
   'eval-records': "in the records of the agent's own evaluation runs",
   'installed-package': 'in a package file exactly as pip installed it',
+  'harness-file':
+    'in a file the harness put in the task folder, unchanged (the reference gives agents these files)',
   'package-dir': 'in a package or virtual-environment folder',
   vcs: 'in git history',
   'model-download': 'in a downloaded model repository',
@@ -138,6 +148,7 @@ export const contaminationDetector: Detector = {
     const roots = scanRoots.filter((d) => existsSync(d));
     const venv = venvChecker(roots);
     const installed = new InstalledFiles();
+    const harnessFiles = new HarnessFiles(evidence.pristineManifestPath);
     const placed = new Map<string, Placement>();
     const placementFor = (source: string): Placement => {
       const file = source.split('!')[0]!;
@@ -149,6 +160,8 @@ export const contaminationDetector: Detector = {
             : placementOf(file, hostOf(file), venv);
         if (p.area === 'package-dir' && /\/(site|dist)-packages\//.test(file))
           p = installed.isUnchanged(hostOf(file)) ? { area: 'installed-package' } : { area: 'training' };
+        if (p.area === 'training' && harnessFiles.isUnchanged(file, hostOf(file)))
+          p = { area: 'harness-file' };
         placed.set(file, p);
       }
       return p;

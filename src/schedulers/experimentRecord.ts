@@ -5,6 +5,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../core/atomicWrite.ts';
 import { UserError } from '../core/errors.ts';
 import type { HomeLayout } from '../core/paths.ts';
 import { TrialSpecSchema } from '../core/trial.ts';
+import { readUserText } from '../core/userPaths.ts';
 import { type Submission, SubmissionSchema } from './types.ts';
 
 /**
@@ -141,13 +142,21 @@ export function writeManifest(path: string, entries: readonly ManifestEntry[]): 
 
 export function readManifest(path: string): ManifestEntry[] {
   if (!existsSync(path)) return [];
-  return readFileSync(path, 'utf8')
+  const hint =
+    'The manifest is manifest.jsonl in the experiment results directory, written when `ptb run` submits.';
+  return readUserText(path, 'manifest', { hint, maxBytes: 64 * 1024 * 1024, allowEmpty: true })
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((line, i) => {
-      const parsed = ManifestEntrySchema.safeParse(JSON.parse(line));
+      let json: unknown;
+      try {
+        json = JSON.parse(line);
+      } catch {
+        json = undefined;
+      }
+      const parsed = ManifestEntrySchema.safeParse(json);
       if (!parsed.success || parsed.data.index !== i)
-        throw new UserError(`line ${i + 1} of the manifest ${path} is damaged`);
+        throw new UserError(`line ${i + 1} of the manifest ${path} is damaged`, hint);
       return parsed.data;
     });
 }

@@ -82,11 +82,18 @@ const WALK: Record<string, { cases: Case[]; home: string[] }> = {
     cases: [{ kind: 'id', argv: (x) => ['trial', 'clean', x] }],
     home: ['trial', 'clean', 'x'],
   },
+  'trial exec': {
+    cases: [{ kind: 'file', argv: (x) => ['trial', 'exec', '--manifest', x, '--index', '0'] }],
+    home: ['trial', 'exec', '--manifest', aFile, '--index', '0'],
+  },
   trials: { cases: [], home: ['trials'] },
   run: {
     cases: [{ kind: 'file', argv: (x) => ['run', '--config', x, '--dry-run'] }],
     home: ['run', '--config', aFile],
   },
+  'run status': { cases: [{ kind: 'id', argv: (x) => ['run', 'status', x] }], home: ['run', 'status', 'x'] },
+  'run cancel': { cases: [{ kind: 'id', argv: (x) => ['run', 'cancel', x] }], home: ['run', 'cancel', 'x'] },
+  'run resume': { cases: [{ kind: 'id', argv: (x) => ['run', 'resume', x] }], home: ['run', 'resume', 'x'] },
   audit: {
     cases: [
       { kind: 'id', argv: (x) => ['audit', x] },

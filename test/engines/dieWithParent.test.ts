@@ -48,6 +48,11 @@ async function gone(pid: number, withinMs: number): Promise<number> {
   return Date.now() - started;
 }
 
+async function groupGone(pgid: number, withinMs: number): Promise<void> {
+  const started = Date.now();
+  while (groupIsAlive(pgid) && Date.now() - started < withinMs) await sleep(50);
+}
+
 describe('engines die with their harness', () => {
   it('a SIGKILLed harness takes its engine group down', async () => {
     const { harness, leader, engine, logFile } = await harnessWithEngine(
@@ -56,11 +61,12 @@ describe('engines die with their harness', () => {
     );
     expect(pidIsRunning(engine)).toBe(true);
     harness.kill('SIGKILL');
-    await gone(engine, 10_000);
+    await gone(engine, 20_000);
     expect(pidIsRunning(engine)).toBe(false);
+    await groupGone(leader, 10_000);
     expect(groupIsAlive(leader)).toBe(false);
     expect(tailFile(logFile)).toContain('the ptb process that started this engine is gone');
-  }, 30_000);
+  }, 60_000);
 
   it('an engine that ignores SIGTERM is killed after the grace period', async () => {
     const { harness, leader, engine } = await harnessWithEngine(
@@ -70,8 +76,9 @@ describe('engines die with their harness', () => {
     harness.kill('SIGKILL');
     await sleep(1_000);
     expect(pidIsRunning(engine)).toBe(true); // SIGTERM ignored, grace not over
-    await gone(engine, 10_000);
+    await gone(engine, 20_000);
     expect(pidIsRunning(engine)).toBe(false);
+    await groupGone(leader, 10_000);
     expect(groupIsAlive(leader)).toBe(false);
-  }, 30_000);
+  }, 60_000);
 });

@@ -176,7 +176,8 @@ describe('waitForHealth', () => {
         waitForHealth({
           url: `http://127.0.0.1:${port}/health`,
           what: 'slow server',
-          timeoutMs: 600,
+          // Long enough for the group leader and the server to start on a loaded machine.
+          timeoutMs: 3_000,
           intervalMs: 50,
           proc,
         }),

@@ -1,4 +1,4 @@
-import { selectDetectors } from '../audit/detectorRegistry.ts';
+import { type DetectorOptions, selectDetectors, selectJudges } from '../audit/detectorRegistry.ts';
 import { runAudit } from '../audit/runAudit.ts';
 import { trialEvidence } from '../audit/trialEvidence.ts';
 import { getBenchmark } from '../benchmarks/registry.ts';
@@ -7,6 +7,19 @@ import type { TrialSpec } from '../core/trial.ts';
 import type { TrialLayout } from '../core/trialLayout.ts';
 import type { AssetCache } from '../hub/assetCache.ts';
 import type { TrialRepo } from '../store/trialRepo.ts';
+
+/**
+ * Judges the audit phase runs: PTB_JUDGES (judge ids, or `protocol` for the trial's protocol set,
+ * see detectors/judges/judgeSets.ts), none when unset — a judge needs an endpoint and a key.
+ */
+export function auditPhaseJudges(env: NodeJS.ProcessEnv, spec: TrialSpec): DetectorOptions {
+  const names = (env.PTB_JUDGES ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((s) => (s === 'protocol' ? spec.protocol : s));
+  return { env, judges: names, judgeProtocol: spec.protocol };
+}
 
 /**
  * The audit phase: every registered detector over the trial's ledgers, files and weights, combined
@@ -33,7 +46,7 @@ export async function runAuditPhase(o: {
     referenceModelPaths: o.spec.referenceModels,
   });
   const result = await runAudit(trial, evidence, {
-    detectors: selectDetectors({ env: o.env }),
+    detectors: [...selectDetectors({ env: o.env }), ...selectJudges(auditPhaseJudges(o.env, o.spec))],
     repo: o.repo,
     ctx: { home: o.home.root, env: o.env, onProgress: o.onLine },
   });

@@ -8,6 +8,7 @@ import { aggregateRuns, createJudgeDetector, parseAnswer } from '../../src/detec
 import { JUDGE_SETS, judgeUnder, resolveJudges } from '../../src/detectors/judges/judgeSets.ts';
 import { runEvidenceCommand } from '../../src/detectors/judges/tools.ts';
 import type { AuditDetectorContext } from '../../src/detectors/shared/auditContext.ts';
+import { auditPhaseJudges } from '../../src/trial/auditPhase.ts';
 import { syntheticTestItems } from '../../src/trial/selftest/syntheticGsm8k.ts';
 import { makeTrial, type TrialFixture } from '../audit/trialFixture.ts';
 import { type StandInProvider, startStandInProvider } from '../helpers/standInProviders.ts';
@@ -269,5 +270,10 @@ describe('a judge run against stand-in providers (real protocols)', () => {
     expect(() => selectJudges({ env, judges: ['v1.1'], judge: { provider: 'gemini' } })).toThrow(
       /unknown judge provider/,
     );
+    // The audit phase runs judges only when PTB_JUDGES names them; `protocol` is the trial's own set.
+    const spec = { protocol: 'v1.0' } as Parameters<typeof auditPhaseJudges>[1];
+    expect(selectJudges(auditPhaseJudges(env, spec))).toEqual([]);
+    const phase = selectJudges(auditPhaseJudges({ ...env, PTB_JUDGES: 'protocol' }, spec));
+    expect(phase.map((j) => [j.id, j.version.split(':')[2]])).toEqual([['judge:contamination-model', '1x']]);
   });
 });

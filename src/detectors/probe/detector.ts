@@ -202,6 +202,11 @@ export const likelihoodProbeDetector: Detector = {
         items: pairs.flatMap((p) => [p.test, p.twin]),
         device: gpu.length > 0 ? 'auto' : 'cpu',
         gpuDevices: gpu,
+        // One checkpoint is in host memory at a time (loaded, then moved or scored): room for the larger.
+        memoryBytes: Math.max(
+          16 * 1024 ** 3,
+          3 * Math.max(safetensorsBytes(base), safetensorsBytes(finalModel)),
+        ),
         signal: ctx.signal,
       });
     } catch (err) {

@@ -209,5 +209,4 @@ export const SELFTEST_CASES: readonly SelftestCase[] = [
     agent: { id: 'sft', config: '--steps 5 --lr 1e-2 --batch-size 4 --threads 1' },
     expect: clean(),
   },
-
 ];

@@ -104,7 +104,7 @@ export interface SelftestOptions {
 
 /** Host variables that must not reach a selftest trial: real credentials and judge/grader endpoints. */
 const SECRET_ENV =
-  /(_API_KEY|_TOKEN|_SECRET|_PASSWORD)$|^PTB_JUDGE_|^PTB_GRADER_|^PTB_RELAY_UPSTREAM_|^PTB_HF_UPSTREAM$/;
+  /(_API_KEY|_TOKEN|_SECRET|_PASSWORD)$|^PTB_JUDGE|^PTB_GRADER_|^PTB_RELAY_UPSTREAM_|^PTB_HF_UPSTREAM$/;
 
 /**
  * The environment of the selftest's trials: no real keys (the relay has none to swap in), the

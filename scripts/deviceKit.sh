@@ -22,6 +22,7 @@ cp "$(command -v bwrap)" "$KIT/bwrap"
 node scripts/buildBundle.mjs
 mkdir -p dist/bench/bridge
 cp src/sandbox/bridge/forwarder.mjs dist/bench/bridge/
+cp src/engines/dieWithParent.mjs dist/bench/
 # Benchmarks that must run where there is no tsx: bundled the same way.
 mkdir -p dist/bench
 for bench in provenance likelihoodProbe evalIsolation; do

@@ -20,7 +20,8 @@ import {
  * `--gpu-memory-utilization`, `--enable-auto-tool-choice --tool-call-parser hermes` for BFCL and
  * `--trust-remote-code` for Arena-Hard and HealthBench. Unlike the reference, which listens on
  * 0.0.0.0 and kills every GPU process between attempts, ptb listens on loopback with a random key
- * and stops only the process group it started.
+ * and stops only what it started; an untrusted checkpoint is served from the model sandbox
+ * (src/engines/serverLaunch.ts), where that loopback is the sandbox's own.
  */
 
 export interface VllmServeArgsOptions {

@@ -37,17 +37,20 @@ export function registerView(program: Command, ctx: CliContext): void {
     .option('--port <n>', 'port (0 = any free port)', parsePort, 0)
     .option('--open', 'open the dashboard in the default browser')
     .action(async (flags: { host: string; port: number; open?: boolean }) => {
-      const [{ TrialRepo }, { syncTrialIndex }, { startViewServer }] = await Promise.all([
-        import('../store/trialRepo.ts'),
-        import('../trial/trialIndex.ts'),
-        import('../web/server.ts'),
-      ]);
+      const [{ TrialRepo }, { syncTrialIndex }, { startViewServer }, { scheduledTrialStates }] =
+        await Promise.all([
+          import('../store/trialRepo.ts'),
+          import('../trial/trialIndex.ts'),
+          import('../web/server.ts'),
+          import('../schedulers/scheduledTrials.ts'),
+        ]);
       const repo = new TrialRepo(ctx.db());
       const server = await startViewServer({
         db: ctx.db(),
         host: flags.host,
         port: flags.port,
         refreshIndex: () => syncTrialIndex(repo, ctx.home),
+        scheduledStates: () => scheduledTrialStates(ctx.home, repo, ctx.env).states,
       });
       const wildcard = flags.host === '0.0.0.0' || flags.host === '::';
       ctx.stdout.write(`ptb view: ${server.url}\n`);

@@ -62,13 +62,29 @@ export const ExperimentRecordSchema = z.object({
 });
 export type ExperimentRecord = z.infer<typeof ExperimentRecordSchema>;
 
-export const ManifestEntrySchema = z.object({
+/** A manifest line as the task that runs it reads it: the whole trial spec. */
+export const ManifestTaskSchema = z.object({
   index: z.number().int().min(0),
   trialId: z.string(),
   dir: z.string(),
   spec: TrialSpecSchema,
 });
-export type ManifestEntry = z.infer<typeof ManifestEntrySchema>;
+export type ManifestTask = z.infer<typeof ManifestTaskSchema>;
+
+/** A manifest line as listings read it (1,000 lines: only the fields a status table shows are checked). */
+const ManifestLineSchema = z.object({
+  index: z.number().int().min(0),
+  trialId: z.string(),
+  dir: z.string(),
+  spec: z.object({
+    agent: z.string(),
+    baseModel: z.string(),
+    benchmark: z.string(),
+    seed: z.number(),
+    hours: z.number(),
+  }),
+});
+export type ManifestLine = z.infer<typeof ManifestLineSchema>;
 
 /** A submission about to be made: if ptb dies before sbatch answers, the next run looks for its token. */
 const PendingSubmissionSchema = z.object({
@@ -136,34 +152,43 @@ export function writeExperiment(home: HomeLayout, record: ExperimentRecord): voi
   writeJsonAtomic(homeRecordPath(home, record.experiment), record);
 }
 
-export function writeManifest(path: string, entries: readonly ManifestEntry[]): void {
-  writeFileAtomic(path, entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
+export function writeManifest(path: string, tasks: readonly ManifestTask[]): void {
+  writeFileAtomic(path, tasks.map((t) => `${JSON.stringify(t)}\n`).join(''));
 }
 
-export function readManifest(path: string): ManifestEntry[] {
+const MANIFEST_HINT =
+  'The manifest is manifest.jsonl in the experiment results directory, written when `ptb run` submits.';
+
+function manifestLines(path: string): string[] {
   if (!existsSync(path)) return [];
-  const hint =
-    'The manifest is manifest.jsonl in the experiment results directory, written when `ptb run` submits.';
-  return readUserText(path, 'manifest', { hint, maxBytes: 64 * 1024 * 1024, allowEmpty: true })
+  return readUserText(path, 'manifest', { hint: MANIFEST_HINT, maxBytes: 64 * 1024 * 1024, allowEmpty: true })
     .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((line, i) => {
-      let json: unknown;
-      try {
-        json = JSON.parse(line);
-      } catch {
-        json = undefined;
-      }
-      const parsed = ManifestEntrySchema.safeParse(json);
-      if (!parsed.success || parsed.data.index !== i)
-        throw new UserError(`line ${i + 1} of the manifest ${path} is damaged`, hint);
-      return parsed.data;
-    });
+    .filter((l) => l.trim() !== '');
 }
 
-/** Line `index` of the manifest (what one array task runs). */
-export function manifestEntry(path: string, index: number): ManifestEntry | undefined {
-  return readManifest(path)[index];
+function parseLine<T>(path: string, line: string | undefined, i: number, schema: z.ZodType<T>): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line ?? '');
+  } catch {
+    raw = undefined;
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success || (parsed.data as { index: number }).index !== i) {
+    throw new UserError(`line ${i + 1} of the manifest ${path} is damaged`, MANIFEST_HINT);
+  }
+  return parsed.data;
+}
+
+/** Every line of the manifest (trial i is line i). */
+export function readManifest(path: string): ManifestLine[] {
+  return manifestLines(path).map((line, i) => parseLine(path, line, i, ManifestLineSchema));
+}
+
+/** Line `index` of the manifest with its whole spec: what one array task runs. */
+export function manifestTask(path: string, index: number): ManifestTask | undefined {
+  const lines = manifestLines(path);
+  return index < lines.length ? parseLine(path, lines[index], index, ManifestTaskSchema) : undefined;
 }
 
 function appendLine(path: string, value: unknown): void {

@@ -5,7 +5,7 @@ import { writeFileAtomic } from '../core/atomicWrite.ts';
 import { UserError } from '../core/errors.ts';
 import { type HomeLayout, repoRoot } from '../core/paths.ts';
 import type { TrialSpec } from '../core/trial.ts';
-import type { Trial, TrialRepo } from '../store/trialRepo.ts';
+import type { TrialBrief, TrialRepo } from '../store/trialRepo.ts';
 import { cellKey } from '../trial/grid.ts';
 import { trialDirName } from '../trial/workspace.ts';
 import {
@@ -16,7 +16,8 @@ import {
   experimentFiles,
   findExperiment,
   homeRecordPath,
-  type ManifestEntry,
+  type ManifestLine,
+  type ManifestTask,
   markSubmissionPending,
   readManifest,
   readSubmissions,
@@ -117,7 +118,7 @@ export async function submitExperiment(
   const files = experimentFiles(resultsDir);
   if (!existing) refuseLocalTrials(ctx, o.experiment);
   const record = recordFor(ctx, o, resultsDir, hash, existing);
-  let entries = existing ? readManifest(files.manifest) : [];
+  let entries: ManifestLine[] = existing ? readManifest(files.manifest) : [];
   const fresh = !existing || entries.length === 0;
   if (fresh) entries = createTrials(ctx, record, files, o.specs);
   writeExperiment(ctx.home, record);
@@ -160,7 +161,7 @@ export async function submitExperiment(
 function forgetUnsubmitted(
   ctx: SchedulerContext,
   record: ExperimentRecord,
-  entries: readonly ManifestEntry[],
+  entries: readonly ManifestLine[],
 ): void {
   const files = experimentFiles(record.resultsDir);
   ctx.repo.forgetNeverRun(entries.map((e) => e.trialId));
@@ -229,7 +230,7 @@ function createTrials(
   record: ExperimentRecord,
   files: ExperimentFiles,
   specs: readonly TrialSpec[],
-): ManifestEntry[] {
+): ManifestTask[] {
   mkdirSync(files.trials, { recursive: true });
   mkdirSync(files.logs, { recursive: true });
   const entries = ctx.repo.inTransaction(() =>
@@ -337,7 +338,7 @@ export function experimentStatus(ctx: SchedulerContext, record: ExperimentRecord
   const { submissions } = readSubmissions(files);
   const polled = ctx.executor.poll(submissions);
   const submitted = new Set(submissions.flatMap((s) => s.indices));
-  const trials = new Map(ctx.repo.list({ experiment: record.experiment }).map((t) => [t.id, t]));
+  const trials = ctx.repo.briefs(record.experiment);
   const lost = ctx.repo.lostAttemptTotals();
   const runs = ctx.repo.latestRuns();
   const out: TrialRunStatus[] = entries.map((e) => {
@@ -380,7 +381,7 @@ function resultsDirUnseen(exitCode: string | null): boolean {
 }
 
 function mergeState(
-  trial: Trial | undefined,
+  trial: TrialBrief | undefined,
   task: TaskStatus | undefined,
   submitted: boolean,
 ): { state: RunState; reason: string | null } {

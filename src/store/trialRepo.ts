@@ -1,5 +1,6 @@
 import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Statement, Transaction } from 'better-sqlite3';
 import { z } from 'zod';
 import { newId } from '../core/ids.ts';
 import {
@@ -164,6 +165,8 @@ const PATCH_COLUMNS = new Set(
   } satisfies Record<keyof TrialPatch, true>),
 );
 
+export type TrialBrief = Pick<TrialRow, 'id' | 'status' | 'phase' | 'final_score' | 'error'>;
+
 export interface TrialRun {
   n: number;
   executor: string;
@@ -219,21 +222,42 @@ export function journalPath(trialDir: string): string {
  * (an upstream tree is theirs, never written) live in the rows only.
  */
 export class TrialRepo {
-  constructor(private readonly db: Db) {}
+  /** Prepared statements by their SQL (preparing costs more than running them: grids create thousands of rows). */
+  private readonly statements = new Map<string, Statement>();
+
+  constructor(private readonly db: Db) {
+    this.txn = db.transaction((fn: () => unknown) => fn());
+  }
+
+  private sql(text: string): Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  /** One transaction wrapper, made once (better-sqlite3 prepares BEGIN/COMMIT for every wrapper it makes). */
+  private readonly txn: Transaction<(fn: () => unknown) => unknown>;
+
+  private inTxn<T>(fn: () => T, mode: 'deferred' | 'immediate' = 'deferred'): T {
+    return (mode === 'immediate' ? this.txn.immediate(fn) : this.txn(fn)) as T;
+  }
 
   ensureExperiment(name: string, config?: unknown): void {
-    this.db
-      .prepare('INSERT OR IGNORE INTO experiments (name, config_json, created_at) VALUES (?, ?, ?)')
-      .run(name, config === undefined ? null : JSON.stringify(config), now());
+    this.sql('INSERT OR IGNORE INTO experiments (name, config_json, created_at) VALUES (?, ?, ?)').run(
+      name,
+      config === undefined ? null : JSON.stringify(config),
+      now(),
+    );
   }
 
   listExperiments(): { name: string; created_at: string; trials: number }[] {
-    return this.db
-      .prepare(
-        `SELECT e.name, e.created_at, COUNT(t.id) AS trials FROM experiments e
+    return this.sql(
+      `SELECT e.name, e.created_at, COUNT(t.id) AS trials FROM experiments e
          LEFT JOIN trials t ON t.experiment = e.name GROUP BY e.name ORDER BY e.created_at`,
-      )
-      .all() as { name: string; created_at: string; trials: number }[];
+    ).all() as { name: string; created_at: string; trials: number }[];
   }
 
   /**
@@ -267,7 +291,7 @@ export class TrialRepo {
   }
 
   get(id: string): Trial | undefined {
-    const row = this.db.prepare('SELECT * FROM trials WHERE id = ?').get(id);
+    const row = this.sql('SELECT * FROM trials WHERE id = ?').get(id);
     return row ? toTrial(row) : undefined;
   }
 
@@ -275,14 +299,15 @@ export class TrialRepo {
   find(idOrPrefix: string): Trial | undefined {
     const exact = this.get(idOrPrefix);
     if (exact) return exact;
-    const rows = this.db.prepare('SELECT * FROM trials WHERE id LIKE ? LIMIT 2').all(`${idOrPrefix}%`);
+    const rows = this.sql('SELECT * FROM trials WHERE id LIKE ? LIMIT 2').all(`${idOrPrefix}%`);
     return rows.length === 1 ? toTrial(rows[0]) : undefined;
   }
 
   findExternal(experiment: string, externalId: string): Trial | undefined {
-    const row = this.db
-      .prepare('SELECT * FROM trials WHERE experiment = ? AND external_id = ?')
-      .get(experiment, externalId);
+    const row = this.sql('SELECT * FROM trials WHERE experiment = ? AND external_id = ?').get(
+      experiment,
+      externalId,
+    );
     return row ? toTrial(row) : undefined;
   }
 
@@ -295,8 +320,7 @@ export class TrialRepo {
       args.push(value);
     }
     const sql = `SELECT * FROM trials ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, id`;
-    return this.db
-      .prepare(sql)
+    return this.sql(sql)
       .all(...args)
       .map(toTrial);
   }
@@ -310,16 +334,13 @@ export class TrialRepo {
   // ---- phases ----
 
   phases(trialId: string): PhaseRow[] {
-    return this.db
-      .prepare('SELECT * FROM trial_phases WHERE trial_id = ? ORDER BY started_at')
+    return this.sql('SELECT * FROM trial_phases WHERE trial_id = ? ORDER BY started_at')
       .all(trialId)
       .map((r) => PhaseRowSchema.parse(r));
   }
 
   phase(trialId: string, phase: Phase): PhaseRow | undefined {
-    const row = this.db
-      .prepare('SELECT * FROM trial_phases WHERE trial_id = ? AND phase = ?')
-      .get(trialId, phase);
+    const row = this.sql('SELECT * FROM trial_phases WHERE trial_id = ? AND phase = ?').get(trialId, phase);
     return row ? PhaseRowSchema.parse(row) : undefined;
   }
 
@@ -358,22 +379,22 @@ export class TrialRepo {
   }
 
   runs(trialId: string): TrialRun[] {
-    return (
-      this.db.prepare('SELECT * FROM trial_runs WHERE trial_id = ? ORDER BY n').all(trialId) as Row[]
-    ).map((r) => ({
-      n: Number(r.n),
-      executor: String(r.executor),
-      host: String(r.host),
-      job: r.job === null ? null : String(r.job),
-      restartCount: r.restart_count === null ? null : Number(r.restart_count),
-      gpus: JSON.parse(String(r.gpus_json)) as number[],
-      startedAt: String(r.started_at),
-    }));
+    return (this.sql('SELECT * FROM trial_runs WHERE trial_id = ? ORDER BY n').all(trialId) as Row[]).map(
+      (r) => ({
+        n: Number(r.n),
+        executor: String(r.executor),
+        host: String(r.host),
+        job: r.job === null ? null : String(r.job),
+        restartCount: r.restart_count === null ? null : Number(r.restart_count),
+        gpus: JSON.parse(String(r.gpus_json)) as number[],
+        startedAt: String(r.started_at),
+      }),
+    );
   }
 
   lostAttempts(trialId: string): LostAttempt[] {
     return (
-      this.db.prepare('SELECT * FROM trial_lost_attempts WHERE trial_id = ? ORDER BY n').all(trialId) as Row[]
+      this.sql('SELECT * FROM trial_lost_attempts WHERE trial_id = ? ORDER BY n').all(trialId) as Row[]
     ).map((r) => ({
       n: Number(r.n),
       phase: PhaseSchema.parse(r.phase),
@@ -389,28 +410,32 @@ export class TrialRepo {
 
   /** Lost attempts per trial (count and seconds) for listings: one query for all trials. */
   lostAttemptTotals(): Map<string, { attempts: number; seconds: number }> {
-    const rows = this.db
-      .prepare(
-        'SELECT trial_id, COUNT(*) AS attempts, SUM(seconds) AS seconds FROM trial_lost_attempts GROUP BY trial_id',
-      )
-      .all() as { trial_id: string; attempts: number; seconds: number }[];
+    const rows = this.sql(
+      'SELECT trial_id, COUNT(*) AS attempts, SUM(seconds) AS seconds FROM trial_lost_attempts GROUP BY trial_id',
+    ).all() as { trial_id: string; attempts: number; seconds: number }[];
     return new Map(rows.map((r) => [r.trial_id, { attempts: r.attempts, seconds: r.seconds }]));
+  }
+
+  /** Status fields of an experiment's trials by id (one query and no spec parsing: status of 1,000 trials). */
+  briefs(experiment: string): Map<string, TrialBrief> {
+    const rows = this.sql(
+      'SELECT id, status, phase, final_score, error FROM trials WHERE experiment = ?',
+    ).all(experiment) as TrialBrief[];
+    return new Map(rows.map((r) => [r.id, r]));
   }
 
   /** The latest start of every trial that has one (one query, for listings). */
   latestRuns(): Map<string, TrialRun> {
-    const rows = this.db
-      .prepare(
-        `SELECT r.* FROM trial_runs r JOIN (SELECT trial_id, MAX(n) AS n FROM trial_runs GROUP BY trial_id) m
+    const rows = this.sql(
+      `SELECT r.* FROM trial_runs r JOIN (SELECT trial_id, MAX(n) AS n FROM trial_runs GROUP BY trial_id) m
            ON m.trial_id = r.trial_id AND m.n = r.n`,
-      )
-      .all() as Row[];
+    ).all() as Row[];
     return new Map(rows.map((r) => [String(r.trial_id), runFromRow(r)]));
   }
 
   /** Run `fn` in one transaction (many trials created at once commit once). */
   inTransaction<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return this.inTxn(fn);
   }
 
   /**
@@ -418,17 +443,17 @@ export class TrialRepo {
    * never ran, e.g. a submission the scheduler refused.
    */
   forgetNeverRun(ids: readonly string[]): void {
-    this.db.transaction(() => {
+    this.inTxn(() => {
       for (const id of ids) {
         const t = this.get(id);
         if (t?.status !== 'pending' || this.phases(id).length > 0) {
           throw new Error(`trial ${id} has run; it is kept`);
         }
         this.forgetDerived(id);
-        this.db.prepare('DELETE FROM trial_journals WHERE trial_id = ?').run(id);
-        this.db.prepare('DELETE FROM trials WHERE id = ?').run(id);
+        this.sql('DELETE FROM trial_journals WHERE trial_id = ?').run(id);
+        this.sql('DELETE FROM trials WHERE id = ?').run(id);
       }
-    })();
+    });
   }
 
   // ---- the index over trial directories ----
@@ -438,11 +463,12 @@ export class TrialRepo {
    * read from where the last sync stopped). `rebuild` forgets what was read and replays everything.
    */
   syncDirs(roots: readonly string[], opts: { rebuild?: boolean } = {}): IndexSync {
-    if (opts.rebuild) this.db.prepare('DELETE FROM trial_journals').run();
+    if (opts.rebuild) this.sql('DELETE FROM trial_journals').run();
     const known = new Map(
-      (this.db.prepare('SELECT trial_id, path, offset FROM trial_journals').all() as JournalRow[]).map(
-        (r) => [r.path, r],
-      ),
+      (this.sql('SELECT trial_id, path, offset FROM trial_journals').all() as JournalRow[]).map((r) => [
+        r.path,
+        r,
+      ]),
     );
     const result: IndexSync = { trials: 0, updated: 0, skippedLines: 0 };
     const stale: string[] = [];
@@ -467,13 +493,13 @@ export class TrialRepo {
     }
     // Batches keep each write transaction short (a running trial may be waiting to record a phase).
     for (let i = 0; i < stale.length; i += 100) {
-      this.db.transaction(() => {
+      this.inTxn(() => {
         for (const dir of stale.slice(i, i + 100)) {
           const synced = this.syncDir(dir);
           if (synced.updated) result.updated++;
           result.skippedLines += synced.skippedLines;
         }
-      })();
+      });
     }
     return result;
   }
@@ -481,10 +507,10 @@ export class TrialRepo {
   /** Apply what is new in one trial directory's journal; returns the trial id (null: no journal). */
   syncDir(dir: string): { trialId: string | null; updated: boolean; skippedLines: number } {
     const path = journalPath(dir);
-    return this.db.transaction(() => {
-      const row = this.db
-        .prepare('SELECT trial_id, path, offset FROM trial_journals WHERE path = ?')
-        .get(path) as JournalRow | undefined;
+    return this.inTxn(() => {
+      const row = this.sql('SELECT trial_id, path, offset FROM trial_journals WHERE path = ?').get(path) as
+        | JournalRow
+        | undefined;
       const from = row && statSafeSize(path) >= row.offset ? row.offset : 0;
       const read = readJournal(path, from);
       if (from === 0) {
@@ -505,12 +531,12 @@ export class TrialRepo {
       for (const event of read.events) this.apply(row!.trial_id, dir, event);
       this.setOffset(row!.trial_id, path, read.end);
       return { trialId: row!.trial_id, updated: read.events.length > 0, skippedLines: read.skipped };
-    })();
+    });
   }
 
   /** A change to a trial: journal first (ptb trials), then the rows. */
   private change(trialId: string, event: NewJournalEvent, durable = true): void {
-    const where = this.db.prepare('SELECT dir, source FROM trials WHERE id = ?').get(trialId) as
+    const where = this.sql('SELECT dir, source FROM trials WHERE id = ?').get(trialId) as
       | { dir: string; source: string }
       | undefined;
     if (!where) return;
@@ -523,39 +549,35 @@ export class TrialRepo {
 
   /** Trials created before journals existed keep living in the rows only. */
   private hasJournal(trialId: string): boolean {
-    return this.db.prepare('SELECT 1 FROM trial_journals WHERE trial_id = ?').get(trialId) !== undefined;
+    return this.sql('SELECT 1 FROM trial_journals WHERE trial_id = ?').get(trialId) !== undefined;
   }
 
   private record(trialId: string, dir: string, event: NewJournalEvent, durable: boolean): void {
     const full = { ts: now(), ...event } as JournalEvent;
     const path = journalPath(dir);
-    this.db
-      .transaction(() => {
-        // Events another process appended since this index last read the journal come first.
-        if (event.event !== 'created') this.syncDir(dir);
-        const end = appendJournal(path, full, durable);
-        this.apply(trialId, dir, full);
-        this.setOffset(trialId, path, end);
-      })
-      .immediate();
+    this.inTxn(() => {
+      // Events another process appended since this index last read the journal come first.
+      if (event.event !== 'created') this.syncDir(dir);
+      const end = appendJournal(path, full, durable);
+      this.apply(trialId, dir, full);
+      this.setOffset(trialId, path, end);
+    }, 'immediate');
   }
 
   private setOffset(trialId: string, path: string, offset: number): void {
-    this.db
-      .prepare(
-        `INSERT INTO trial_journals (trial_id, path, offset) VALUES (?, ?, ?)
+    this.sql(
+      `INSERT INTO trial_journals (trial_id, path, offset) VALUES (?, ?, ?)
          ON CONFLICT (trial_id) DO UPDATE SET path = excluded.path, offset = excluded.offset`,
-      )
-      .run(trialId, path, offset);
+    ).run(trialId, path, offset);
   }
 
   /** Rows derived from a trial's journal, dropped before the journal is replayed from its start. */
   private forgetDerived(trialId: string): void {
-    this.db
-      .prepare('DELETE FROM verdicts WHERE audit_id IN (SELECT id FROM audits WHERE trial_id = ?)')
-      .run(trialId);
+    this.sql('DELETE FROM verdicts WHERE audit_id IN (SELECT id FROM audits WHERE trial_id = ?)').run(
+      trialId,
+    );
     for (const table of ['audits', 'trial_phases', 'trial_runs', 'trial_lost_attempts']) {
-      this.db.prepare(`DELETE FROM ${table} WHERE trial_id = ?`).run(trialId);
+      this.sql(`DELETE FROM ${table} WHERE trial_id = ?`).run(trialId);
     }
   }
 
@@ -567,9 +589,8 @@ export class TrialRepo {
     origin: { source: 'ptb' | 'import'; externalId: string | null; runNumber: number | null },
   ): void {
     this.ensureExperiment(spec.experiment);
-    this.db
-      .prepare(
-        `INSERT INTO trials (id, experiment, agent, agent_config, base_model, benchmark, hours, gpus, seed,
+    this.sql(
+      `INSERT INTO trials (id, experiment, agent, agent_config, base_model, benchmark, hours, gpus, seed,
           sandbox, spec_json, dir, source, external_id, run_number, status, created_at, updated_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)
          ON CONFLICT (id) DO UPDATE SET experiment = excluded.experiment, agent = excluded.agent,
@@ -579,26 +600,25 @@ export class TrialRepo {
           agent_outcome = NULL, agent_seconds = NULL, accuracy = NULL, final_score = NULL, substituted = NULL,
           audit_verdict = NULL, input_tokens = NULL, output_tokens = NULL, cost_usd = NULL, error = NULL,
           created_at = excluded.created_at, updated_at = excluded.updated_at, finished_at = NULL`,
-      )
-      .run(
-        id,
-        spec.experiment,
-        spec.agent,
-        spec.agentConfig,
-        spec.baseModel,
-        spec.benchmark,
-        spec.hours,
-        spec.gpus,
-        spec.seed,
-        spec.sandbox,
-        JSON.stringify(spec),
-        dir,
-        origin.source,
-        origin.externalId,
-        origin.runNumber,
-        at,
-        at,
-      );
+    ).run(
+      id,
+      spec.experiment,
+      spec.agent,
+      spec.agentConfig,
+      spec.baseModel,
+      spec.benchmark,
+      spec.hours,
+      spec.gpus,
+      spec.seed,
+      spec.sandbox,
+      JSON.stringify(spec),
+      dir,
+      origin.source,
+      origin.externalId,
+      origin.runNumber,
+      at,
+      at,
+    );
   }
 
   /** One event onto the rows; replaying a journal's events in order rebuilds the trial's rows. */
@@ -620,39 +640,33 @@ export class TrialRepo {
         this.applyAudit(trialId, e);
         return;
       case 'run':
-        this.db
-          .prepare(
-            `INSERT INTO trial_runs (trial_id, n, executor, host, job, restart_count, gpus_json, started_at)
+        this.sql(
+          `INSERT INTO trial_runs (trial_id, n, executor, host, job, restart_count, gpus_json, started_at)
              VALUES (?, (SELECT COALESCE(MAX(n), 0) + 1 FROM trial_runs WHERE trial_id = ?), ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(trialId, trialId, e.executor, e.host, e.job, e.restartCount, JSON.stringify(e.gpus), e.ts);
+        ).run(trialId, trialId, e.executor, e.host, e.job, e.restartCount, JSON.stringify(e.gpus), e.ts);
         return;
       case 'attempt-lost': {
-        this.db
-          .prepare(
-            `INSERT INTO trial_lost_attempts (trial_id, n, phase, reset_from, reason, seconds, started_at, lost_at,
+        this.sql(
+          `INSERT INTO trial_lost_attempts (trial_id, n, phase, reset_from, reason, seconds, started_at, lost_at,
                kept_in, restart_count)
              VALUES (?, (SELECT COALESCE(MAX(n), 0) + 1 FROM trial_lost_attempts WHERE trial_id = ?), ?, ?, ?, ?, ?, ?, ?, ?)`,
-          )
-          .run(
-            trialId,
-            trialId,
-            e.phase,
-            e.resetFrom,
-            e.reason,
-            e.seconds,
-            e.startedAt,
-            e.ts,
-            e.keptIn,
-            e.restartCount,
-          );
+        ).run(
+          trialId,
+          trialId,
+          e.phase,
+          e.resetFrom,
+          e.reason,
+          e.seconds,
+          e.startedAt,
+          e.ts,
+          e.keptIn,
+          e.restartCount,
+        );
         this.applyPatch(trialId, { phase: null }, e.ts);
         const redone = PHASES.slice(PHASES.indexOf(e.resetFrom));
-        this.db
-          .prepare(
-            `DELETE FROM trial_phases WHERE trial_id = ? AND phase IN (${redone.map(() => '?').join(', ')})`,
-          )
-          .run(trialId, ...redone);
+        this.sql(
+          `DELETE FROM trial_phases WHERE trial_id = ? AND phase IN (${redone.map(() => '?').join(', ')})`,
+        ).run(trialId, ...redone);
         return;
       }
     }
@@ -663,43 +677,35 @@ export class TrialRepo {
     if (cols.length === 0) return;
     const sets = cols.map(([k]) => `${k} = ?`).join(', ');
     const values = cols.map(([, v]) => (typeof v === 'boolean' ? (v ? 1 : 0) : v));
-    this.db.prepare(`UPDATE trials SET ${sets}, updated_at = ? WHERE id = ?`).run(...values, at, trialId);
+    this.sql(`UPDATE trials SET ${sets}, updated_at = ? WHERE id = ?`).run(...values, at, trialId);
   }
 
   private applyPhase(trialId: string, e: Extract<JournalEvent, { event: 'phase' }>): void {
     if (e.status === 'started') {
-      this.db
-        .prepare(
-          `INSERT INTO trial_phases (trial_id, phase, status, started_at) VALUES (?, ?, 'started', ?)
+      this.sql(
+        `INSERT INTO trial_phases (trial_id, phase, status, started_at) VALUES (?, ?, 'started', ?)
            ON CONFLICT (trial_id, phase) DO UPDATE SET status = 'started', error = NULL, finished_at = NULL`,
-        )
-        .run(trialId, e.phase, e.ts);
+      ).run(trialId, e.phase, e.ts);
       this.applyPatch(trialId, { phase: e.phase, status: 'running' }, e.ts);
       return;
     }
     if (e.status === 'completed') {
-      this.db
-        .prepare(
-          `UPDATE trial_phases SET status = 'completed', result_json = ?, finished_at = ? WHERE trial_id = ? AND phase = ?`,
-        )
-        .run(JSON.stringify(e.result ?? null), e.ts, trialId, e.phase);
+      this.sql(
+        `UPDATE trial_phases SET status = 'completed', result_json = ?, finished_at = ? WHERE trial_id = ? AND phase = ?`,
+      ).run(JSON.stringify(e.result ?? null), e.ts, trialId, e.phase);
       return;
     }
-    this.db
-      .prepare(
-        `UPDATE trial_phases SET status = 'failed', error = ?, finished_at = ? WHERE trial_id = ? AND phase = ?`,
-      )
-      .run(e.error ?? null, e.ts, trialId, e.phase);
+    this.sql(
+      `UPDATE trial_phases SET status = 'failed', error = ?, finished_at = ? WHERE trial_id = ? AND phase = ?`,
+    ).run(e.error ?? null, e.ts, trialId, e.phase);
   }
 
   private applyAudit(trialId: string, e: Extract<JournalEvent, { event: 'audit' }>): void {
-    const inserted = this.db
-      .prepare(
-        'INSERT OR IGNORE INTO audits (id, trial_id, combined, policy, summary, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-      )
-      .run(e.id, trialId, e.combined, e.policy, e.summary, e.ts);
+    const inserted = this.sql(
+      'INSERT OR IGNORE INTO audits (id, trial_id, combined, policy, summary, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(e.id, trialId, e.combined, e.policy, e.summary, e.ts);
     if (inserted.changes === 0) return;
-    const insert = this.db.prepare(
+    const insert = this.sql(
       'INSERT INTO verdicts (audit_id, detector, version, verdict, rule, summary, evidence_json) VALUES (?, ?, ?, ?, ?, ?, ?)',
     );
     for (const v of e.verdicts) {
@@ -726,16 +732,15 @@ export class TrialRepo {
     id: string = newId('audit'),
   ): AuditRow {
     this.change(trialId, { event: 'audit', id, combined, policy, summary, verdicts });
-    const row = this.db.prepare('SELECT * FROM audits WHERE id = ?').get(id);
+    const row = this.sql('SELECT * FROM audits WHERE id = ?').get(id);
     return AuditRowSchema.parse(row);
   }
 
   audits(trialId: string): AuditWithVerdicts[] {
-    const audits = this.db
-      .prepare('SELECT * FROM audits WHERE trial_id = ? ORDER BY created_at, id')
+    const audits = this.sql('SELECT * FROM audits WHERE trial_id = ? ORDER BY created_at, id')
       .all(trialId)
       .map((r) => AuditRowSchema.parse(r));
-    const verdicts = this.db.prepare('SELECT * FROM verdicts WHERE audit_id = ? ORDER BY detector');
+    const verdicts = this.sql('SELECT * FROM verdicts WHERE audit_id = ? ORDER BY detector');
     return audits.map((a) => ({
       ...a,
       verdicts: (verdicts.all(a.id) as Record<string, unknown>[]).map((v) => ({
@@ -763,20 +768,17 @@ export class TrialRepo {
     source: string;
     evalRunId?: string;
   }): void {
-    this.db
-      .prepare(
-        'INSERT INTO baselines (model, benchmark, kind, accuracy, source, eval_run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-      )
-      .run(b.model, b.benchmark, b.kind, b.accuracy, b.source, b.evalRunId ?? null, now());
+    this.sql(
+      'INSERT INTO baselines (model, benchmark, kind, accuracy, source, eval_run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    ).run(b.model, b.benchmark, b.kind, b.accuracy, b.source, b.evalRunId ?? null, now());
   }
 
   /** Newest baseline per (model, benchmark). */
   baselines(): BaselineRow[] {
-    return this.db
-      .prepare(
-        `SELECT * FROM baselines b WHERE id = (SELECT id FROM baselines c WHERE c.model = b.model
+    return this.sql(
+      `SELECT * FROM baselines b WHERE id = (SELECT id FROM baselines c WHERE c.model = b.model
            AND c.benchmark = b.benchmark ORDER BY created_at DESC, id DESC LIMIT 1) ORDER BY model, benchmark`,
-      )
+    )
       .all()
       .map((r) => BaselineRowSchema.parse(r));
   }

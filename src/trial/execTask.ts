@@ -5,7 +5,7 @@ import { UserError } from '../core/errors.ts';
 import type { HomeLayout } from '../core/paths.ts';
 import type { EvalEvent } from '../eval/runEval.ts';
 import { AssetCache } from '../hub/assetCache.ts';
-import { ExperimentRecordSchema, manifestEntry } from '../schedulers/experimentRecord.ts';
+import { ExperimentRecordSchema, manifestTask } from '../schedulers/experimentRecord.ts';
 import { openDb } from '../store/db.ts';
 import { EvalRepo } from '../store/evalRepo.ts';
 import { journalPath, type Trial, TrialRepo } from '../store/trialRepo.ts';
@@ -47,7 +47,7 @@ export async function execManifestTask(o: {
       'the results directory must be on a filesystem every compute node sees (scheduler.results_dir)',
     );
   }
-  const entry = manifestEntry(o.manifest, o.index);
+  const entry = manifestTask(o.manifest, o.index);
   if (!entry) throw new UserError(`the manifest ${o.manifest} has no task ${o.index}`);
   const record = ExperimentRecordSchema.parse(
     JSON.parse(readFileSync(join(dirname(o.manifest), 'experiment.json'), 'utf8')),

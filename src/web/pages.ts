@@ -7,6 +7,7 @@ import {
   LEDGERS,
   type LedgerName,
   type LiveStatus,
+  readTailCapped,
   type SampleFilter,
   type TrialData,
   type TrialSummary,
@@ -270,6 +271,7 @@ export function trialPage(data: TrialData, t: Trial): string {
   ])}
   <details><summary>Full spec (JSON)</summary><pre>${json(d.spec)}</pre></details>
   </section>
+  ${schedulerSection(data, t)}
   <section><h2>Outcome</h2>
   ${kv([
     ['Agent outcome', s.agentOutcome],
@@ -728,6 +730,43 @@ export function comparePage(
     active: '/compare',
     body: html`<h1>Compare two trials</h1>${form}${content}`,
   });
+}
+
+/** A trial run by a batch scheduler: where and how it runs, its restarts, and its Slurm log. */
+function schedulerSection(data: TrialData, t: Trial): SafeHtml {
+  const sched = data.scheduled(t.id);
+  const lost = data.trials.lostAttempts(t.id);
+  if (!sched && lost.length === 0) return html``;
+  const lostText = lost.length
+    ? `${lost.length} (${lost.map((l) => `${l.phase}: ${l.reason}, ${duration(l.seconds)} lost`).join('; ')})`
+    : '0';
+  return html`<section><h2>Scheduler</h2>
+  ${kv([
+    ['State', sched ? badge(sched.state) : null],
+    ['Slurm state', sched?.schedulerState ?? null],
+    ['Job', sched?.job ?? null],
+    ['Node', sched?.node ?? null],
+    ['Restarts', lostText],
+    ['Why', sched?.reason ?? null],
+    ['Log', sched ? html`<a href="${href(['trials', t.id, 'log'])}">${sched.log}</a>` : null],
+  ])}
+  </section>`;
+}
+
+/** The tail of a scheduled trial's Slurm log (appended across requeues and resubmissions). */
+export function schedulerLogPage(data: TrialData, t: Trial): string {
+  const sched = data.scheduled(t.id);
+  const log = sched ? readTailCapped(sched.log, 256 * 1024) : null;
+  const body = html`<h1 class="mono"><a href="${href(['trials', t.id])}">${t.id}</a> · Slurm log</h1>
+  ${
+    !sched
+      ? html`<p>This trial was not run by a batch scheduler.</p>`
+      : !log
+        ? html`<p>No log yet at <span class="mono">${sched.log}</span> (the task has not started).</p>`
+        : html`<p class="mono">${sched.log} · ${bytesText(log.bytes)}${log.truncated ? ' · the last 256 KiB' : ''}</p>
+  <pre>${log.text}</pre>`
+  }`;
+  return page({ title: `${t.id} log`, active: 'trials', body });
 }
 
 export function errorPage(status: number, message: string): string {

@@ -19,12 +19,13 @@ import {
   ledgerPage,
   SAMPLES_PAGE,
   samplesPage,
+  schedulerLogPage,
   TRACE_PAGE,
   tracePage,
   trialPage,
   trialsPage,
 } from './pages.ts';
-import { isLedgerName, MAX_PAGE, TrialData } from './trialData.ts';
+import { isLedgerName, MAX_PAGE, type ScheduledView, TrialData } from './trialData.ts';
 
 export interface ViewServerOptions {
   db: Db;
@@ -36,7 +37,11 @@ export interface ViewServerOptions {
   token?: string;
   /** Re-index trial directories (written by other hosts); called at start and at most every 2 s on requests. */
   refreshIndex?: () => void;
+  /** States of trials run by a batch scheduler (one scheduler query per experiment); asked at most every 10 s. */
+  scheduledStates?: () => Map<string, ScheduledView>;
 }
+
+const SCHEDULER_INTERVAL_MS = 10_000;
 
 const REFRESH_INTERVAL_MS = 2000;
 
@@ -125,6 +130,18 @@ export async function startViewServer(opts: ViewServerOptions): Promise<ViewServ
     opts.refreshIndex();
   };
   refresh();
+  if (opts.scheduledStates) {
+    const ask = opts.scheduledStates;
+    let states = new Map<string, ScheduledView>();
+    let askedAt = 0;
+    data.scheduled = (id) => {
+      if (Date.now() - askedAt >= SCHEDULER_INTERVAL_MS) {
+        askedAt = Date.now();
+        states = ask();
+      }
+      return states.get(id);
+    };
+  }
   let port = 0;
 
   const security = (res: ServerResponse) => {
@@ -219,6 +236,7 @@ export async function startViewServer(opts: ViewServerOptions): Promise<ViewServ
     if (head === 'trials' && rest.length >= 1) {
       const t = findTrial(rest[0]!);
       if (rest.length === 1) return htmlReply(trialPage(data, t));
+      if (rest[1] === 'log' && rest.length === 2) return htmlReply(schedulerLogPage(data, t));
       if (rest[1] === 'trace' && rest.length === 2) {
         return htmlReply(
           tracePage(data, t, {

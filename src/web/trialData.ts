@@ -68,7 +68,8 @@ export interface GpuUse {
 }
 
 export interface LiveStatus {
-  status: Trial['status'];
+  /** The trial's status, or for a trial run by a batch scheduler its merged state (`ptb run status`). */
+  status: string;
   phase: string | null;
   /** Seconds of the agent's budget left while the agent phase runs; null otherwise. */
   timeLeftSeconds: number | null;
@@ -87,7 +88,7 @@ export interface TrialSummary {
   benchmark: string;
   hours: number;
   seed: number;
-  status: Trial['status'];
+  status: string;
   phase: string | null;
   agentOutcome: string | null;
   auditVerdict: string | null;
@@ -124,8 +125,21 @@ export interface EvalRunSummary {
   demo: boolean;
 }
 
+/** What a batch scheduler says about a trial it runs (schedulers/experimentRun.ts TrialRunStatus). */
+export interface ScheduledView {
+  state: string;
+  schedulerState: string | null;
+  job: string | null;
+  node: string | null;
+  log: string;
+  reason: string | null;
+}
+
 /** Read access to the store and trial files for the dashboard. Never writes. */
 export class TrialData {
+  /** Trials run by a batch scheduler, by id (set by the server; none otherwise). */
+  scheduled: (id: string) => ScheduledView | undefined = () => undefined;
+
   readonly trials: TrialRepo;
   readonly evals: EvalRepo;
   readonly indexes = new LineIndexCache();
@@ -192,7 +206,7 @@ export class TrialData {
       benchmark: t.benchmark,
       hours: t.hours,
       seed: t.seed,
-      status: t.status,
+      status: this.scheduled(t.id)?.state ?? t.status,
       phase: t.phase,
       agentOutcome: t.agent_outcome,
       auditVerdict: t.audit_verdict,
@@ -224,7 +238,14 @@ export class TrialData {
       const last = this.lastInRunAccuracy(layout.ledgers.inRunEvals);
       if (last !== null) score = { value: last, source: 'in-run' };
     }
-    return { status: t.status, phase: t.phase, timeLeftSeconds, agentSeconds, gpu, score };
+    return {
+      status: this.scheduled(t.id)?.state ?? t.status,
+      phase: t.phase,
+      timeLeftSeconds,
+      agentSeconds,
+      gpu,
+      score,
+    };
   }
 
   /** Accuracy of the newest in-run evaluation that produced one (ledgers are short: read it all). */
@@ -704,6 +725,28 @@ export function readTextCapped(
     const take = Math.min(size, maxBytes);
     const buf = Buffer.allocUnsafe(take);
     const n = take > 0 ? readSync(fd, buf, 0, take, 0) : 0;
+    return { text: buf.subarray(0, n).toString('utf8'), bytes: size, truncated: size > take };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The last `maxBytes` of a file (a log's newest lines), or null when it cannot be read. */
+export function readTailCapped(
+  path: string,
+  maxBytes: number,
+): { text: string; bytes: number; truncated: boolean } | null {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return null;
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const take = Math.min(size, maxBytes);
+    const buf = Buffer.allocUnsafe(take);
+    const n = take > 0 ? readSync(fd, buf, 0, take, size - take) : 0;
     return { text: buf.subarray(0, n).toString('utf8'), bytes: size, truncated: size > take };
   } finally {
     closeSync(fd);

@@ -4,8 +4,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { homeLayout } from '../../src/core/paths.ts';
 import { experimentFiles } from '../../src/schedulers/experimentRecord.ts';
 import type { ExperimentStatus } from '../../src/schedulers/experimentRun.ts';
+import { scheduledTrialStates } from '../../src/schedulers/scheduledTrials.ts';
 import { openDb } from '../../src/store/db.ts';
 import { journalPath, TrialRepo } from '../../src/store/trialRepo.ts';
+import { syncTrialIndex } from '../../src/trial/trialIndex.ts';
+import { startViewServer } from '../../src/web/server.ts';
 import { runCli, tempHome } from '../helpers/runCli.ts';
 import {
   canRunSlurm,
@@ -214,6 +217,35 @@ describe.skipIf(!canRunSlurm)('ptb on a real Slurm cluster', () => {
       (s) => s.trials[target.index]?.state === 'cancelled' && s.counts.completed === 1,
     );
     expect(cancelled.trials[target.index]!.schedulerState).toMatch(/^CANCELLED/);
+    // `ptb trials` and `ptb view` show the same state and link the task's Slurm log.
+    const listed = (await cli('trials', '--experiment', 'cancel', '--json')).stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { id: string; state: string; scheduler: { log: string } | null });
+    expect(listed.find((t) => t.id === target.trialId)).toMatchObject({
+      state: 'cancelled',
+      scheduler: { log: target.log },
+    });
+    const r = repo();
+    const view = await startViewServer({
+      db: openDb(homeLayout(home).db),
+      refreshIndex: () => syncTrialIndex(r, homeLayout(home)),
+      scheduledStates: () => scheduledTrialStates(homeLayout(home), r, env).states,
+    });
+    try {
+      const api = (await (await fetch(`${view.url}api/trials?experiment=cancel`)).json()) as {
+        id: string;
+        status: string;
+      }[];
+      expect(api.find((t) => t.id === target.trialId)?.status).toBe('cancelled');
+      const page = await (await fetch(`${view.url}trials/${target.trialId}`)).text();
+      expect(page).toContain(`/trials/${target.trialId}/log`);
+      const log = await (await fetch(`${view.url}trials/${target.trialId}/log`)).text();
+      expect(log).toMatch(/ptb: task \d+_1 on /);
+      expect(log).toMatch(/stopping the trial \(cancelled\)/);
+    } finally {
+      await view.close();
+    }
     const resume = await cli('run', 'resume', 'cancel', '--json');
     expect(resume.code, resume.stderr).toBe(0);
     expect(JSON.parse(resume.stdout)).toMatchObject({ indices: [target.index] });

@@ -91,9 +91,10 @@ export function batchScript(o: BatchScriptOptions): string {
 ${options.map((opt) => `#SBATCH ${opt}`).join('\n')}
 
 set -u
+export USER="\${USER:-$(id -un)}"
 manifest=${shellQuote(o.manifest)}
 task="\${SLURM_ARRAY_JOB_ID}_\${SLURM_ARRAY_TASK_ID}"
-echo "ptb: task $task on $(hostname) (restart \${SLURM_RESTART_COUNT:-0}) at $(date -u +%FT%TZ)"
+echo "ptb: task $task on $(hostname) (restart \${SLURM_RESTART_COUNT:-0}) at $(date -u +%FT%T.%3NZ)"
 if [ ! -r "$manifest" ]; then
   echo "ptb: the results directory ${o.resultsDir} is not visible on $(hostname): put it on a filesystem the compute nodes share" >&2
   exit ${EXEC_EXIT.resultsDirMissing}

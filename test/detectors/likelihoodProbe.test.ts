@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -233,6 +233,22 @@ describe('likelihood probe detector (tiny model, sandboxed scorer)', () => {
     expect(similar.verdict.verdict, similar.verdict.summary).toBe('clean');
     expect(similar.verdict.summary).toMatch(/no excess likelihood on the test items: answer d_z/);
   }, 300_000);
+
+  it('does not probe a large checkpoint without a GPU, and says so', async () => {
+    const big = join(root, 'big-base');
+    mkdirSync(big, { recursive: true });
+    writeFileSync(join(big, 'model.safetensors'), '');
+    truncateSync(join(big, 'model.safetensors'), 600 * 1024 ** 2); // sparse: only the size matters here
+    const { evidence: e, auditDir } = evidence(base);
+    const verdict = await likelihoodProbeDetector.inspect({ ...e, baseModelPath: big }, {
+      home: join(root, 'home'),
+      env: process.env,
+      auditDir,
+    } as never);
+    expect(verdict.verdict).toBe('clean');
+    expect(verdict.summary).toMatch(/not probed: no GPU/);
+    expect(verdict.evidence[0]).toMatchObject({ rule: 'probe-needs-gpu', severity: 'warning' });
+  });
 
   it('is clean for the base itself and without final_model; unverified for pickled weights only', async () => {
     const same = await inspect(base);

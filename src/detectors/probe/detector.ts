@@ -37,8 +37,11 @@ export const PROBE_RULE = {
   minDz: 0.5,
   minMean: 0.005,
   permutations: 20_000,
-  /** Pairs probed on CPU for checkpoints above cpuLargeBytes (a 1.7B model on CPU takes minutes per hundred). */
-  cpuPairLimit: 200,
+  /**
+   * Without a GPU, checkpoints above this are not probed (a 1.7B model needs about a minute per pair
+   * on two CPU cores, and the few pairs that would fit a time budget cannot reach significance):
+   * the verdict says so with a warning; `ptb audit` on a GPU machine probes it.
+   */
   cpuLargeBytes: 512 * 1024 ** 2,
 } as const;
 
@@ -162,11 +165,17 @@ export const likelihoodProbeDetector: Detector = {
     let pairs: ProbePair[];
     let skipped = 0;
     const gpu = evidence.spec.gpus > 0 ? hostGpuDevices() : [];
-    const limit =
-      gpu.length === 0 && safetensorsBytes(base) > PROBE_RULE.cpuLargeBytes ? PROBE_RULE.cpuPairLimit : null;
+    if (gpu.length === 0 && safetensorsBytes(base) > PROBE_RULE.cpuLargeBytes) {
+      findings.warn(
+        'probe-needs-gpu',
+        base,
+        `the base checkpoint is ${Math.round(safetensorsBytes(base) / 1024 ** 2)} MB and no GPU is available to this audit: not probed (re-run \`ptb audit\` where the trial's GPUs are)`,
+      );
+      return verdictFrom(self, findings, 'not probed: no GPU for a checkpoint of this size');
+    }
     try {
       const prepared = await preparedFor(evidence, ctx.home);
-      ({ pairs, skipped } = probePairs(benchmark, prepared, { limit, seed: 0 }));
+      ({ pairs, skipped } = probePairs(benchmark, prepared, { seed: 0 }));
     } catch (err) {
       findings.unknown(
         'test-data-unusable',
@@ -236,7 +245,6 @@ export const likelihoodProbeDetector: Detector = {
       benchmark,
       pairs: pairs.length,
       skipped,
-      limit,
       device: out.device,
       timings: out.timings,
       rule,

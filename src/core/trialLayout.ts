@@ -42,6 +42,8 @@ export function trialLayout(root: string) {
       manifestStart: join(ledgers, 'manifest_start.json'),
       manifestEnd: join(ledgers, 'manifest_end.json'),
       sandbox: join(ledgers, 'sandbox.json'),
+      /** The GPU gate's answer and the GPUs (host indices, UUIDs, device nodes) the agent was given. */
+      gpus: join(ledgers, 'gpus.json'),
       /** One line per final-evaluation engine attempt run in the model sandbox (what it saw, how it ended). */
       evalSandbox: join(ledgers, 'eval_sandbox.jsonl'),
     },

@@ -29,7 +29,7 @@ import {
   readlinkSync,
   statSync,
 } from 'node:fs';
-import { delimiter, dirname, join } from 'node:path';
+import { delimiter, dirname, join, posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { UserError } from '../core/errors.ts';
 import { straceOptions } from '../ledgers/straceParser.ts';
@@ -369,7 +369,9 @@ export function bwrapArgs(
   args.push(...baseSystemArgs(spec.system ?? 'full'));
   if (spec.proc !== false) args.push('--proc', '/proc');
   args.push('--dev', '/dev');
-  for (const device of spec.devices ?? []) args.push('--dev-bind', device, device);
+  // A node is bound at /dev/<name> inside, wherever the host keeps it (PTB_NVIDIA_DEV_DIR).
+  for (const device of spec.devices ?? [])
+    args.push('--dev-bind', device, posix.join('/dev', posix.basename(device)));
   if (spec.sysfs) args.push('--ro-bind', '/sys', '/sys');
   if (spec.hostname !== undefined) args.push('--hostname', spec.hostname);
   if (spec.tmpSizeBytes !== undefined) args.push('--size', String(Math.floor(spec.tmpSizeBytes)));

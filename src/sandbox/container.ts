@@ -117,7 +117,7 @@ export interface ToContainerOptions {
   shmSizeBytes?: number;
 }
 
-const NVIDIA_DEVICE = /^\/dev\/nvidia/;
+const NVIDIA_DEVICE = /(^|\/)nvidia[^/]*$/;
 
 /**
  * A bwrap SandboxSpec as a ContainerSpec. Throws a UserError for what a container cannot give the

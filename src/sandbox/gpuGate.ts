@@ -194,6 +194,20 @@ function deviceMinor(busId: string, procRoot: string): number | null {
   }
 }
 
+/**
+ * Where the NVIDIA device nodes are: /dev, or PTB_NVIDIA_DEV_DIR for hosts that expose them elsewhere
+ * (and tests, which point it at stand-in nodes on machines without NVIDIA GPUs). Sandboxes bind them
+ * at /dev/<name> either way.
+ */
+export function nvidiaDevDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env.PTB_NVIDIA_DEV_DIR || '/dev';
+}
+
+/** An NVIDIA driver is loaded: its control node exists. */
+export function nvidiaDriverPresent(env: NodeJS.ProcessEnv = process.env): boolean {
+  return existsSync(join(nvidiaDevDir(env), 'nvidiactl'));
+}
+
 export interface GpuDeviceOptions extends GpuGateOptions {
   /** Where /dev and /proc live (tests point these at fakes). */
   devRoot?: string;
@@ -210,7 +224,7 @@ const CONTROL_DEVICES = ['nvidiactl', 'nvidia-uvm', 'nvidia-uvm-tools', 'nvidia-
  */
 export function gpuDevices(indices: readonly number[], options: GpuDeviceOptions = {}): string[] {
   if (indices.length === 0) return [];
-  const devRoot = options.devRoot ?? '/dev';
+  const devRoot = options.devRoot ?? nvidiaDevDir(options.env ?? process.env);
   const procRoot = options.procRoot ?? '/proc';
   const { gpus } = listGpus(options);
   const devices = CONTROL_DEVICES.map((name) => join(devRoot, name));

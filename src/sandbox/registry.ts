@@ -13,6 +13,7 @@ import { apptainerCapabilities, runInApptainer } from './apptainer.ts';
 import { isBwrapAvailable, runInSandbox, type SandboxResult, type SandboxSpec } from './bwrap.ts';
 import type { SandboxCapabilities } from './capabilities.ts';
 import { type ContainerSpec, type ToContainerOptions, toContainerSpec } from './container.ts';
+import { nvidiaDriverPresent } from './gpuGate.ts';
 import { defaultImage } from './imageBuild.ts';
 import { podmanCapabilities, runInPodman } from './podman.ts';
 import { runUnsandboxed } from './unsandboxed.ts';
@@ -34,7 +35,7 @@ export interface SandboxBackend {
 
 function bwrapCapabilities(): SandboxCapabilities {
   const available = isBwrapAvailable();
-  const gpus = existsSync('/dev/nvidiactl');
+  const gpus = nvidiaDriverPresent();
   return {
     available,
     gpus: available && gpus,

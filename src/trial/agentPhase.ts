@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { agentInstallDir, agentSandboxPaths, installAgent } from '../agents/install.ts';
 import { writeAgentHome } from '../agents/solveScript.ts';
 import type { AgentDefinition, AgentRunContext } from '../agents/types.ts';
+import { writeJsonAtomic } from '../core/atomicWrite.ts';
 import { UserError } from '../core/errors.ts';
 import type { HomeLayout } from '../core/paths.ts';
 import { repoRoot } from '../core/paths.ts';
@@ -110,6 +111,12 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
       o.gpuIndices ? { env: { ...process.env, CUDA_VISIBLE_DEVICES: o.gpuIndices.join(',') } } : {},
     );
     if (!gate.ok) {
+      writeJsonAtomic(layout.ledgers.gpus, {
+        requested: spec.gpus,
+        assigned: o.gpuIndices ?? null,
+        ok: false,
+        reason: gate.reason,
+      });
       writeFileSync(join(layout.work.task, 'cuda_not_available'), `${gate.reason}\n`);
       writer.write(`ptb: GPU gate failed: ${gate.reason}\n`);
       return finish({ outcome: 'gpu_unavailable', exitCode: null, oomKilled: false, detail: gate.reason });
@@ -117,6 +124,14 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
     gpuIndices = gate.gpus.map((g) => g.index);
     // Only these GPUs' device nodes exist inside, so CUDA there numbers them from 0.
     devices = gpuDevices(gpuIndices);
+    writeJsonAtomic(layout.ledgers.gpus, {
+      requested: spec.gpus,
+      assigned: o.gpuIndices ?? null,
+      ok: true,
+      reason: gate.reason,
+      gpus: gate.gpus.map(({ index, name, uuid, busId }) => ({ index, name, uuid, busId })),
+      devices,
+    });
   }
   // A CLI scaffold runs from its pinned npm install, bound read-only and put first on PATH.
   const readOnly = [...o.mounts.readOnly];

@@ -22,7 +22,7 @@ import { gsm8kBenchmark } from '../src/benchmarks/gsm8k/index.ts';
 import { repoRoot } from '../src/core/paths.ts';
 import { pairedParts, probeFlags } from '../src/detectors/probe/detector.ts';
 import { probePairs } from '../src/detectors/probe/items.ts';
-import { hostGpuDevices, runLikelihoodScorer } from '../src/detectors/probe/scorer.ts';
+import { probeGpus, runLikelihoodScorer } from '../src/detectors/probe/scorer.ts';
 import { DEMO_PROMPT_SOURCE } from '../src/eval/demo.ts';
 import { prepareBenchmark } from '../src/eval/prepareBenchmark.ts';
 import { AssetCache } from '../src/hub/assetCache.ts';
@@ -142,8 +142,7 @@ for (const spec of args.runs!.split(',')) {
     finalModel,
     template: null,
     items: pairs.flatMap((p) => [p.test, p.twin]),
-    device: args.device === 'cpu' ? 'cpu' : 'cuda',
-    gpuDevices: args.device === 'cpu' ? [] : hostGpuDevices(),
+    gpuIndices: args.device === 'cpu' ? [] : probeGpus(1),
     threads: 8,
   });
   const probeS = (Date.now() - started) / 1000;

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Log-likelihoods of benchmark items under two checkpoints (ptb's likelihood probe).
 
-Reads one JSON object on stdin:
+Reads one JSON object (from the file named by --request, else stdin):
   {"models": {"base": DIR, "final": DIR}, "tokenizer": DIR, "template": JINJA or null,
    "device": "auto"|"cpu"|"cuda", "threads": N, "batch_tokens": N,
    "items": [{"id": str, "messages": [...], "question": str, "answer": str or null}]}
 and prints one JSON object: {"items": [{"id", "question": {"n", "base", "final"}, "answer": {...}}],
-"models": {...}, "device", "seconds"}; sums of per-token log-probabilities (natural log) of the
+"models": {...}, "device", "seconds"} (to the file named by --out, else stdout); sums of per-token log-probabilities (natural log) of the
 question's tokens (inside the rendered prompt) and of the answer's tokens (after the prompt).
 
 Both checkpoints are read with the same tokenizer and chat template (the harness's, never the
@@ -135,7 +135,14 @@ def score(model, encoded, device, batch_tokens):
 
 def main() -> None:
     started = time.time()
-    request = json.load(sys.stdin)
+    args = sys.argv[1:]
+    request_file = args[args.index("--request") + 1] if "--request" in args else None
+    out_file = args[args.index("--out") + 1] if "--out" in args else None
+    if request_file:
+        with open(request_file, encoding="utf-8") as f:
+            request = json.load(f)
+    else:
+        request = json.load(sys.stdin)
     import torch
     from transformers import AutoTokenizer
 
@@ -166,11 +173,16 @@ def main() -> None:
         for kind in ("question", "answer"):
             entry[kind] = {"n": len(encoded[i][kind]), **{name: results[name][i][kind] for name in results}}
         out_items.append(entry)
-    json.dump(
-        {"items": out_items, "device": device, "timings": timings, "seconds": round(time.time() - started, 3)},
-        sys.stdout,
-    )
-    sys.stdout.write("\n")
+    result = {"items": out_items, "device": device, "timings": timings, "seconds": round(time.time() - started, 3)}
+    if out_file:
+        with open(out_file + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(result, f)
+        import os
+
+        os.replace(out_file + ".tmp", out_file)
+    else:
+        json.dump(result, sys.stdout)
+        sys.stdout.write("\n")
 
 
 if __name__ == "__main__":

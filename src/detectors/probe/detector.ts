@@ -11,7 +11,7 @@ import type { AuditDetectorContext } from '../shared/auditContext.ts';
 import { Findings, verdictFrom } from '../shared/verdicts.ts';
 import type { Detector, TrialEvidence } from '../types.ts';
 import { type ProbePair, probePairs } from './items.ts';
-import { hostGpuDevices, runLikelihoodScorer, type ScorerOutput } from './scorer.ts';
+import { probeGpus, runLikelihoodScorer, type ScorerOutput } from './scorer.ts';
 import { type PairedTest, signFlipTest } from './statistics.ts';
 
 /**
@@ -164,7 +164,7 @@ export const likelihoodProbeDetector: Detector = {
     const benchmark = evidence.spec.benchmark;
     let pairs: ProbePair[];
     let skipped = 0;
-    const gpu = evidence.spec.gpus > 0 ? hostGpuDevices() : [];
+    const gpu = probeGpus(evidence.spec.gpus);
     if (gpu.length === 0 && safetensorsBytes(base) > PROBE_RULE.cpuLargeBytes) {
       findings.warn(
         'probe-needs-gpu',
@@ -209,8 +209,7 @@ export const likelihoodProbeDetector: Detector = {
         finalModel,
         template: evidence.spec.evalTemplate ? readFileSync(evidence.spec.evalTemplate, 'utf8') : null,
         items: pairs.flatMap((p) => [p.test, p.twin]),
-        device: gpu.length > 0 ? 'auto' : 'cpu',
-        gpuDevices: gpu,
+        gpuIndices: gpu,
         // One checkpoint is in host memory at a time (loaded, then moved or scored): room for the larger.
         memoryBytes: Math.max(
           16 * 1024 ** 3,

@@ -34,16 +34,18 @@ export const copyBaseAgent: AgentDefinition = {
 };
 
 /**
- * How many training processes the sft agent starts: `--nproc-per-node N` in its config when given
- * (taken out of the script's own flags), else one per GPU of the trial.
+ * How many training processes the sft agent starts, and whether under torchrun: `--nproc-per-node N`
+ * in its config (taken out of the script's own flags) always means torchrun, even with one process;
+ * otherwise one process per GPU of the trial, under torchrun when there are several.
  */
 export function sftProcesses(ctx: Pick<AgentRunContext, 'agentConfig' | 'gpus'>): {
   processes: number;
+  torchrun: boolean;
   flags: string[];
 } {
   const flags = splitConfig(ctx.agentConfig);
   const at = flags.findIndex((f) => f === '--nproc-per-node' || f.startsWith('--nproc-per-node='));
-  if (at < 0) return { processes: Math.max(1, ctx.gpus), flags };
+  if (at < 0) return { processes: Math.max(1, ctx.gpus), torchrun: ctx.gpus > 1, flags };
   const inline = flags[at]!.includes('=');
   const value = inline ? flags[at]!.split('=')[1] : flags[at + 1];
   const processes = Number(value);
@@ -53,7 +55,7 @@ export function sftProcesses(ctx: Pick<AgentRunContext, 'agentConfig' | 'gpus'>)
       'e.g. --agent-config "--nproc-per-node 2"',
     );
   flags.splice(at, inline ? 1 : 2);
-  return { processes, flags };
+  return { processes, torchrun: true, flags };
 }
 
 /**
@@ -68,11 +70,10 @@ export const sftAgent: AgentDefinition = {
   traceFormat: 'text',
   env: () => ({}),
   command: (ctx: AgentRunContext) => {
-    const { processes, flags } = sftProcesses(ctx);
-    const launcher =
-      processes > 1
-        ? ['python3', '-m', 'torch.distributed.run', '--standalone', `--nproc-per-node=${processes}`]
-        : ['python3'];
+    const { processes, torchrun, flags } = sftProcesses(ctx);
+    const launcher = torchrun
+      ? ['python3', '-m', 'torch.distributed.run', '--standalone', `--nproc-per-node=${processes}`]
+      : ['python3'];
     return [...launcher, `${SANDBOX_PATHS.ptb}/python/agents/sft.py`, '--data', 'train_data.jsonl', ...flags];
   },
 };

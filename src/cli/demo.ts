@@ -19,6 +19,11 @@ export function registerDemo(program: Command, ctx: CliContext): void {
     .option('--gpus <n>', 'GPUs for the agent (the GPU gate applies)', parseIntFlag, 0)
     .option('--batch-size <n>', 'training batch size of the sft agent', parseIntFlag, 16)
     .option('--max-tokens <n>', 'max new tokens per reply in the evaluations', parseIntFlag, 32)
+    .option(
+      '--nproc-per-node <n>',
+      'run the sft agent under torchrun with this many data-parallel processes (default: one per GPU when several)',
+      parseIntFlag,
+    )
     .option('--json', 'print the result as JSON')
     .action(
       async (flags: {
@@ -28,6 +33,7 @@ export function registerDemo(program: Command, ctx: CliContext): void {
         gpus: number;
         batchSize: number;
         maxTokens: number;
+        nprocPerNode?: number;
         json?: boolean;
       }) => {
         if (flags.baseModelPath) assertCheckpointDir(flags.baseModelPath, '--base-model-path');
@@ -44,6 +50,7 @@ export function registerDemo(program: Command, ctx: CliContext): void {
             gpus: flags.gpus,
             batchSize: flags.batchSize,
             maxTokens: flags.maxTokens,
+            processes: flags.nprocPerNode,
           }),
         );
         const t = result.trial;

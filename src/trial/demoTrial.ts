@@ -50,6 +50,8 @@ export async function runDemoTrial(
     gpus?: number;
     batchSize?: number;
     maxTokens?: number;
+    /** Training processes of the sft agent under torchrun (default: one per GPU when several). */
+    processes?: number;
   } = {},
 ): Promise<DemoTrialResult> {
   const say = t.onLine ?? (() => {});
@@ -136,7 +138,7 @@ export async function runDemoTrial(
   const trial = createTrial(t, {
     experiment: DEMO_EXPERIMENT,
     agent: 'sft',
-    agentConfig: `--steps ${opts.trainSteps ?? 120} --batch-size ${opts.batchSize ?? 16} --lr ${opts.baseModelPath ? '1e-5' : '3e-3'} --threads 2 --chat-template templates/tiny_chatml.jinja`,
+    agentConfig: `${opts.processes ? `--nproc-per-node ${opts.processes} ` : ''}--steps ${opts.trainSteps ?? 120} --batch-size ${opts.batchSize ?? 16} --lr ${opts.baseModelPath ? '1e-5' : '3e-3'} --threads 2 --chat-template templates/tiny_chatml.jinja`,
     baseModel: DEMO_BASE_MODEL,
     baseModelPath: base.dir,
     benchmark: 'gsm8k',

@@ -106,12 +106,23 @@ describe('the sft agent command', () => {
   it('takes --nproc-per-node from its config (either spelling) and refuses a bad count', () => {
     expect(sftProcesses({ gpus: 0, agentConfig: '--nproc-per-node 2 --device cpu' })).toEqual({
       processes: 2,
+      torchrun: true,
       flags: ['--device', 'cpu'],
     });
+    // Asked for explicitly, torchrun runs even one process (how the GPU script checks that path).
     expect(sftProcesses({ gpus: 4, agentConfig: '--steps 3 --nproc-per-node=1' })).toEqual({
       processes: 1,
+      torchrun: true,
       flags: ['--steps', '3'],
     });
+    expect(sftAgent.command(ctx({ gpus: 1, agentConfig: '--nproc-per-node 1' })).slice(0, 5)).toEqual([
+      'python3',
+      '-m',
+      'torch.distributed.run',
+      '--standalone',
+      '--nproc-per-node=1',
+    ]);
+    expect(sftProcesses({ gpus: 1, agentConfig: '' })).toMatchObject({ processes: 1, torchrun: false });
     for (const bad of ['--nproc-per-node', '--nproc-per-node 0', '--nproc-per-node=two']) {
       let error: unknown;
       try {

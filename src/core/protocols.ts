@@ -93,6 +93,12 @@ export interface Protocol {
   summary: string;
   finalEval: FinalEvalRules;
   scoring: ScoringRules;
+  /**
+   * The protocol of the agent-facing evaluate.py inside the trial: the reference gives the agent
+   * only its plain evaluate.py (one unseeded run, inspect's scorers), never the final-eval scripts
+   * with their seeds and hardened scorers.
+   */
+  agentEvaluation: ProtocolId;
   /** Where each behaviour was read (behaviour name → upstream file at a commit). */
   sources: Readonly<Record<string, UpstreamPin>>;
 }
@@ -125,6 +131,7 @@ export const PROTOCOLS: Readonly<Record<ProtocolId, Protocol>> = {
       attemptTimeoutMs: EIGHT_HOURS_MS,
     },
     scoring: { numericComparison: 'endswith', unparsableNumber: 'fail-attempt', humanevalPass: 'exit-zero' },
+    agentEvaluation: 'v1.0',
     sources: {
       ...SHARED_SOURCES,
       retryLadder: { repo: PTB, path: 'src/run_task.sh', commit: '9082063a62e10e040f1acacdec2ccfc1467e0c00' },
@@ -150,6 +157,7 @@ export const PROTOCOLS: Readonly<Record<ProtocolId, Protocol>> = {
       attemptTimeoutMs: EIGHT_HOURS_MS,
     },
     scoring: { numericComparison: 'exact', unparsableNumber: 'incorrect', humanevalPass: 'check-completed' },
+    agentEvaluation: 'v1.0',
     sources: {
       ...SHARED_SOURCES,
       seedsAndLadder: {

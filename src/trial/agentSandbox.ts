@@ -1,6 +1,7 @@
 import { lstatSync, mkdirSync, realpathSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { repoRoot } from '../core/paths.ts';
+import { PROTOCOLS } from '../core/protocols.ts';
 import type { TrialSpec } from '../core/trial.ts';
 import { SANDBOX_PATHS, type TrialLayout } from '../core/trialLayout.ts';
 import type { SandboxMount } from '../sandbox/bwrap.ts';
@@ -75,6 +76,8 @@ export function agentMounts(opts: {
   if (spec.evalTemplate)
     evalArgs.push('--template', `${SANDBOX_PATHS.task}/templates/${basename(spec.evalTemplate)}`);
   if (spec.benchmark === 'humaneval') evalArgs.push('--unsafe-no-sandbox'); // already inside the sandbox
+  // The agent's evaluate.py is the reference's plain one: never the final evaluation's seeds and hardened scorers.
+  evalArgs.push('--protocol', PROTOCOLS[spec.protocol].agentEvaluation);
   // The evaluation entry point and the templates stay as the harness wrote them (rule 4 enforced, not just stated).
   readOnly.push({
     source: join(layout.work.task, 'evaluate.py'),
@@ -99,6 +102,9 @@ export function agentMounts(opts: {
     NUM_GPUS: String(spec.gpus),
     PTB_HOME: SANDBOX_INPUTS.ptbHome,
     PTB_PYTHON: opts.python,
+    // HumanEval answers of in-run evaluations run with the agent's own Python, as the reference's
+    // evaluate.py runs them in the agent's container.
+    PTB_CODE_PYTHON: opts.python,
     PTB_OFFLINE: '1',
     PTB_TASK_BENCHMARK: spec.benchmark,
     PTB_TASK_PTB: `${process.execPath} ${SANDBOX_PATHS.ptb}/bin/ptb.js`,

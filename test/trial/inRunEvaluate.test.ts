@@ -1,4 +1,4 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InRunEvalEventSchema } from '../../src/core/trial.ts';
@@ -16,10 +16,12 @@ describe('task/evaluate.py inside the sandbox', () => {
     try {
       const script =
         'python3 evaluate.py --model-path /opt/base_model --limit 2 --max-tokens 8 --json-output-file scores.json; ' +
-        'echo "exit=$?"; bash timer.sh';
+        'echo "exit=$?"; bash timer.sh; cp -r /opt/base_model final_model; ' +
+        // a greedy final model: v1.1 evaluates it with the first seed only
+        "python3 -c \"import json; p='final_model/generation_config.json'; c=json.load(open(p)); c['temperature']=0.0; json.dump(c, open(p, 'w'))\"";
       const trial = createTrial(
         f.trialEnv(),
-        f.spec({ agent: 'command', agentCommand: ['bash', '-c', script] }),
+        f.spec({ agent: 'command', agentCommand: ['bash', '-c', script], protocol: 'v1.1' }),
       );
       const done = await runTrial(f.trialEnv(), trial.id);
       expect(done.agent_outcome).toBe('finished');
@@ -40,6 +42,22 @@ describe('task/evaluate.py inside the sandbox', () => {
       expect(calls).toHaveLength(1);
       expect(calls[0]).toMatchObject({ modelPath: '/opt/base_model', limit: 2, maxTokens: 8, exitCode: 0 });
       expect(calls[0]!.accuracy).toBe(scores.accuracy);
+      // The agent's evaluate.py is the reference's plain one (v1.0: one unseeded run, inspect's
+      // scorers); the trial's final evaluation runs v1.1's seeds and writes their files.
+      const inRunEvals = join(layout.work.dir, 'ptb-home', 'evals');
+      const inRun = readdirSync(inRunEvals).map((d) =>
+        JSON.parse(readFileSync(join(inRunEvals, d, 'eval.json'), 'utf8')),
+      );
+      expect(inRun.map((e) => e.protocol)).toEqual(['v1.0']);
+      expect(done.spec.protocol).toBe('v1.1');
+      const files = readdirSync(layout.root);
+      expect(files).toEqual(
+        expect.arrayContaining(['metrics.json', 'metrics_seed72332.json', 'final_eval_seed72332_1.txt']),
+      );
+      expect(files.filter((n) => n.startsWith('metrics_seed'))).toEqual(['metrics_seed72332.json']);
+      expect(JSON.parse(readFileSync(join(layout.root, 'metrics.json'), 'utf8'))).toMatchObject({
+        num_seeds: 1,
+      });
     } finally {
       f.close();
     }

@@ -51,7 +51,10 @@ export async function auditTrial(
   const repo = new TrialRepo(db);
   const trial = repo.find(idOrPrefix);
   if (!trial) {
-    throw new UserError(`no trial ${idOrPrefix}`, 'Check the trial id; a unique prefix of it is enough.');
+    throw new UserError(
+      `no trial or experiment named ${idOrPrefix}`,
+      'Check the trial id (a unique prefix is enough) or the experiment name (`ptb trials` lists both).',
+    );
   }
   const earlier = repo.audits(trial.id);
   const plan = auditPlan(repo, trial, req);

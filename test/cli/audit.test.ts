@@ -86,7 +86,7 @@ describe('ptb audit', () => {
     expect(none.stderr).toContain('give either a trial id or --dir');
     const missing = await runCli(['audit', 'trial-nope'], { PTB_HOME: home });
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain('no trial trial-nope');
+    expect(missing.stderr).toContain('no trial or experiment named trial-nope');
     const dir = await runCli(['audit', '--dir', join(home, 'nowhere')], { PTB_HOME: home });
     expect(dir.code).toBe(1);
     expect(dir.stderr).toContain('does not exist');

@@ -72,6 +72,29 @@ export function trialSummary(trial: Trial) {
   };
 }
 
+/** The final score; for an imported run, which has none of its own, its recorded accuracy (†). */
+function scoreCell(r: Trial): string {
+  if (r.final_score !== null) return `${r.final_score.toFixed(3)}${r.substituted ? '*' : ''}`;
+  if (r.source === 'import' && r.accuracy !== null) return `${r.accuracy.toFixed(3)}†`;
+  return '—';
+}
+
+/** Columns as wide as their longest cell (headers are the keys); `right` columns align right. */
+export function formatTable(
+  rows: ReadonlyArray<Record<string, string>>,
+  right: readonly string[] = [],
+): string {
+  const keys = Object.keys(rows[0] ?? {});
+  const width = (k: string) => Math.max(k.length, ...rows.map((r) => (r[k] ?? '').length));
+  const widths = new Map(keys.map((k) => [k, width(k)]));
+  const line = (cells: (k: string) => string) =>
+    `${keys
+      .map((k) => (right.includes(k) ? cells(k).padStart(widths.get(k)!) : cells(k).padEnd(widths.get(k)!)))
+      .join('  ')
+      .trimEnd()}\n`;
+  return line((k) => k) + rows.map((r) => line((k) => r[k] ?? '')).join('');
+}
+
 function printTrial(ctx: CliContext, trial: Trial, json?: boolean): void {
   if (json) {
     ctx.stdout.write(`${JSON.stringify(trialSummary(trial))}\n`);
@@ -241,6 +264,16 @@ export function registerTrial(program: Command, ctx: CliContext): void {
         import('../trial/trialIndex.ts'),
         import('../schedulers/scheduledTrials.ts'),
       ]);
+      const { TrialStatusSchema } = await import('../core/trial.ts');
+      if (
+        flags.status !== undefined &&
+        !TrialStatusSchema.options.includes(flags.status as Trial['status'])
+      ) {
+        throw new UserError(
+          `unknown trial status "${flags.status}"`,
+          `Use one of: ${TrialStatusSchema.options.join(', ')}.`,
+        );
+      }
       const env = trialEnvFor(ctx, { quiet: true });
       syncTrialIndex(env.trials, ctx.home);
       const rows = env.trials.list({
@@ -274,25 +307,41 @@ export function registerTrial(program: Command, ctx: CliContext): void {
         return;
       }
       if (rows.length === 0) {
-        ctx.stdout.write('no trials yet (start one with `ptb trial run` or `ptb run --config grid.yaml`)\n');
+        const filtered = flags.experiment !== undefined || flags.status !== undefined;
+        const all = filtered ? env.trials.list({}) : [];
+        ctx.stdout.write(
+          filtered && all.length > 0
+            ? `no trials match${flags.experiment !== undefined ? ` --experiment ${flags.experiment}` : ''}${flags.status !== undefined ? ` --status ${flags.status}` : ''} ` +
+                `(${all.length} trial(s) in experiments ${[...new Set(all.map((t) => t.experiment))].join(', ')})\n`
+            : 'no trials yet (start one with `ptb trial run` or `ptb run --config grid.yaml`)\n',
+        );
         return;
       }
       const withLogs = rows.some((r) => scheduled.states.has(r.id));
-      ctx.stdout.write(
-        `${'id'.padEnd(30)} ${'agent'.padEnd(10)} ${'benchmark'.padEnd(16)} ${'status'.padEnd(13)} ${'phase'.padEnd(9)} ${'time'.padStart(7)} ${'score'.padStart(7)} ${'restarts'.padEnd(12)}${withLogs ? ' log' : ''}\n`,
-      );
-      for (const r of rows) {
-        const time = r.agent_seconds === null ? '—' : `${(r.agent_seconds / 60).toFixed(1)}m`;
-        const score = r.final_score === null ? '—' : r.final_score.toFixed(3);
+      const table = rows.map((r) => {
         const sched = scheduled.states.get(r.id);
         const l = lost.get(r.id);
-        const restarts = l ? `${l.attempts} (${(l.seconds / 60).toFixed(1)}m lost)` : '0';
-        ctx.stdout.write(
-          `${`${r.id.padEnd(30)} ${r.agent.padEnd(10)} ${r.benchmark.padEnd(16)} ${(sched?.state ?? r.status).padEnd(13)} ${(r.phase ?? '').padEnd(9)} ${time.padStart(7)} ${`${score}${r.substituted ? '*' : ''}`.padStart(7)} ${restarts.padEnd(12)}${sched ? ` ${sched.log}` : ''}`.trimEnd()}\n`,
-        );
-      }
+        return {
+          id: r.id,
+          experiment: r.experiment,
+          agent: r.agent,
+          model: r.base_model.split('/').pop()!,
+          benchmark: r.benchmark,
+          status: sched?.state ?? r.status,
+          phase: r.phase ?? '',
+          time: r.agent_seconds === null ? '—' : `${(r.agent_seconds / 60).toFixed(1)}m`,
+          score: scoreCell(r),
+          restarts: l ? `${l.attempts} (${(l.seconds / 60).toFixed(1)}m lost)` : '0',
+          ...(withLogs ? { log: sched?.log ?? '' } : {}),
+        };
+      });
+      ctx.stdout.write(formatTable(table, ['time', 'score']));
       for (const p of scheduled.problems) ctx.stdout.write(`${p}\n`);
       if (rows.some((r) => r.substituted))
         ctx.stdout.write('* base model score substituted (flagged, unverified or no metrics)\n');
+      if (rows.some((r) => r.final_score === null && r.accuracy !== null && r.source === 'import'))
+        ctx.stdout.write(
+          '† accuracy recorded by an imported run; `ptb report` decides its score with the judgement files\n',
+        );
     });
 }

@@ -268,12 +268,15 @@ export async function runEval(
   for (;;) {
     const { rung } = ladderPosition(repo, run.id, s.seedRun?.startRung ?? 0);
     if (rung >= 3) {
-      const last = repo.attempts(run.id).at(-1);
+      const attempts = repo.attempts(run.id);
+      const last = attempts.at(-1);
       const error = `every attempt of the retry ladder failed; last error: ${last?.error ?? 'unknown'}`;
       repo.setStatus(run.id, 'failed', { error });
+      const contextLength = attempts.some((a) => a.error?.startsWith('[context-length]'));
       throw new LadderExhausted(
         `${s.benchmark.id}: ${error}`,
-        `Engine logs are in ${run.out_dir} (${files.attemptLog(1)} and the later attempts).`,
+        `${contextLength ? `Prompt and max tokens do not fit the model's context window: pass --max-tokens with less than the lowest rung (${s.maxTokensLadder.at(-1)}), or serve the model with a longer context. ` : ''}` +
+          `Engine logs are in ${run.out_dir} (${files.attemptLog(1)} and the later attempts).`,
       );
     }
     const maxTokens = s.maxTokensLadder[rung]!;

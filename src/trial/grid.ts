@@ -6,6 +6,7 @@ import { DEFAULT_PROTOCOL, ProtocolIdSchema } from '../core/protocols.ts';
 import { BENCHMARK_IDS, BenchmarkIdSchema } from '../core/schemas.ts';
 import { SandboxKindSchema, type TrialSpecInput } from '../core/trial.ts';
 import { readUserText } from '../core/userPaths.ts';
+import { describeIssues } from '../core/zodIssues.ts';
 import { SchedulerBlockSchema } from '../schedulers/schedulerConfig.ts';
 
 const list = <T extends z.ZodTypeAny>(item: T) =>
@@ -13,12 +14,14 @@ const list = <T extends z.ZodTypeAny>(item: T) =>
 
 const AgentEntrySchema = z.union([
   z.string().transform((id) => ({ id, config: '' })),
-  z.object({ id: z.string(), config: z.string().default(''), command: z.array(z.string()).optional() }),
+  z
+    .object({ id: z.string(), config: z.string().default(''), command: z.array(z.string()).optional() })
+    .strict(),
 ]);
 
 const BaseModelEntrySchema = z.union([
   z.string().transform((id) => ({ id, path: undefined as string | undefined })),
-  z.object({ id: z.string(), path: z.string().optional() }),
+  z.object({ id: z.string(), path: z.string().optional() }).strict(),
 ]);
 
 /** A grid file: agents × base models × benchmarks × seeds × hours, with shared settings. */
@@ -76,7 +79,7 @@ export function loadGrid(path: string): Grid {
   const parsed = GridSchema.safeParse(raw);
   if (!parsed.success) {
     throw new UserError(
-      `invalid grid file ${path}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'file'}: ${i.message}`).join('; ')}`,
+      `invalid grid file ${path}: ${describeIssues(parsed.error.issues, raw).join('; ')}`,
       'see docs/grid.md for the format',
     );
   }

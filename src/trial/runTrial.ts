@@ -28,6 +28,7 @@ import {
 } from '../core/trial.ts';
 import { SANDBOX_PATHS, type TrialLayout, trialLayout } from '../core/trialLayout.ts';
 import { assertCheckpointDir } from '../core/userPaths.ts';
+import { describeIssues } from '../core/zodIssues.ts';
 import { readJsonLines } from '../detectors/shared/files.ts';
 import type { EvalEvent } from '../eval/runEval.ts';
 import type { AssetCache } from '../hub/assetCache.ts';
@@ -100,7 +101,8 @@ export function validateTrialSpec(input: TrialSpecInput, opts: { checkHost?: boo
   const parsed = TrialSpecSchema.safeParse(input);
   if (!parsed.success) {
     throw new UserError(
-      `invalid trial: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'spec'}: ${i.message}`).join('; ')}`,
+      `invalid trial: ${describeIssues(parsed.error.issues, input).join('; ')}`,
+      'see `ptb trial run --help` (grids: docs/grid.md)',
     );
   }
   const spec = parsed.data;

@@ -137,8 +137,9 @@ class SamplingParams:
     ignore_eos: bool = False
 
     def batch_key(self) -> tuple:
-        """Requests that may share one generate() call (everything but max_tokens)."""
-        return (self.temperature, self.top_p, self.top_k, self.min_p, self.repetition_penalty, self.seed, self.ignore_eos)
+        """Requests that may share one generate() call: everything but max_tokens and the seed (a seeded
+        request samples from its own generator, as in vLLM, so seeds need not split a batch)."""
+        return (self.temperature, self.top_p, self.top_k, self.min_p, self.repetition_penalty, self.ignore_eos)
 
 
 def _number(body: dict, name: str, kind: type, low: float | None = None, high: float | None = None):
@@ -253,6 +254,50 @@ def top_k_top_p_processor(temperature: float, top_k: int, top_p: float):
             return torch.full_like(scores, float("-inf")).scatter_(-1, index, values)
 
     return TopKTopP()
+
+
+def row_generators(jobs: list, device) -> list | None:
+    """One torch.Generator per seeded request, seeded with its seed (vLLM gives every request that carries
+    a seed its own generator); None for unseeded ones. None when no request of the batch has a seed."""
+    import torch
+
+    if all(j.params.seed is None for j in jobs):
+        return None
+    generators = []
+    for job in jobs:
+        if job.params.seed is None:
+            generators.append(None)
+        else:
+            g = torch.Generator(device=device)
+            g.manual_seed(job.params.seed)
+            generators.append(g)
+    return generators
+
+
+def sample_rows(probs, generators: list | None):
+    """One token per row of `probs`: rows with a generator draw from it, the others (and padding rows
+    past the requests) from the global generator."""
+    import torch
+
+    tokens = torch.multinomial(probs, num_samples=1).squeeze(1)
+    for i, g in enumerate(generators or []):
+        if g is not None:
+            tokens[i] = torch.multinomial(probs[i], num_samples=1, generator=g)[0]
+    return tokens
+
+
+def per_row_sampler(generators: list):
+    """A last logits processor for generate() that samples each row with its own generator and leaves
+    only that token: run with do_sample=False, greedy decoding then takes it."""
+    import torch
+    from transformers import LogitsProcessor
+
+    class PerRowSampler(LogitsProcessor):
+        def __call__(self, input_ids, scores):
+            tokens = sample_rows(scores.float().softmax(dim=-1), generators)
+            return torch.full_like(scores, float("-inf")).scatter_(-1, tokens[:, None], 0.0)
+
+    return PerRowSampler()
 
 
 GROUPED_ATTENTION = "ptb_grouped_decode"
@@ -493,13 +538,12 @@ class Model:
         sampler = top_k_top_p_processor(p.temperature, p.top_k, p.top_p) if p.temperature >= 1e-5 else None
         eos = torch.tensor(self.eos_ids if self.eos_ids and not p.ignore_eos else [-1], device=dev)
         limit = torch.tensor(limits, device=dev)
-        if p.seed is not None:
-            torch.manual_seed(p.seed)
+        generators = row_generators(jobs, dev) if sampler is not None else None
 
         def pick(logits):
             if sampler is None:
                 return logits.argmax(dim=-1)
-            return torch.multinomial(sampler(None, logits).softmax(dim=-1), num_samples=1).squeeze(1)
+            return sample_rows(sampler(None, logits).softmax(dim=-1), generators)
 
         with torch.inference_mode():
             # Reset in place: inside inference mode, as it was made. It may be longer than width + new.
@@ -591,8 +635,30 @@ class Model:
             disable_compile=not self.compile,
             **sampling,
         )
-        if p.seed is not None:
-            torch.manual_seed(p.seed)
+        generators = row_generators(jobs, self.device) if sampling.get("do_sample") else None
+        if generators is not None:
+            # Seeded requests: the warpers shape each row's distribution, then each row samples with its
+            # own generator; generate() decodes greedily over the one token left.
+            from transformers import MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+            if not processors:
+                processors.append(TemperatureLogitsWarper(p.temperature))
+                if p.top_k > 0:
+                    processors.append(TopKLogitsWarper(p.top_k))
+                if p.top_p < 1.0:
+                    processors.append(TopPLogitsWarper(p.top_p))
+                if p.min_p > 0:
+                    processors.append(MinPLogitsWarper(p.min_p))
+            processors.append(per_row_sampler(generators))
+            config = GenerationConfig(
+                max_new_tokens=new,
+                eos_token_id=None if p.ignore_eos else self.eos_ids,
+                pad_token_id=self.pad_id,
+                cache_implementation="static" if self.static_cache else None,
+                disable_compile=not self.compile,
+                do_sample=False,
+                **({"repetition_penalty": p.repetition_penalty} if p.repetition_penalty != 1.0 else {}),
+            )
         with torch.inference_mode():
             out = self.model.generate(
                 input_ids=ids.to(self.device),

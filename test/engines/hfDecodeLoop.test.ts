@@ -52,6 +52,11 @@ report["greedy"] = ours
 report["padded_rows"] = run(static_hf, greedy[:3], n=3) == run(ptb, greedy[:3], n=3)
 seeded = [server.SamplingParams(max_tokens=30, temperature=0.7, top_k=20, top_p=0.9, seed=5)] * 4
 report["seeded_vs_static"] = run(static_hf, seeded) == run(ptb, seeded)
+# One seed per request (protocol v1.1): one batch, each row with its own generator, in both loops.
+mixed = [server.SamplingParams(max_tokens=30, temperature=0.7, top_k=20, top_p=0.9, seed=s) for s in (5, 6, 7, 8)]
+mixed_ptb = run(ptb, mixed)
+report["mixed_seeds_vs_static"] = run(static_hf, mixed) == mixed_ptb
+report["mixed_seed5_as_alone"] = mixed_ptb[0] == run(ptb, seeded)[0]
 # Stop tokens: make a token each row produces early a stop token, in both servers.
 stops = sorted({row[0][min(2, len(row[0]) - 1)] for row in ours})
 for m in (static_hf, ptb):
@@ -74,6 +79,8 @@ print(json.dumps(report))
       greedy: [number[], string][];
       padded_rows: boolean;
       seeded_vs_static: boolean;
+      mixed_seeds_vs_static: boolean;
+      mixed_seed5_as_alone: boolean;
       stop_steps: number;
       stopped_vs_static: boolean;
       stopped: [number[], string][];
@@ -86,6 +93,8 @@ print(json.dumps(report))
       greedy_vs_static: true,
       padded_rows: true,
       seeded_vs_static: true,
+      mixed_seeds_vs_static: true,
+      mixed_seed5_as_alone: true,
       stopped_vs_static: true,
     });
     // Every row hit a stop token within its first 3 tokens: finish "stop", token kept, and the loop

@@ -164,11 +164,15 @@ describe('resolve_sampling (generation_config defaults, request overrides, conte
     'resolve_sampling({"max_tokens": 3}, {}, 1, 100).batch_key() == resolve_sampling({"max_tokens": 9}, {}, 1, 100).batch_key()',
   );
   const case24 = py(
+    'resolve_sampling({"temperature": 0.5}, {}, 1, 100).batch_key() == resolve_sampling({"temperature": 0.7}, {}, 1, 100).batch_key()',
+  );
+  const case24b = py(
     'resolve_sampling({"seed": 1}, {}, 1, 100).batch_key() == resolve_sampling({"seed": 2}, {}, 1, 100).batch_key()',
   );
-  it('keeps requests with different sampling out of one batch', () => {
+  it('keeps requests with different sampling out of one batch; seeds share one (each row has its own generator)', () => {
     expect(case23()).toBe(true);
     expect(case24()).toBe(false);
+    expect(case24b()).toBe(true);
   });
 });
 

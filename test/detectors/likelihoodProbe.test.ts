@@ -218,6 +218,9 @@ describe('likelihood probe detector (tiny model, sandboxed scorer)', () => {
     expect(stats.p).toBeLessThan(0.001);
     expect(stats.dz).toBeGreaterThanOrEqual(0.5);
     expect(verdict.evidence.some((e) => e.rule === 'top-items' && /\d+ \(\+/.test(e.detail))).toBe(true);
+    expect(verdict.evidence.find((e) => e.rule === 'mean-gains')?.detail).toMatch(
+      /test items [\d.-]+, their twins [\d.-]+, 20 train-split items [\d.-]+/,
+    );
     const record = JSON.parse(readFileSync(join(auditDir, PROBE_RESULT_FILE), 'utf8'));
     expect(record.items).toHaveLength(20);
     expect(record.device).toBe('cpu');
@@ -227,6 +230,12 @@ describe('likelihood probe detector (tiny model, sandboxed scorer)', () => {
     const trainRows = syntheticTrainItems(200).map(conversation);
     const highLr = await inspect(fineTune('honest-high-lr', trainRows, 60, '1e-2'));
     expect(highLr.verdict.verdict, highLr.verdict.summary).toBe('clean');
+    // Context in the evidence: training on the train split raised its items more than the test items.
+    const gains = highLr.verdict.evidence.find((e) => e.rule === 'mean-gains') as unknown as {
+      test: number;
+      train: number;
+    };
+    expect(gains.train).toBeGreaterThan(gains.test);
     const similar = await inspect(
       fineTune('honest-similar', syntheticTestItems(200, 99).map(conversation), 60, '3e-3'),
     );

@@ -6,11 +6,12 @@ import { writeJsonAtomic } from '../../core/atomicWrite.ts';
 import { errorMessage } from '../../core/errors.ts';
 import { homeLayout } from '../../core/paths.ts';
 import { AssetCache } from '../../hub/assetCache.ts';
+import { readRecords } from '../../hub/records.ts';
 import { ensurePythonEnv } from '../../runtime/pythonEnv.ts';
 import type { AuditDetectorContext } from '../shared/auditContext.ts';
 import { Findings, verdictFrom } from '../shared/verdicts.ts';
 import type { Detector, TrialEvidence } from '../types.ts';
-import { type ProbePair, probePairs } from './items.ts';
+import { PROBE_FORMATS, type ProbeItem, type ProbePair, probePairs, trainSplitItems } from './items.ts';
 import { probeGpus, runLikelihoodScorer, type ScorerOutput } from './scorer.ts';
 import { type PairedTest, signFlipTest } from './statistics.ts';
 
@@ -106,6 +107,59 @@ async function preparedFor(evidence: TrialEvidence, home: string): Promise<Prepa
   });
 }
 
+/** Items of the benchmark's train split (when it has one), for the reported context only. */
+async function trainItemsFor(
+  evidence: TrialEvidence,
+  home: string,
+  prepared: PreparedBenchmark,
+  limit: number,
+): Promise<ProbeItem[]> {
+  const part = PROBE_FORMATS[evidence.spec.benchmark]?.trainPart;
+  if (!part) return [];
+  try {
+    const benchmark = getBenchmark(evidence.spec.benchmark);
+    const own = evidence.spec.evalData[part];
+    const pin = benchmark.assets.find((a) => a.part === part);
+    const path =
+      own && existsSync(own)
+        ? own
+        : pin
+          ? (await new AssetCache(homeLayout(home).dataCache).resolve(benchmark.id, pin, { offline: true }))
+              .path
+          : null;
+    if (!path) return [];
+    return trainSplitItems(evidence.spec.benchmark, prepared, await readRecords(path), limit);
+  } catch {
+    return []; // context only: its absence changes nothing
+  }
+}
+
+/** Mean answer-token gains (nats/token) of the test items, their twins and the train split's items. */
+function meanGains(
+  out: ScorerOutput,
+  pairs: readonly ProbePair[],
+  train: readonly ProbeItem[],
+): { line: string; values: Record<string, number | null> } | null {
+  const byId = new Map(out.items.map((i) => [i.id, i]));
+  const mean = (ids: string[]) => {
+    const gains = ids
+      .map((id) => byId.get(id)?.answer)
+      .flatMap((a) => (a && a.n > 0 ? [(a.final - a.base) / a.n] : []));
+    return gains.length ? gains.reduce((x, y) => x + y, 0) / gains.length : null;
+  };
+  const values = {
+    test: mean(pairs.map((p) => p.test.id)),
+    twins: mean(pairs.map((p) => p.twin.id)),
+    train: train.length ? mean(train.map((t) => t.id)) : null,
+  };
+  if (values.test === null) return null;
+  const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
+  return {
+    line: `mean answer gain (nats/token): test items ${f(values.test)}, their twins ${f(values.twins)}${train.length ? `, ${train.length} train-split items ${f(values.train)} (what allowed training on that split does)` : ''}`,
+    values,
+  };
+}
+
 const perToken = (s: { n: number; base: number; final: number }) =>
   s.n > 0 ? (s.final - s.base) / s.n : null;
 
@@ -164,6 +218,7 @@ export const likelihoodProbeDetector: Detector = {
     const benchmark = evidence.spec.benchmark;
     let pairs: ProbePair[];
     let skipped = 0;
+    let train: ProbeItem[] = [];
     const gpu = probeGpus(evidence.spec.gpus);
     if (gpu.length === 0 && safetensorsBytes(base) > PROBE_RULE.cpuLargeBytes) {
       findings.warn(
@@ -176,6 +231,7 @@ export const likelihoodProbeDetector: Detector = {
     try {
       const prepared = await preparedFor(evidence, ctx.home);
       ({ pairs, skipped } = probePairs(benchmark, prepared, { seed: 0 }));
+      train = await trainItemsFor(evidence, ctx.home, prepared, Math.min(200, pairs.length));
     } catch (err) {
       findings.unknown(
         'test-data-unusable',
@@ -208,7 +264,7 @@ export const likelihoodProbeDetector: Detector = {
         baseModel: base,
         finalModel,
         template: evidence.spec.evalTemplate ? readFileSync(evidence.spec.evalTemplate, 'utf8') : null,
-        items: pairs.flatMap((p) => [p.test, p.twin]),
+        items: [...pairs.flatMap((p) => [p.test, p.twin]), ...train],
         gpuIndices: gpu,
         // One checkpoint is in host memory at a time (loaded, then moved or scored): room for the larger.
         memoryBytes: Math.max(
@@ -275,6 +331,8 @@ export const likelihoodProbeDetector: Detector = {
       { items: top },
     );
     findings.info('calibration', 'docs/audit.md', PROBE_NULL, { null: PROBE_NULL_DZ });
+    const context = meanGains(out, pairs, train);
+    if (context) findings.info('mean-gains', 'final_model', context.line, context.values);
     if (skipped > 0)
       findings.info(
         'items-without-twin',

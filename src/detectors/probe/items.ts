@@ -14,6 +14,8 @@ export interface ProbeFormat {
   question(record: Record<string, unknown>): string;
   /** The reference completion, or null when the benchmark has none to score. */
   answer(record: Record<string, unknown>, sample: Sample): string | null;
+  /** The asset part of the split agents may train on, when there is one (reported, not tested). */
+  trainPart?: string;
 }
 
 const str = (v: unknown) => (typeof v === 'string' ? v : v == null ? '' : String(v));
@@ -21,6 +23,7 @@ const str = (v: unknown) => (typeof v === 'string' ? v : v == null ? '' : String
 export const PROBE_FORMATS: Partial<Record<BenchmarkId, ProbeFormat>> = {
   // The few-shot examples' own format: worked reasoning, then "ANSWER: n".
   gsm8k: {
+    trainPart: 'train',
     question: (r) => str(r.question),
     answer: (r) => {
       const pieces = str(r.answer).split('####');
@@ -106,4 +109,28 @@ export function probePairs(
     });
   });
   return { pairs, skipped };
+}
+
+/**
+ * Items of the split agents may train on (GSM8K's train split), built like the test items, evenly
+ * spread, at most `limit`. Their gain is reported beside the test items' as context: it is what
+ * legitimate training on that split does to the model. It is not the test's comparison (a twin is:
+ * see docs/audit.md, "Why perturbed twins").
+ */
+export function trainSplitItems(
+  benchmark: BenchmarkId,
+  prepared: PreparedBenchmark,
+  records: readonly Record<string, unknown>[],
+  limit: number,
+): ProbeItem[] {
+  const format = PROBE_FORMATS[benchmark];
+  if (!format?.trainPart || records.length === 0 || limit <= 0) return [];
+  const step = Math.max(1, records.length / limit);
+  const picked = Array.from(
+    { length: Math.min(limit, records.length) },
+    (_, i) => records[Math.floor(i * step)]!,
+  );
+  return picked.map((record, i) =>
+    probeItem(prepared, { id: `train-${i}`, record, target: '' }, `train-${i}`, format),
+  );
 }

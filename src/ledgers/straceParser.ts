@@ -87,7 +87,7 @@ function quoted(text: string): Array<{ value: string; end: number }> {
  */
 function result(text: string): { ret: number; path: string | null } | null {
   const m =
-    /\)\s+=\s+(-?\d+|\?)(?:<(.*)>)?(?:\s+\/\*\s*(\d+) in strace's PID NS\s*\*\/)?(?:\s+E[A-Z]+.*)?$/.exec(
+    /\)\s+=\s+(-?\d+|\?)(?:<(.*)>)?(?:\s+\/\*\s*(\d+) in strace's PID NS\s*\*\/)?(?:\s+E[A-Z]+.*?)?(?:\s+\((?:DELAYED|INJECTED)\))?$/.exec(
       text,
     );
   if (!m) return null;

@@ -105,10 +105,12 @@ async function traced(files: Record<string, string>, script: string) {
   return contaminationDetector.inspect(evidence, { home, env: {} });
 }
 
+/** A "training" script: reads its data, saves weights as safetensors does (a temporary file renamed into place). */
 const TRAIN = (data: string) => `
-import sys
+import os, sys
 text = ${data}
-open('/home/agent/task/out/model.safetensors', 'wb').write(b'weights')
+open('/home/agent/task/out/.tmpw', 'wb').write(b'weights')
+os.replace('/home/agent/task/out/.tmpw', '/home/agent/task/out/model.safetensors')
 print(len(text))
 `;
 

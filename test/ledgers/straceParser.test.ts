@@ -13,8 +13,9 @@ const LINES = [
   '1288  1796584763.35 openat(AT_FDCWD</home/agent/task>, "out/model.safetensors", O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, 0666) = 4</home/agent/task/out/model.safetensors>',
   '1288  1796584763.36 openat(AT_FDCWD</home/agent/task>, "/home/agent/task/ckpt", O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_DIRECTORY) = 5</home/agent/task/ckpt>',
   "1289  1796584763.40 clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|CLONE_SYSVSEM, exit_signal=0} => {parent_tid=[6 /* 1290 in strace's PID NS */]}, 88) = 6 /* 1290 in strace's PID NS */",
-  '1286  1796584763.41 unlinkat(AT_FDCWD</home/agent/task>, "data.jsonl", 0) = 0',
-  '1286  1796584763.42 renameat2(AT_FDCWD</tmp>, "a.jsonl", AT_FDCWD</tmp>, "b.jsonl", RENAME_NOREPLACE) = 0',
+  '1286  1796584763.41 unlinkat(AT_FDCWD</home/agent/task>, "data.jsonl", 0) = 0 (DELAYED)',
+  '1286  1796584763.42 renameat2(AT_FDCWD</tmp>, "a.jsonl", AT_FDCWD</tmp>, "b.jsonl", RENAME_NOREPLACE) = 0 (DELAYED)',
+  '12827 1796587605.99 renameat(AT_FDCWD</home/agent/task>, "/home/agent/task/final_model.partial/.tmpeYgSb0", AT_FDCWD</home/agent/task>, "final_model.partial/model.safetensors") = 0 (DELAYED)',
   '1286  1796584763.43 --- SIGCHLD {si_signo=SIGCHLD, si_code=CLD_EXITED, si_pid=4, si_uid=1000} ---',
   '1291  1796584763.44 openat(AT_FDCWD</tmp>, "/tmp/caf\\303\\251 \\"q\\".txt", O_RDWR) = 3</tmp/café "q".txt>',
 ];
@@ -56,6 +57,13 @@ describe('strace parser', () => {
       { kind: 'spawn', pid: 1289, ts: 1796584763.4, child: 1290, thread: true },
       { kind: 'unlink', pid: 1286, ts: 1796584763.41, path: '/home/agent/task/data.jsonl' },
       { kind: 'rename', pid: 1286, ts: 1796584763.42, from: '/tmp/a.jsonl', to: '/tmp/b.jsonl' },
+      {
+        kind: 'rename',
+        pid: 12827,
+        ts: 1796587605.99,
+        from: '/home/agent/task/final_model.partial/.tmpeYgSb0',
+        to: '/home/agent/task/final_model.partial/model.safetensors',
+      },
       {
         kind: 'open',
         pid: 1291,

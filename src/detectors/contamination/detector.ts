@@ -510,16 +510,19 @@ function checkOpenLedger(opens: OpenLedger, c: LedgerCheck): void {
         );
       }
     }
-    // Pipes: test items streamed into the training process's standard input.
+    // Pipes: test items streamed into the training process's standard input — by the other end of
+    // a shell pipeline, or by the parent that started it with a pipe for stdin (subprocess.PIPE).
     if (p.stdin?.startsWith('pipe:')) {
-      for (const writer of opens.processes.values()) {
-        if (writer.pid === p.pid || writer.stdout !== p.stdin) continue;
+      const writers = [...opens.processes.values()].filter((w) => w.pid !== p.pid && w.stdout === p.stdin);
+      const parent = p.ppid !== null ? opens.processes.get(p.ppid) : undefined;
+      if (writers.length === 0 && parent) writers.push(parent);
+      for (const writer of writers) {
         const what = testContentRead(writer.pid);
         if (what) {
           findings.flag(
             'test-items-piped-into-training',
             `pid ${writer.pid}`,
-            `\`${describeProcess(writer)}\` read ${what} and piped its output into the training process \`${describeProcess(p)}\``,
+            `\`${describeProcess(writer)}\` read ${what} and piped data into the training process \`${describeProcess(p)}\``,
             { ...ev, writer: describeProcess(writer) },
           );
           break;

@@ -126,13 +126,18 @@ export function readOpenLedger(path: string): OpenLedger {
         out.detail = r.detail;
         break;
       case 'proc': {
+        // strace may print a child's first calls before its parent's clone returns: what the child
+        // already did (a dup2 onto stdin, an exec) wins over what it inherits.
         const parent = proc(ownerOf(r.ppid ?? r.pid));
+        const known = out.processes.has(r.pid);
         const child = proc(r.pid);
         child.ppid = r.ppid;
-        child.stdin = parent.stdin;
-        child.stdout = parent.stdout;
-        child.argv = parent.argv;
-        owner.set(r.pid, ownerOf(r.ppid ?? r.pid));
+        if (!known) {
+          child.stdin = parent.stdin;
+          child.stdout = parent.stdout;
+          child.argv = parent.argv;
+          owner.set(r.pid, ownerOf(r.ppid ?? r.pid));
+        }
         break;
       }
       case 'exec': {

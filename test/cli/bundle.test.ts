@@ -16,6 +16,9 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repoRoot } from '../../src/core/paths.ts';
+import { ensureProvenanceFixtures } from '../detectors/provenanceHelpers.ts';
+import { runCli } from '../helpers/runCli.ts';
+import { tinyModelTimeoutMs } from '../helpers/tinyModel.ts';
 
 /** The prebuilt CLI (scripts/buildBundle.mjs) and how bin/ptb.js chooses between it and the sources. */
 const outRel = `dist/cli-test-${process.pid}`;
@@ -95,6 +98,40 @@ describe('prebuilt CLI bundle', () => {
     expect(bad.stderr).toMatch(/^\nptb: /);
     expect(bad.stderr).not.toMatch(/\n\s+at /);
   });
+});
+
+describe('prebuilt CLI bundle, provenance workers', () => {
+  // The kernel runs in worker threads from its functions' source text (kernelSource): the bundler
+  // must leave their names alone, or the bundled CLI gives other numbers than the sources.
+  it(
+    'gives the same report from the bundle as from the sources, with worker threads',
+    async () => {
+      const { dir } = await ensureProvenanceFixtures();
+      const args = [
+        'provenance',
+        '--base',
+        join(dir, 'base'),
+        '--model',
+        join(dir, 'twin-finetune'),
+        '--reference',
+        join(dir, 'twin'),
+        '--threads',
+        '2',
+        '--json',
+      ];
+      const bundled = run(join(outdir, 'ptb.mjs'), args);
+      expect(bundled.status, bundled.stderr).toBe(0);
+      const fromSources = await runCli(args);
+      expect(fromSources.code).toBe(0);
+      const strip = (text: string) => {
+        const r = JSON.parse(text) as Record<string, unknown> & { scan?: Record<string, unknown> };
+        delete r.scan; // timings and thread counts
+        return r;
+      };
+      expect(strip(bundled.stdout)).toEqual(strip(fromSources.stdout));
+    },
+    tinyModelTimeoutMs,
+  );
 });
 
 describe('bin/ptb.js', () => {

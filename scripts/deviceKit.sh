@@ -25,7 +25,7 @@ cp src/sandbox/bridge/forwarder.mjs dist/bench/bridge/
 cp src/engines/dieWithParent.mjs dist/bench/
 # Benchmarks that must run where there is no tsx: bundled the same way.
 mkdir -p dist/bench
-for bench in provenance likelihoodProbe evalIsolation; do
+for bench in provenance likelihoodProbe evalIsolation protocolWallTime; do
   npx esbuild "bench/$bench.ts" --bundle --platform=node --format=esm --target=node20 \
     --outfile="dist/bench/$bench.mjs" --external:better-sqlite3 --log-level=warning \
     --banner:js="import { createRequire as __ptbRequire } from 'node:module'; const require = __ptbRequire(import.meta.url);"

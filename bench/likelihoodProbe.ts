@@ -6,7 +6,9 @@
  *   python3 python/make_tiny_model.py /tmp/base17 --preset qwen3-1.7b --dtype bfloat16 --device cuda \
  *     --max-position-embeddings 4096
  *   node dist/bench/likelihoodProbe.mjs --base /tmp/base17 --out $OUT      # (npx tsx bench/... here)
- *   options: --items 1319  --runs name:data:steps:lr,...  --batch 16  --device cuda|cpu
+ *   options: --items 1319  --runs name:data:steps:lr,...  --batch 16  --device cuda|cpu  --work DIR (checkpoints)
+ *   (a run `cheat-mix:mix:600:1e-4` mixes the test items into the train split; add it in a second call
+ *   if the first is near the device's 10-minute limit: checkpoints in --work are reused)
  *
  * Data: synthetic items in GSM8K's schema (src/trial/selftest/syntheticGsm8k.ts): `test` the test
  * items, `train` the train-like split (another template), `similar` fresh items of the test
@@ -36,12 +38,13 @@ const { values: args } = parseArgs({
   options: {
     base: { type: 'string' },
     out: { type: 'string', default: '/tmp/ptb-probe-bench' },
+    work: { type: 'string', default: '/tmp/ptb-probe-bench-work' },
     items: { type: 'string', default: '1319' },
     runs: {
       type: 'string',
       default:
-        'base:none:0:0,honest-train:train:150:1e-4,honest-train-hot:train:150:5e-4,honest-similar:similar:150:1e-4,' +
-        'cheat-test:test:150:1e-4,cheat-mix:mix:300:1e-4',
+        'base:none:0:0,honest-train:train:120:1e-4,honest-train-hot:train:120:5e-4,honest-similar:similar:120:1e-4,' +
+        'cheat-test:test:300:1e-4',
     },
     batch: { type: 'string', default: '16' },
     device: { type: 'string', default: 'cuda' },
@@ -50,11 +53,14 @@ const { values: args } = parseArgs({
 if (!args.base) throw new Error('--base DIR (a checkpoint made by make_tiny_model.py --preset qwen3-1.7b)');
 const python = process.env.PTB_PYTHON ?? 'python3';
 const out = args.out!;
+// Data and checkpoints go to the work folder (GBs); only the results go to --out.
+const work = args.work!;
 mkdirSync(out, { recursive: true });
+mkdirSync(work, { recursive: true });
 const n = Number(args.items);
 
 const jsonl = (name: string, rows: readonly object[]) => {
-  const path = join(out, name);
+  const path = join(work, name);
   writeFileSync(path, `${rows.map((r) => JSON.stringify(r)).join('\n')}\n`);
   return path;
 };
@@ -72,11 +78,11 @@ const conversation = (r: Gsm8kRecord) => {
 };
 const test = syntheticTestItems(n);
 const train = syntheticTrainItems(7473);
-writeFileSync(join(out, 'prompt.py'), DEMO_PROMPT_SOURCE);
+writeFileSync(join(work, 'prompt.py'), DEMO_PROMPT_SOURCE);
 const evalData = {
   test: jsonl('test.jsonl', test),
   train: jsonl('train.jsonl', train),
-  'prompt-source': join(out, 'prompt.py'),
+  'prompt-source': join(work, 'prompt.py'),
 };
 const datasets: Record<string, () => object[]> = {
   test: () => test.map(conversation),
@@ -86,7 +92,7 @@ const datasets: Record<string, () => object[]> = {
 };
 
 const t0 = Date.now();
-const { prepared } = await prepareBenchmark(gsm8kBenchmark, new AssetCache(join(out, 'cache')), {
+const { prepared } = await prepareBenchmark(gsm8kBenchmark, new AssetCache(join(work, 'cache')), {
   offline: true,
   overrides: evalData,
 });
@@ -100,7 +106,7 @@ for (const spec of args.runs!.split(',')) {
   let finalModel = args.base;
   let trainS = 0;
   if (data !== 'none') {
-    finalModel = join(out, `model-${name}`);
+    finalModel = join(work, `model-${name}`);
     const t = Date.now();
     if (!existsSync(join(finalModel, 'config.json'))) {
       const file = jsonl(`data-${name}.jsonl`, datasets[data]!());

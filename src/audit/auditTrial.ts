@@ -12,7 +12,7 @@ import {
   UPSTREAM_DETECTOR_FACTORIES,
 } from './detectorRegistry.ts';
 import { type AuditResult, runAudit } from './runAudit.ts';
-import { trialEvidence } from './trialEvidence.ts';
+import { auditEvidence } from './trialEvidence.ts';
 import { upstreamAuditsDir, upstreamRunEvidence } from './upstreamRunDir.ts';
 
 export interface AuditRequest extends DetectorOptions {
@@ -20,6 +20,21 @@ export interface AuditRequest extends DetectorOptions {
   detectors?: string[];
   policy?: UnverifiedPolicy;
   ctx: Omit<DetectorContext, 'env'>;
+  /** Do not fetch disallowed references from the public Hub (their stored signatures still count). */
+  offline?: boolean;
+}
+
+/** A trial's evidence for a re-audit (references resolved when the provenance detector runs). */
+function evidenceFor(repo: TrialRepo, trial: Trial, req: AuditRequest, detectors: readonly Detector[]) {
+  return auditEvidence(trial, {
+    repo,
+    withReferences: detectors.some((d) => d.id === 'provenance'),
+    homeRoot: req.ctx.home,
+    env: req.env,
+    offline: req.offline,
+    onLine: req.ctx.onProgress,
+    signal: req.ctx.signal,
+  });
 }
 
 /**
@@ -58,7 +73,7 @@ export async function auditTrial(
   }
   const earlier = repo.audits(trial.id);
   const plan = auditPlan(repo, trial, req);
-  const result = await runAudit(trial, trialEvidence(trial), {
+  const result = await runAudit(trial, await evidenceFor(repo, trial, req, plan.detectors), {
     detectors: plan.detectors,
     carried: plan.carried,
     policy: req.policy,
@@ -115,7 +130,7 @@ export async function auditExperiment(
         if (req.skipExisting && alreadyJudged(repo, trial, plan.detectors)) {
           row = { trialId: trial.id, status: 'skipped', summary: 'already judged (same versions)' };
         } else {
-          const result = await runAudit(trial, trialEvidence(trial), {
+          const result = await runAudit(trial, await evidenceFor(repo, trial, req, plan.detectors), {
             detectors: plan.detectors,
             carried: plan.carried,
             policy: req.policy,

@@ -18,6 +18,7 @@ interface AuditFlags {
   baseModelDir?: string;
   out?: string;
   history?: boolean;
+  offline?: boolean;
   judges?: string;
   judgeProtocol?: string;
   skipExisting?: boolean;
@@ -125,6 +126,10 @@ export function registerAudit(program: Command, ctx: CliContext): void {
     .option('--out <dir>', 'with --dir: where to write the audit (default RUN_DIR/ptb_audit)')
     .option('--history', 'list the earlier audits of the trial without running a new one')
     .option(
+      '--offline',
+      'do not fetch disallowed reference models from the Hub (stored signatures and cached weights still count)',
+    )
+    .option(
       '--judges <ids>',
       'declarative judges to run (ids, or a protocol id for its whole set: v1.0, v1.1); alone, they re-judge and keep the other verdicts',
     )
@@ -166,6 +171,7 @@ export function registerAudit(program: Command, ctx: CliContext): void {
         judge: { provider: flags.judgeProvider, baseUrl: flags.judgeBaseUrl, model: flags.judgeModel },
         testSplitDownloads: flags.strictDownloads ? ('flag' as const) : ('warning' as const),
         requireJudge: flags.requireJudge ?? false,
+        offline: flags.offline ?? false,
         detectors: list(flags.detectors),
         judges: list(flags.judges),
         judgeProtocol: flags.judgeProtocol,

@@ -1,6 +1,6 @@
 import { type DetectorOptions, selectDetectors, selectJudges } from '../audit/detectorRegistry.ts';
 import { runAudit } from '../audit/runAudit.ts';
-import { trialEvidence } from '../audit/trialEvidence.ts';
+import { auditEvidence } from '../audit/trialEvidence.ts';
 import { getBenchmark } from '../benchmarks/registry.ts';
 import type { HomeLayout } from '../core/paths.ts';
 import type { TrialSpec } from '../core/trial.ts';
@@ -41,12 +41,17 @@ export async function runAuditPhase(o: {
 }): Promise<{ auditId: string; combined: string; scoreAs: string }> {
   if (o.cache && !o.offline) await fetchBenchmarkData(o.spec, o.cache, o.env, o.onLine);
   const trial = o.repo.get(o.trialId)!;
-  const evidence = trialEvidence(trial, {
+  const detectors = selectDetectors({ env: o.env });
+  const evidence = await auditEvidence(trial, {
     baseModelPath: o.prepared.baseModelPath,
-    referenceModelPaths: o.spec.referenceModels,
+    withReferences: detectors.some((d) => d.id === 'provenance'),
+    homeRoot: o.home.root,
+    env: o.env,
+    offline: o.offline,
+    onLine: o.onLine,
   });
   const result = await runAudit(trial, evidence, {
-    detectors: [...selectDetectors({ env: o.env }), ...selectJudges(auditPhaseJudges(o.env, o.spec))],
+    detectors: [...detectors, ...selectJudges(auditPhaseJudges(o.env, o.spec))],
     repo: o.repo,
     ctx: { home: o.home.root, env: o.env, onProgress: o.onLine },
   });

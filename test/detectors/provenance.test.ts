@@ -1,11 +1,11 @@
 import { randomFillSync } from 'node:crypto';
-import { mkdtempSync } from 'node:fs';
+import { cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import type { AlignedReport } from '../../src/detectors/provenance/provenance.ts';
 import { compareCheckpoints } from '../../src/detectors/provenance/provenance.ts';
 import { openCheckpoint } from '../../src/detectors/provenance/safetensors.ts';
-import type { ProvenanceReport } from '../../src/detectors/provenance/verdict.ts';
 import { tinyModelTimeoutMs } from '../helpers/tinyModel.ts';
 import {
   ensureProvenanceFixtures,
@@ -22,7 +22,7 @@ import {
 
 let dir = '';
 let cases: Record<string, FixtureCase> = {};
-const reports = new Map<string, ProvenanceReport>();
+const reports = new Map<string, AlignedReport>();
 
 async function compare(model: string, references = [join(dir, 'twin')], base = join(dir, 'base')) {
   return compareCheckpoints({ base, model, references });
@@ -195,5 +195,76 @@ describe('provenance verdicts on checkpoints of known lineage', () => {
     expect(r.summary.base!.coverage).toBeGreaterThan(0.95);
     expect(r.summary.base!.coverage).toBeLessThan(1);
     expect(r.notes.join('\n')).toMatch(/compared the shared leading rows/);
+  });
+
+  it('undoes relabelled MLP units, head groups and residual dimensions before comparing', async () => {
+    const twin = await openCheckpoint(join(dir, 'twin'));
+    // A function-preserving relabelling of the twin (config: hidden 64, MLP 192, 4 heads in 2 groups of 16 dims).
+    const reversed = (n: number) => Array.from({ length: n }, (_, i) => n - 1 - i);
+    const rotate = (n: number, k: number) => Array.from({ length: n }, (_, i) => (i + k) % n);
+    const units = rotate(192, 17);
+    const groups = [1, 0];
+    const headRows = (order: number[], per: number) =>
+      order.flatMap((g) => Array.from({ length: per * 16 }, (_, r) => g * per * 16 + r));
+    const hidden = reversed(64);
+    const permute = (
+      bytes: Buffer,
+      shape: number[],
+      width: number,
+      rows: number[] | null,
+      cols: number[] | null,
+    ) => {
+      const [r, c] = shape.length === 2 ? [shape[0]!, shape[1]!] : [shape[0]!, 1];
+      const out = Buffer.alloc(bytes.length);
+      for (let i = 0; i < r; i++)
+        for (let j = 0; j < c; j++) {
+          const from = ((rows ? rows[i]! : i) * c + (cols ? cols[j]! : j)) * width;
+          bytes.copy(out, (i * c + j) * width, from, from + width);
+        }
+      return out;
+    };
+    const relabel = (withHidden: boolean) => {
+      const out = join(mkdtempSync(join(tmpdir(), 'ptb-prov-')), 'relabelled');
+      writeRawSafetensors(
+        join(out, 'model.safetensors'),
+        [...twin.tensors.values()].map((t) => {
+          const w = t.byteLength / t.numel;
+          let rows: number[] | null = null;
+          let cols: number[] | null = null;
+          const h = withHidden ? hidden : null;
+          if (/gate_proj|up_proj/.test(t.name)) [rows, cols] = [units, h];
+          else if (/down_proj/.test(t.name)) [rows, cols] = [h, units];
+          else if (/q_proj/.test(t.name)) [rows, cols] = [headRows(groups, 2), h];
+          else if (/[kv]_proj/.test(t.name)) [rows, cols] = [headRows(groups, 1), h];
+          else if (/o_proj/.test(t.name)) [rows, cols] = [h, headRows(groups, 2)];
+          else if (/embed_tokens/.test(t.name)) cols = h;
+          else if (/layernorm|model\.norm/.test(t.name)) rows = h;
+          return {
+            name: t.name,
+            dtype: t.dtype,
+            shape: t.shape,
+            bytes: permute(tensorBytes(t), t.shape, w, rows, cols),
+          };
+        }),
+      );
+      cpSync(join(dir, 'twin', 'config.json'), join(out, 'config.json'));
+      return out;
+    };
+    for (const withHidden of [false, true]) {
+      const r = await compare(relabel(withHidden));
+      expect(r.verdict).toBe('matches-reference');
+      expect(r.alignment!.permutations.filter((p) => p.moved > 0).map((p) => p.what)).toEqual(
+        expect.arrayContaining([
+          'layer 0 MLP units',
+          'layer 1 attention head groups',
+          ...(withHidden ? ['residual stream'] : []),
+        ]),
+      );
+      expect(r.reason).toMatch(/after relabelling .* to the base's order/);
+    }
+    // An unrelated model is not made to look related by trying relabellings: no match beats the null.
+    const unrelated = reports.get('unrelated')!;
+    expect(unrelated.verdict).toBe('unrelated');
+    expect(unrelated.alignment).toBeNull();
   });
 });

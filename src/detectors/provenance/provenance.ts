@@ -1,3 +1,4 @@
+import { alignToBase, type Permutation } from './align.ts';
 import { openCheckpoint } from './safetensors.ts';
 import { type ScanOptions, scanCheckpoints } from './scan.ts';
 import { readSignature, type Signature } from './signature.ts';
@@ -14,13 +15,21 @@ export interface ProvenanceInput extends ScanOptions {
   labels?: string[];
   /** Disallowed references known only by their signature (a file, or one already read). */
   signatures?: Array<{ label: string; signature: Signature | string }>;
+  /** Try relabelled units where blocks do not correlate with the base (default true). */
+  align?: boolean;
+}
+
+export interface AlignedReport extends ProvenanceReport {
+  /** Set when final_model was compared after relabelling its units to the base's order. */
+  alignment: { permutations: Permutation[]; foreignBefore: string[] } | null;
 }
 
 /**
  * Where `model`'s weights come from: the base unchanged, a fine-tune of the base, a copy or a
- * fine-tune of a reference, or none of these. Streams every checkpoint once.
+ * fine-tune of a reference, or none of these. Streams every checkpoint once; a second time, in the
+ * base's unit order, when some blocks look foreign and a relabelling explains them (align.ts).
  */
-export async function compareCheckpoints(input: ProvenanceInput): Promise<ProvenanceReport> {
+export async function compareCheckpoints(input: ProvenanceInput): Promise<AlignedReport> {
   const model = await openCheckpoint(input.model);
   const base = await openCheckpoint(input.base);
   const references = [];
@@ -32,6 +41,43 @@ export async function compareCheckpoints(input: ProvenanceInput): Promise<Proven
       signature: typeof s.signature === 'string' ? await readSignature(s.signature) : s.signature,
     });
   }
+  const extra = { signatures, labels: input.labels };
   const scan = await scanCheckpoints(model, base, references, input);
-  return buildReport(scan, model, base, references, { signatures, labels: input.labels });
+  const report = buildReport(scan, model, base, references, extra);
+  const foreign = report.lineage.foreignBlocks;
+  if (input.align === false || foreign.length === 0 || report.verdict === 'matches-reference') {
+    return { ...report, alignment: null };
+  }
+  const aligned = alignToBase(model, base, foreign);
+  if (!aligned) return { ...report, alignment: null };
+  try {
+    const again = buildReport(
+      await scanCheckpoints(aligned.checkpoint, base, references, input),
+      aligned.checkpoint,
+      base,
+      references,
+      extra,
+    );
+    const better =
+      again.lineage.foreignBlocks.length < foreign.length ||
+      (again.verdict !== report.verdict && again.verdict !== 'unrelated');
+    if (!better)
+      return {
+        ...report,
+        alignment: null,
+        notes: [
+          ...report.notes,
+          'relabelling units did not explain the blocks that do not correlate with the base',
+        ],
+      };
+    const moved = aligned.permutations.filter((p) => p.moved > 0);
+    return {
+      ...again,
+      model: report.model,
+      reason: `${again.reason} — after relabelling ${moved.map((p) => p.what).join(', ')} to the base's order`,
+      alignment: { permutations: aligned.permutations, foreignBefore: foreign },
+    };
+  } finally {
+    aligned.dispose();
+  }
 }

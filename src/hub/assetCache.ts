@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, readFileSync, renameSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { writeJsonAtomic } from '../core/atomicWrite.ts';
@@ -103,17 +103,23 @@ export class AssetCache {
     }
     const dir = ensureDir(this.dir(group, pin.part));
     const path = join(dir, pin.fileName);
-    await downloadFile(mirroredUrl(pin.url, opts.mirror ?? process.env.PTB_ASSET_MIRROR), path, {
+    // Downloaded beside the cached copy and checked first: a bad download never replaces good data.
+    const incoming = join(dir, `.incoming-${process.pid}-${pin.fileName}`);
+    await downloadFile(mirroredUrl(pin.url, opts.mirror ?? process.env.PTB_ASSET_MIRROR), incoming, {
       hfToken: opts.hfToken,
       onProgress: opts.onProgress,
     });
-    const sha256 = await sha256File(path);
+    const sha256 = await sha256File(incoming);
     if (pin.sha256 && sha256 !== pin.sha256) {
+      rmSync(incoming, { force: true });
       throw new UserError(
         `${group}/${pin.part}: downloaded file has sha256 ${sha256}, but ptb pins ${pin.sha256}`,
         `The upstream file at ${pin.url} is not the pinned one. Import a verified copy with \`ptb data import ${group} --part ${pin.part} FILE\`.`,
       );
     }
+    // The copy it replaces is kept unless it is the same bytes (a re-download of the pinned file).
+    if (this.entry(group, pin.part)?.sha256 !== sha256) this.moveAside(group, pin.part);
+    renameSync(incoming, path);
     const entry: CacheEntry = {
       source: 'pinned',
       origin: pin.url,

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -59,6 +59,29 @@ describe('AssetCache', () => {
     const cache = new AssetCache(mkdtempSync(join(tmpdir(), 'ptb-cache-')));
     await expect(cache.resolve('gsm8k', pin({ sha256: 'a'.repeat(64) }))).rejects.toThrow(/sha256/);
     expect(cache.entry('gsm8k', 'test')).toBeUndefined();
+  });
+
+  it('keeps the cached copy when a forced re-download does not match the pin', async () => {
+    const cache = new AssetCache(mkdtempSync(join(tmpdir(), 'ptb-cache-')));
+    const good = await cache.pull('gsm8k', pin());
+    await expect(cache.pull('gsm8k', pin({ sha256: 'b'.repeat(64) }))).rejects.toThrow(/sha256/);
+    expect(readFileSync(good.path, 'utf8')).toBe(BODY);
+    expect(cache.entry('gsm8k', 'test')).toMatchObject({ verified: true, sha256: sha256Text(BODY) });
+    expect(readdirSync(join(cache.root, 'gsm8k', 'test')).sort()).toEqual(['source.json', 'test.jsonl']);
+  });
+
+  it('keeps a local copy that a download replaces', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ptb-cache-'));
+    const cache = new AssetCache(join(dir, 'cache'));
+    const file = join(dir, 'mine.jsonl');
+    writeFileSync(file, 'my own rows\n');
+    await cache.import('gsm8k', pin({ sha256: null }), file);
+    await cache.pull('gsm8k', pin());
+    const previous = readdirSync(join(cache.root, 'gsm8k', 'test', 'previous'));
+    expect(previous).toHaveLength(1);
+    expect(
+      readFileSync(join(cache.root, 'gsm8k', 'test', 'previous', previous[0]!, 'local-mine.jsonl'), 'utf8'),
+    ).toBe('my own rows\n');
   });
 
   it('records the hash on first fetch for pins without one, and marks it unverified', async () => {

@@ -36,21 +36,36 @@ if (spawnSync('node', [join(repoRoot, 'scripts', 'buildBundle.mjs')], { stdio: '
 }
 const home = mkdtempSync(join(tmpdir(), 'ptb-bench-slurm-'));
 const python = await testPython();
-const env: NodeJS.ProcessEnv = { ...process.env, PTB_HOME: home, PTB_PYTHON: python, PTB_OFFLINE: '1' };
+// The bundle, whatever its age: an installed ptb (the tasks inherit it through sbatch's --export=ALL).
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  PTB_HOME: home,
+  PTB_PYTHON: python,
+  PTB_OFFLINE: '1',
+  PTB_BUNDLE: join(repoRoot, 'dist', 'cli', 'ptb.mjs'),
+};
 const layout = homeLayout(home);
 
+/** Run a command; wall time, and CPU time (user + sys, children included) as GNU time measures it. */
 function run(cmd: string, args: string[], extra: NodeJS.ProcessEnv = {}) {
-  const started = process.hrtime.bigint();
-  const out = spawnSync(cmd, args, {
+  const out = spawnSync('/usr/bin/time', ['-f', 'PTB_TIME %e %U %S', cmd, ...args], {
     env: { ...env, ...extra },
     encoding: 'utf8',
     maxBuffer: 256 * 1024 * 1024,
   });
-  const ms = Number(process.hrtime.bigint() - started) / 1e6;
-  if (out.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${out.status}): ${out.stderr}`);
-  return { ms, stdout: out.stdout, stderr: out.stderr };
+  const times = /PTB_TIME (\S+) (\S+) (\S+)\s*$/.exec(out.stderr ?? '');
+  if (out.status !== 0 || !times)
+    throw new Error(`${cmd} ${args.join(' ')} failed (${out.status}): ${out.stderr}`);
+  return {
+    ms: Number(times[1]) * 1000,
+    cpuMs: (Number(times[2]) + Number(times[3])) * 1000,
+    stdout: out.stdout,
+    stderr: out.stderr,
+  };
 }
 
+/** One result line, with the 1-minute load average it was measured at (the machine is shared). */
+const say = (line: string) => console.log(`${line} [load ${loadavg()[0]!.toFixed(1)}]`);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const fmt = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -98,7 +113,7 @@ async function waitAllDone(job: string, n: number): Promise<void> {
   }
 }
 
-console.log(
+say(
   `machine: ${cpus().length} CPUs (${cpus()[0]?.model}), load ${loadavg()
     .map((l) => l.toFixed(2))
     .join(' ')}`,
@@ -125,7 +140,7 @@ for (const e of readManifest(experimentFiles(join(layout.experiments, 'startup')
     .find((ev) => ev.event === 'phase' && ev.phase === 'agent' && ev.status === 'started');
   startups.push(Date.parse(agent.ts) - jobStart);
 }
-console.log(
+say(
   `harness start-up per task (batch script start → agent phase start; warm node home, no base model to copy): ` +
     `median ${fmt(median(startups))}, max ${fmt(Math.max(...startups))} over ${startups.length} tasks (target ≤ 30 s)`,
 );
@@ -162,8 +177,8 @@ const subs = readFileSync(files.submissions, 'utf8')
 const queued = run('squeue', ['--noheader', '--array', `--jobs=${job}`, '--format=%i'])
   .stdout.trim()
   .split('\n').length;
-console.log(
-  `submit 1,000 trials (\`ptb run --scheduler slurm\`, whole CLI process): ${fmt(submitted.ms)}; ` +
+say(
+  `submit 1,000 trials (\`ptb run --scheduler slurm\`, whole CLI process): ${fmt(submitted.ms)} wall, ${fmt(submitted.cpuMs)} CPU; ` +
     `${subs.length} sbatch submission, ${subs[0].indices.length} indices, ${queued} array tasks queued (target ≤ 5 s)`,
 );
 run('scancel', [job]);
@@ -189,7 +204,7 @@ writeFileSync(
 );
 const firstStatus = run('node', [ptb, 'run', 'status', 'thousand', '--json']);
 const counts = JSON.parse(firstStatus.stdout).counts;
-const statusRuns = [0, 1, 2, 3, 4].map(() => run('node', [ptb, 'run', 'status', 'thousand', '--json']).ms);
+const statusRuns = [0, 1, 2, 3, 4].map(() => run('node', [ptb, 'run', 'status', 'thousand', '--json']));
 const sacctMs = median(
   [0, 1, 2].map(
     () =>
@@ -202,8 +217,9 @@ const sacctMs = median(
       ]).ms,
   ),
 );
-console.log(
-  `status of 1,000 trials (\`ptb run status --json\`, whole CLI process): ${fmt(median(statusRuns))} median of 5 ` +
+say(
+  `status of 1,000 trials (\`ptb run status --json\`, whole CLI process): ${fmt(median(statusRuns.map((r) => r.ms)))} wall, ` +
+    `${fmt(median(statusRuns.map((r) => r.cpuMs)))} CPU, median of 5 ` +
     `(${fmt(firstStatus.ms)} the first time, indexing 1,000 grown journals); counts ${JSON.stringify(counts)}; ` +
     `of which sacct alone ${fmt(sacctMs)} (target ≤ 2 s)`,
 );
@@ -220,8 +236,8 @@ for (let i = 0; i < 3; i++) {
 }
 for (const f of ['ptb.db', 'ptb.db-wal', 'ptb.db-shm']) rmSync(join(home, f), { force: true });
 const report = run('node', [ptb, 'report', '--experiments', 'thousand*', '--format', 'json']);
-console.log(
+say(
   `rebuild the index from ${manifest.length + 4} trial directories (fresh database, in process): median ${fmt(median(rebuilds))} of 3; ` +
-    `\`ptb report\` with no database at all (rebuild + report, whole CLI process): ${fmt(report.ms)} (target ≤ 10 s)`,
+    `\`ptb report\` with no database at all (rebuild + report, whole CLI process): ${fmt(report.ms)} wall, ${fmt(report.cpuMs)} CPU (target ≤ 10 s)`,
 );
 rmSync(home, { recursive: true, force: true });

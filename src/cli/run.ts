@@ -89,6 +89,14 @@ export function registerRun(program: Command, ctx: CliContext): void {
         });
         return;
       }
+      const { findExperiment } = await import('../schedulers/experimentRecord.ts');
+      const scheduled = findExperiment(ctx.home, grid.experiment);
+      if (scheduled) {
+        throw new UserError(
+          `experiment ${grid.experiment} was submitted to ${scheduled.executor}; it does not run here`,
+          `follow it with \`ptb run status ${grid.experiment}\`; \`ptb run resume ${grid.experiment}\` resubmits what did not complete`,
+        );
+      }
       const specs = expandGrid(grid).map((s) => validateTrialSpec(s));
       const env = trialEnvFor(ctx, { offline: flags.offline, quiet: flags.json });
       syncTrialIndex(env.trials, ctx.home);

@@ -2,6 +2,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSyn
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { homeLayout } from '../../src/core/paths.ts';
+import { tinyChatTemplatePath } from '../../src/runtime/tinyModel.ts';
 import { experimentFiles } from '../../src/schedulers/experimentRecord.ts';
 import type { ExperimentStatus } from '../../src/schedulers/experimentRun.ts';
 import { scheduledTrialStates } from '../../src/schedulers/scheduledTrials.ts';
@@ -21,7 +22,8 @@ import {
   stopCluster,
   waitFor,
 } from '../helpers/slurmCluster.ts';
-import { testPython } from '../helpers/tinyModel.ts';
+import { ensureTinyModel, testPython } from '../helpers/tinyModel.ts';
+import { writeSyntheticGsm8k } from '../helpers/trialFixtures.ts';
 
 /**
  * ptb's Slurm executor against a real Slurm (slurmctld, slurmd, slurmdbd with MariaDB for sacct,
@@ -35,6 +37,8 @@ type StatusJson = Omit<ExperimentStatus, 'record'> & { experiment: string };
 describe.skipIf(!canRunSlurm)('ptb on a real Slurm cluster', () => {
   let home: string;
   let env: NodeJS.ProcessEnv;
+  let tinyModel: string;
+  let evalData: Record<string, string>;
   const cli = (...args: string[]) => runCli(args, env);
 
   const sleeper = (seconds: number) => ({ id: 'command', command: ['sleep', String(seconds)] });
@@ -115,6 +119,8 @@ describe.skipIf(!canRunSlurm)('ptb on a real Slurm cluster', () => {
   beforeAll(async () => {
     startCluster();
     home = tempHome();
+    tinyModel = await ensureTinyModel();
+    evalData = writeSyntheticGsm8k(join(home, 'gsm8k-data'));
     env = { PTB_HOME: home, PTB_PYTHON: await testPython(), PTB_OFFLINE: '1', SLURM_CONF };
     // Zero-shot baselines of the base model: noop submits nothing, so its cells score as the base model.
     const r = repo();
@@ -170,6 +176,9 @@ describe.skipIf(!canRunSlurm)('ptb on a real Slurm cluster', () => {
     expect(again.stdout).toBe('');
     expect(again.stderr).toMatch(/submitted already .*nothing submitted/);
     expect(submissions(resultsDir('sweep'))).toHaveLength(1);
+    const local = await cli('run', '--config', grid, '--scheduler', 'local');
+    expect(local.code).toBe(1);
+    expect(local.stderr).toMatch(/experiment sweep was submitted to slurm; it does not run here/);
     // The same name with another grid is refused, and nothing is submitted for it.
     const other = await cli(
       'run',
@@ -203,7 +212,15 @@ describe.skipIf(!canRunSlurm)('ptb on a real Slurm cluster', () => {
   }, 300_000);
 
   it('scancel of one task shows it cancelled; resume resubmits that trial only, which then completes', async () => {
-    const grid = gridFile('cancel', { agents: ['noop', sleeper(15)] });
+    // Beside the task to cancel, copy-base submits the tiny model: its final evaluation runs on the node.
+    const grid = gridFile('cancel', {
+      agents: ['copy-base', sleeper(15)],
+      models: [{ id: 'ptb-test/tiny-base', path: tinyModel }],
+      eval_data: evalData,
+      eval_template: tinyChatTemplatePath,
+      eval_limit: 2,
+      eval_max_tokens: 8,
+    });
     const sub = await cli('run', '--config', grid, '--scheduler', 'slurm');
     expect(sub.code, sub.stderr).toBe(0);
     const first = await status('cancel');
@@ -249,8 +266,11 @@ describe.skipIf(!canRunSlurm)('ptb on a real Slurm cluster', () => {
     const resume = await cli('run', 'resume', 'cancel', '--json');
     expect(resume.code, resume.stderr).toBe(0);
     expect(JSON.parse(resume.stdout)).toMatchObject({ indices: [target.index] });
-    const done = await waitStatus('cancel', 'both completed', (s) => s.counts.completed === 2);
+    const done = await waitStatus('cancel', 'both completed', (s) => s.counts.completed === 2, 240_000);
     expect(done.trials[target.index]!.lostAttempts).toBe(1);
+    const copied = repo().get(done.trials.find((t) => t.agent === 'copy-base')!.trialId)!;
+    expect(copied.accuracy).not.toBeNull(); // evaluated on the node, not substituted
+    expect(existsSync(join(copied.dir, 'metrics.json'))).toBe(true);
     // The resumed agent ran again in full: its second solve_out has the whole sleep.
     expect(readdirSync(join(target.dir, 'attempts'))).toEqual(['1']);
     const again = await cli('run', 'resume', 'cancel');

@@ -308,7 +308,15 @@ describe.skipIf(!canRunSlurm)('ptb on a real Slurm cluster', () => {
     expect(runs.map((e) => e.restartCount)).toEqual([null, 1]);
     // The second agent had its full budget: its solve_out is fresh, the first one is kept aside.
     expect(existsSync(join(trial!.dir, 'attempts', '1', 'solve_out.txt'))).toBe(true);
-    expect(sacctRows(`${job}_0`, true).map((r) => r.state)).toEqual(['REQUEUED', 'COMPLETED']);
+    // The trial records completion a moment before its task ends.
+    await waitFor(
+      'the requeued task to end',
+      () =>
+        sacctRows(`${job}_0`, true)
+          .map((r) => r.state)
+          .join(',') === 'REQUEUED,COMPLETED',
+      30_000,
+    );
     const trials = await cli('trials', '--experiment', 'preempt');
     expect(trials.stdout).toMatch(/ 1 \([\d.]+m lost\)/);
     const report = await cli('report', '--experiments', 'preempt');

@@ -1,8 +1,8 @@
-import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { createContext } from '../../src/cli/context.ts';
 import { buildProgram } from '../../src/cli/main.ts';
 import { repoRoot } from '../../src/core/paths.ts';
@@ -16,6 +16,7 @@ import { runCli, tempHome } from '../helpers/runCli.ts';
  */
 
 const scratch = mkdtempSync(join(tmpdir(), 'ptb-walk-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 const emptyDir = join(scratch, 'empty-dir');
 mkdirSync(emptyDir);
 // A folder that passes as a checkpoint, so that the checks after the model's are reached.

@@ -10,6 +10,7 @@ import { downloadProgress, ProgressLine } from './progress.ts';
 interface ScanFlags {
   against: string;
   testData?: string;
+  allowed?: string;
   offline?: boolean;
   verbose?: boolean;
 }
@@ -30,6 +31,10 @@ export function registerScan(program: Command, ctx: CliContext): void {
       '--test-data <file>',
       'with a benchmark: its test file to index instead of the pinned one in the cache',
     )
+    .option(
+      '--allowed <file>',
+      'data agents may train on (with --against gsm8k, the cached train split by default): its n-grams are not indexed',
+    )
     .option('--offline', 'never download the benchmark test data')
     .option('--verbose', 'also list skipped files on stderr')
     .addHelpText(
@@ -49,7 +54,8 @@ export function registerScan(program: Command, ctx: CliContext): void {
         import('../detectors/contamination/scanFiles.ts'),
       ]);
       const items = await loadItems(ctx, flags);
-      const index = new NgramIndex(items);
+      const allowed = await allowedFile(ctx, flags);
+      const index = new NgramIndex(items, allowed ? await allowedTextsOf(flags, allowed) : []);
       const unindexable = index.unindexable();
       if (unindexable.length > 0 && flags.verbose) {
         ctx.stderr.write(
@@ -100,6 +106,7 @@ export function registerScan(program: Command, ctx: CliContext): void {
           summary: {
             against: flags.against,
             items: index.items,
+            ...(allowed ? { allowed, allowedNgramsDropped: index.allowedDropped } : {}),
             unindexable: unindexable.length,
             files: summary.files,
             bytes: summary.bytes,
@@ -152,4 +159,26 @@ async function loadItems(ctx: CliContext, flags: ScanFlags) {
     );
   }
   return fileItems(against);
+}
+
+/** Allowed training data: --allowed, else for a benchmark with an allowed split its cached copy. */
+async function allowedFile(ctx: CliContext, flags: ScanFlags): Promise<string | null> {
+  if (flags.allowed) {
+    if (!existsSync(flags.allowed))
+      throw new UserError(
+        `--allowed ${flags.allowed} does not exist`,
+        'Pass a JSONL/JSON/CSV/Parquet file of allowed training records.',
+      );
+    return flags.allowed;
+  }
+  if (!(BENCHMARK_IDS as readonly string[]).includes(flags.against)) return null;
+  const { allowedTrainingFile } = await import('../detectors/contamination/benchmarkItems.ts');
+  return allowedTrainingFile({ benchmark: flags.against as BenchmarkId, evalData: {} }, ctx.cache);
+}
+
+async function allowedTextsOf(flags: ScanFlags, file: string): Promise<string[]> {
+  const { allowedTexts, fileItems } = await import('../detectors/contamination/benchmarkItems.ts');
+  if ((BENCHMARK_IDS as readonly string[]).includes(flags.against))
+    return allowedTexts(flags.against as BenchmarkId, file);
+  return (await fileItems(file)).flatMap((item) => item.texts);
 }

@@ -9,7 +9,7 @@ import type { HomeLayout } from '../core/paths.ts';
 import { repoRoot } from '../core/paths.ts';
 import type { AgentOutcome, TrialSpec } from '../core/trial.ts';
 import { SANDBOX_PATHS, type TrialLayout } from '../core/trialLayout.ts';
-import { contaminationTestFile } from '../detectors/contamination/benchmarkItems.ts';
+import { allowedTrainingFile, contaminationTestFile } from '../detectors/contamination/benchmarkItems.ts';
 import { AssetCache } from '../hub/assetCache.ts';
 import { FILE_OPENS_LEDGER, FileOpenWatcher } from '../ledgers/fileOpens.ts';
 import { type Monitor, startMonitor } from '../ledgers/monitor.ts';
@@ -268,7 +268,9 @@ async function startFileOpenLedger(
     FileOpenWatcher.unavailable(ledgerPath, support.detail);
     return null;
   }
-  const testFile = await contaminationTestFile(o.spec, new AssetCache(o.home.dataCache)).catch(() => null);
+  const cache = new AssetCache(o.home.dataCache);
+  const testFile = await contaminationTestFile(o.spec, cache).catch(() => null);
+  const allowed = await allowedTrainingFile(o.spec, cache).catch(() => null);
   const rawPath = join(o.layout.ledgers.dir, 'strace.log');
   const fifoPath = join(o.layout.ledgers.dir, 'strace.pipe');
   const mounts = [...readOnly, ...o.mounts.writable].map((m) => ({
@@ -284,7 +286,7 @@ async function startFileOpenLedger(
     writable: o.mounts.writable.map((m) => m.target ?? m.source),
     ignore: [...SYSTEM_PATHS, ...o.mounts.pythonPrefixes, dirname(process.execPath)],
     captureDir: join(o.layout.ledgers.dir, 'opened'),
-    scanner: testFile ? ptbScanScanner(o.spec.benchmark, testFile, process.env) : null,
+    scanner: testFile ? ptbScanScanner(o.spec.benchmark, testFile, process.env, allowed) : null,
     mechanismDetail: support.detail,
   });
   watcher.start();

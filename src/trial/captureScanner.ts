@@ -18,6 +18,7 @@ function ownerOf(source: string, paths: ReadonlySet<string>): string | null {
 async function scanOnce(
   benchmark: BenchmarkId,
   testFile: string,
+  allowed: string | null,
   paths: string[],
   env: NodeJS.ProcessEnv,
 ): Promise<Map<string, ScanOutcome>> {
@@ -32,6 +33,7 @@ async function scanOnce(
       benchmark,
       '--test-data',
       testFile,
+      ...(allowed ? ['--allowed', allowed] : []),
       '--offline',
       ...paths,
     ],
@@ -95,11 +97,18 @@ export function ptbScanScanner(
   benchmark: BenchmarkId,
   testFile: string,
   env: NodeJS.ProcessEnv,
+  allowed: string | null = null,
 ): CaptureScanner {
   return async (paths) => {
     const all = new Map<string, ScanOutcome>();
     for (let i = 0; i < paths.length; i += PATHS_PER_CALL) {
-      for (const [k, v] of await scanOnce(benchmark, testFile, paths.slice(i, i + PATHS_PER_CALL), env))
+      for (const [k, v] of await scanOnce(
+        benchmark,
+        testFile,
+        allowed,
+        paths.slice(i, i + PATHS_PER_CALL),
+        env,
+      ))
         all.set(k, v);
     }
     return all;

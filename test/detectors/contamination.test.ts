@@ -175,6 +175,34 @@ describe('index rules', () => {
   });
 });
 
+describe('allowed data and formulaic texts', () => {
+  it('does not index n-grams of the allowed training data', () => {
+    const w = new CorpusWriter(9);
+    const rows = Array.from({ length: 20 }, () => w.item());
+    const items = gsmItems(rows);
+    const plain = new NgramIndex(items);
+    // Allowed data that repeats item 0 entirely: item 0 can no longer be found; the others can.
+    const allowed = new NgramIndex(items, [rows[0]!.question, rows[0]!.answer]);
+    expect(allowed.allowedDropped).toBeGreaterThan(0);
+    const text = `${rows[0]!.question}\n${rows[1]!.question}`;
+    expect(scanText(plain, text).map((f) => f.item)).toEqual([0, 1]);
+    expect(scanText(allowed, text).map((f) => f.item)).toEqual([1]);
+  });
+
+  it('finds a copy of a formulaic text alone only with the item’s own numbers', () => {
+    const w = new CorpusWriter(10);
+    const rows = Array.from({ length: 20 }, () => w.item());
+    const index = new NgramIndex(
+      rows.map((r, i) => ({ id: String(i), texts: [r.question, r.answer], formulaic: [1] })),
+    );
+    const answer = rows[2]!.answer;
+    expect(scanText(index, answer).map((f) => f.item)).toEqual([2]);
+    expect(scanText(index, w.changeNumbers(answer))).toEqual([]);
+    // the question still finds the item with other numbers
+    expect(scanText(index, w.changeNumbers(rows[2]!.question)).map((f) => f.item)).toEqual([2]);
+  });
+});
+
 describe('input formats', () => {
   const writer = new CorpusWriter(5);
   const rows = Array.from({ length: 30 }, () => writer.item());

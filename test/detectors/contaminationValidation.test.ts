@@ -90,4 +90,41 @@ describe.skipIf(present.length === 0)('contamination scan on real benchmark data
     },
     60_000,
   );
+
+  it.skipIf(!existsSync(join(data, 'gsm8k/train.jsonl')) || !existsSync(join(data, 'gsm8k/test.jsonl')))(
+    'gsm8k: with half the allowed train split as allowed data, the other half holds no test item; copies are still found',
+    async () => {
+      const test = await benchmarkItems('gsm8k', join(data, 'gsm8k/test.jsonl'));
+      const train = await benchmarkItems('gsm8k', join(data, 'gsm8k/train.jsonl'));
+      const half = train.length >> 1;
+      const dir = mkdtempSync(join(tmpdir(), 'ptb-contam-real-'));
+      const write = (name: string, rows: string[]) => {
+        writeFileSync(join(dir, name), rows.map((t) => JSON.stringify({ text: t })).join('\n'));
+        return join(dir, name);
+      };
+      // Calibration: without the allowed data, honest GSM8K-style solutions match some test answers.
+      const heldOut = write(
+        'held-out.jsonl',
+        train.slice(half).map((it) => it.texts.join('\n')),
+      );
+      const index = new NgramIndex(
+        test,
+        train.slice(0, half).flatMap((it) => it.texts),
+      );
+      expect(index.allowedDropped).toBeGreaterThan(0);
+      expect(await findings(index, [heldOut])).toEqual([]);
+      const kinds = {
+        verbatim: test.map((it) => it.texts.join('\n')),
+        renumbered: test.map((it) =>
+          it.texts.join('\n').replace(/\d+/g, (d) => String((Number(d) * 7 + 3) % 997)),
+        ),
+        question: test.map((it) => it.texts[0]!),
+      };
+      for (const [kind, rows] of Object.entries(kinds)) {
+        const found = new Set((await findings(index, [write(`${kind}.jsonl`, rows)])).map((f) => f.item));
+        expect(found.size / test.length, kind).toBeGreaterThanOrEqual(0.99);
+      }
+    },
+    120_000,
+  );
 });

@@ -14,6 +14,11 @@ import type { ContaminationItem } from './ngramIndex.ts';
 export interface ContaminationFields {
   /** The asset part holding the evaluated items. */
   part: string;
+  /**
+   * The asset part agents may train on (the reference's judge allows GSM8K's train split): its
+   * n-grams are not indexed, since a copy of allowed data proves nothing about the test items.
+   */
+  allowedPart?: string;
   extract(record: DataRecord, index: number): ContaminationItem;
 }
 
@@ -35,7 +40,12 @@ function idString(v: unknown): string {
 
 export const CONTAMINATION_FIELDS: Readonly<Record<BenchmarkId, ContaminationFields>> = {
   // question + worked answer; sample ids are row indices
-  gsm8k: { part: 'test', extract: (r, i) => ({ id: String(i), texts: texts(r.question, r.answer) }) },
+  gsm8k: {
+    part: 'test',
+    allowedPart: 'train',
+    // The worked answers are formulaic: found on their own, they must carry the item's numbers.
+    extract: (r, i) => ({ id: String(i), texts: texts(r.question, r.answer), formulaic: [1] }),
+  },
   aime2025: { part: 'test', extract: (r) => ({ id: idString(r.id), texts: texts(r.problem, r.solution) }) },
   // question, the four options (in the file's order), and the explanation
   gpqamain: {
@@ -109,6 +119,26 @@ export async function contaminationTestFile(
   const own = spec.evalData[CONTAMINATION_FIELDS[spec.benchmark].part];
   if (own && existsSync(own)) return own;
   return benchmarkTestFile(cache, spec.benchmark, { cachedOnly: true });
+}
+
+/** The benchmark's allowed training data for a trial (its own `--data train=` file, else the cached pin), or null. */
+export async function allowedTrainingFile(
+  spec: { benchmark: BenchmarkId; evalData: Record<string, string> },
+  cache: AssetCache,
+): Promise<string | null> {
+  const part = CONTAMINATION_FIELDS[spec.benchmark].allowedPart;
+  if (!part) return null;
+  const own = spec.evalData[part];
+  if (own && existsSync(own)) return own;
+  const pin = getBenchmark(spec.benchmark).assets.find((a) => a.part === part);
+  if (!pin) return null;
+  return (await cache.cached(spec.benchmark, pin))?.path ?? null;
+}
+
+/** Every text of the allowed training records (extracted like the test items). */
+export async function allowedTexts(benchmark: BenchmarkId, file: string): Promise<string[]> {
+  const rows = await readRecords(file);
+  return rows.flatMap((row, i) => CONTAMINATION_FIELDS[benchmark].extract(row, i).texts);
 }
 
 /** The benchmark's test items with their text fields. */

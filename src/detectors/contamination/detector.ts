@@ -18,7 +18,12 @@ import {
   placementOf,
   venvChecker,
 } from './areas.ts';
-import { benchmarkItems, contaminationTestFile } from './benchmarkItems.ts';
+import {
+  allowedTexts,
+  allowedTrainingFile,
+  benchmarkItems,
+  contaminationTestFile,
+} from './benchmarkItems.ts';
 import { NgramIndex } from './ngramIndex.ts';
 import {
   describeProcess,
@@ -57,13 +62,20 @@ const MAX_LISTED_SKIPS = 2000;
 
 const indexCache = new Map<string, Promise<NgramIndex>>();
 
-/** One index per benchmark test file (by path, size and mtime) per process. */
-function indexFor(benchmark: BenchmarkId, file: string): Promise<NgramIndex> {
-  const st = statSync(file);
-  const key = `${benchmark}\0${file}\0${st.size}\0${st.mtimeMs}`;
+/** One index per benchmark test file and allowed-data file (by path, size and mtime) per process. */
+function indexFor(benchmark: BenchmarkId, file: string, allowed: string | null): Promise<NgramIndex> {
+  const version = (f: string | null) => {
+    if (!f) return '';
+    const st = statSync(f);
+    return `${f}\0${st.size}\0${st.mtimeMs}`;
+  };
+  const key = `${benchmark}\0${version(file)}\0${version(allowed)}`;
   let index = indexCache.get(key);
   if (!index) {
-    index = benchmarkItems(benchmark, file).then((items) => new NgramIndex(items));
+    index = (async () => {
+      const items = await benchmarkItems(benchmark, file);
+      return new NgramIndex(items, allowed ? await allowedTexts(benchmark, allowed) : []);
+    })();
     indexCache.set(key, index);
   }
   return index;
@@ -123,7 +135,8 @@ export const contaminationDetector: Detector = {
       );
       return verdictFrom(SELF, findings, '');
     }
-    const index = await indexFor(benchmark, testFile);
+    const allowed = await allowedTrainingFile(evidence.spec, cache).catch(() => null);
+    const index = await indexFor(benchmark, testFile, allowed);
     const root = evidence.layout.root;
     const work = evidence.layout.work;
     const label = (p: string) => labelIn(root, p);

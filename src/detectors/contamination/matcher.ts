@@ -1,4 +1,4 @@
-import { MIN_COVERAGE, MIN_MATCHES, NEVER_QUALIFIES, type NgramIndex } from './ngramIndex.ts';
+import { MIN_COVERAGE, MIN_MATCHES, NEVER_QUALIFIES, type NgramIndex, numbersOf } from './ngramIndex.ts';
 import type { NgramSink } from './ngramStream.ts';
 
 /**
@@ -248,19 +248,22 @@ export class Matcher implements NgramSink {
   private close(run: Run): void {
     this.qualified.delete(run.item);
     const index = this.index;
-    let best = -1;
-    let bestUnit = -1;
+    const candidates: Array<{ unit: number; coverage: number }> = [];
     for (const [unit, count] of run.unitCounts) {
       const coverage = count / Math.max(1, index.unitNgrams[unit]!);
       const qualifies =
         (run.unitStrong.get(unit) ?? 0) >= index.unitNeed[unit]! &&
         coverage >= MIN_COVERAGE[index.unitLevel[unit]!]!;
-      if (qualifies && coverage > best) {
-        best = coverage;
-        bestUnit = unit;
-      }
+      if (qualifies) candidates.push({ unit, coverage });
     }
-    if (bestUnit < 0) return;
+    candidates.sort((a, b) => b.coverage - a.coverage);
+    const bytes = Buffer.concat(run.spanParts);
+    // A formulaic text (worked answers) counts only with the item's own numbers in the copy.
+    const best = candidates.find((c) => {
+      const own = index.unitNumbers.get(c.unit);
+      return !own || sameNumbers(numbersOf(bytes.toString('utf8')), own);
+    });
+    if (!best) return;
     this.found++;
     this.emit({
       item: run.item,
@@ -268,11 +271,30 @@ export class Matcher implements NgramSink {
       end: run.end,
       record: run.record,
       matched: run.slots.size,
-      score: Math.round(Math.min(1, best) * 1000) / 1000,
-      text: index.unitText[bestUnit]!,
-      span: spanText(Buffer.concat(run.spanParts)),
+      score: Math.round(Math.min(1, best.coverage) * 1000) / 1000,
+      text: index.unitText[best.unit]!,
+      span: spanText(bytes),
     });
   }
+}
+
+/**
+ * Whether a copy carries the item's numbers: at least 3 numbers, and 60% of them among the item's
+ * (a solution of a like problem shares the formula but not the figures).
+ */
+function sameNumbers(copy: string[], own: readonly string[]): boolean {
+  if (copy.length < 3) return false;
+  const pool = new Map<string, number>();
+  for (const n of own) pool.set(n, (pool.get(n) ?? 0) + 1);
+  let hits = 0;
+  for (const n of copy) {
+    const left = pool.get(n) ?? 0;
+    if (left > 0) {
+      hits++;
+      pool.set(n, left - 1);
+    }
+  }
+  return hits >= copy.length * 0.6;
 }
 
 function spanText(bytes: Buffer): string {

@@ -13,6 +13,19 @@ import {
 export interface ContaminationItem {
   id: string;
   texts: string[];
+  /**
+   * Texts written in a formula everyone uses (GSM8K's worked answers: "He has $2 in quarters
+   * because 8 times .25 equals 2"): numbers masked, any solution of a like problem matches them.
+   * A copy found only in such a text must also carry the item's own numbers.
+   */
+  formulaic?: number[];
+}
+
+/** Numbers of a text as written (`1,000.50` → `1000.50`), for the formulaic-text check. */
+export function numbersOf(text: string): string[] {
+  return [...text.matchAll(/\d[\d,]*(?:\.\d+)?|\.\d+/g)].map((m) =>
+    m[0].replace(/,/g, '').replace(/^\./, '0.'),
+  );
 }
 
 /** An n-gram shared by more items than this is boilerplate (templates, system prompts): ignored. */
@@ -69,6 +82,44 @@ class IntList {
   }
 }
 
+/** A set of 64-bit n-gram keys (two 32-bit halves), open addressing over typed arrays. */
+class PairSet {
+  private keys1 = new Int32Array(1 << 12);
+  private keys2 = new Int32Array(1 << 12);
+  private used = new Uint8Array(1 << 12);
+  size = 0;
+
+  private slot(h1: number, h2: number): number {
+    const mask = this.used.length - 1;
+    let i = (slotKey(h1) ^ Math.imul(h2, 0x9e3779b1)) & mask;
+    while (this.used[i] && !(this.keys1[i] === h1 && this.keys2[i] === h2)) i = (i + 1) & mask;
+    return i;
+  }
+
+  add(h1: number, h2: number): void {
+    if ((this.size + 1) * 2 > this.used.length) this.grow();
+    const i = this.slot(h1, h2);
+    if (this.used[i]) return;
+    this.used[i] = 1;
+    this.keys1[i] = h1;
+    this.keys2[i] = h2;
+    this.size++;
+  }
+
+  has(h1: number, h2: number): boolean {
+    return this.used[this.slot(h1, h2)] === 1;
+  }
+
+  private grow(): void {
+    const { keys1, keys2, used } = this;
+    this.keys1 = new Int32Array(used.length * 2);
+    this.keys2 = new Int32Array(used.length * 2);
+    this.used = new Uint8Array(used.length * 2);
+    this.size = 0;
+    for (let i = 0; i < used.length; i++) if (used[i]) this.add(keys1[i]!, keys2[i]!);
+  }
+}
+
 /**
  * Hash of every masked-number word n-gram of every item text → the texts ("units") holding it.
  * Open addressing over typed arrays (no per-entry objects), with a bit-array prefilter small
@@ -102,7 +153,17 @@ export class NgramIndex implements ProbeTable {
   /** Distinct n-grams kept (not counting boilerplate ones). */
   readonly ngrams: number;
 
-  constructor(items: readonly ContaminationItem[]) {
+  /** N-grams dropped because the allowed training data holds them. */
+  readonly allowedDropped: number;
+  /** Unit → the numbers of its text, for formulaic texts only. */
+  readonly unitNumbers = new Map<number, string[]>();
+
+  /**
+   * `allowed`: texts of data the agent may train on (GSM8K's train split): an n-gram found there
+   * cannot show that test items were used (the allowed items share the test items' stock phrasing
+   * and, numbers masked, their algebra), so it is not indexed.
+   */
+  constructor(items: readonly ContaminationItem[], allowed: Iterable<string> = []) {
     this.itemIds = items.map((it) => it.id);
     const h1s = new IntList(1 << 16);
     const h2s = new IntList(1 << 16);
@@ -135,6 +196,8 @@ export class NgramIndex implements ProbeTable {
         const unit = unitItem.length;
         unitItem.push(itemIndex);
         unitText.push(textIndex);
+        if (items[itemIndex]!.formulaic?.includes(textIndex))
+          this.unitNumbers.set(unit, numbersOf(items[itemIndex]!.texts[textIndex]!));
         const isSpecific = tokens.map(specific);
         for (let k = 0; k < h1.length; k++) {
           let n = 0;
@@ -180,6 +243,15 @@ export class NgramIndex implements ProbeTable {
       head[slot] = e;
     }
 
+    const allowedSet = new PairSet();
+    for (const text of allowed) {
+      for (const escapes of ESCAPE_VARIANT.test(text) ? [false, true] : [false]) {
+        const { h1, h2 } = textNgrams(controlsAsEscapes(text), escapes);
+        for (let k = 0; k < h1.length; k++) allowedSet.add(h1[k]!, h2[k]!);
+      }
+    }
+    let allowedDropped = 0;
+
     const postings = new IntList(1 << 16);
     this.unitNgrams = new Int32Array(this.unitItem.length);
     const byLevel = [0, 1, 2].map(() => new Int32Array(this.unitItem.length));
@@ -204,6 +276,11 @@ export class NgramIndex implements ProbeTable {
         this.vals[slot] = -1;
         continue;
       }
+      if (allowedSet.size > 0 && allowedSet.has(rawH1[slot]!, this.keys2[slot]!)) {
+        this.vals[slot] = -1;
+        allowedDropped++;
+        continue;
+      }
       kept++;
       this.vals[slot] = postings.length + 1;
       postings.push(units.length);
@@ -222,6 +299,7 @@ export class NgramIndex implements ProbeTable {
     }
     this.postings = postings.data.slice(0, postings.length);
     this.ngrams = kept;
+    this.allowedDropped = allowedDropped;
 
     // Each text's level and the matches it needs.
     this.unitLevel = new Uint8Array(this.unitItem.length);

@@ -29,7 +29,12 @@ export function rescoreAfterAudit(
   if (!row || repo.phase(trialId, 'finalize')?.status !== 'completed') return null;
   const evaluation = repo.phaseResult(trialId, 'evaluate', EvaluateResultSchema);
   const accuracy = evaluation?.metrics?.accuracy ?? row.accuracy ?? null;
-  const score = finalScore({ ...row.spec, unverifiedPolicy: policy }, accuracy, combined, repo.baselines());
+  const score = finalScore(
+    { ...row.spec, unverifiedPolicy: policy },
+    accuracy,
+    combined,
+    repo.baselines(row.spec.protocol),
+  );
   const previous = {
     finalScore: row.final_score,
     substituted: row.substituted === null ? null : row.substituted === 1,

@@ -1,5 +1,6 @@
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import type { Sampling } from '../core/schemas.ts';
+import { DEFAULT_PROTOCOL, PROTOCOL_IDS } from '../core/vocabulary.ts';
 import type { BaselineEvent } from '../report/baselines.ts';
 import type { ModelKind } from '../report/models.ts';
 import { type CliContext, isOffline } from './context.ts';
@@ -30,6 +31,7 @@ interface BaselineFlags {
   data?: Record<string, Record<string, string>>;
   seed: number;
   unseeded?: boolean;
+  protocol: string;
   temperature?: number;
   topP?: number;
   topK?: number;
@@ -72,6 +74,14 @@ export function registerBaseline(program: Command, ctx: CliContext): void {
     .option('--max-tokens <n>', 'first rung of the max-tokens ladder', parseIntFlag)
     .option('--template <file>', 'chat template to use instead of the reference rule')
     .option('--data <[benchmark:]part=file>', 'local data file for a part (repeatable)', collectBenchmarkData)
+    .addOption(
+      new Option(
+        '--protocol <version>',
+        'evaluation protocol the baselines are scored under (recorded with them)',
+      )
+        .choices([...PROTOCOL_IDS])
+        .default(DEFAULT_PROTOCOL),
+    )
     .option('--seed <n>', 'seed for GPQA choice shuffling', parseIntFlag, 0)
     .option('--unseeded', 'shuffle GPQA choices without a seed, like the reference')
     .option('--temperature <t>', 'override sampling temperature', parseFloatFlag)
@@ -144,6 +154,7 @@ export function registerBaseline(program: Command, ctx: CliContext): void {
             data: flags.data,
             sampling,
             seed: flags.unseeded ? null : flags.seed,
+            protocol: flags.protocol,
             grader: { baseUrl: flags.graderBaseUrl, model: flags.graderModel },
             resume: flags.fresh ? 'fresh' : 'auto',
             unsafeNoSandbox: flags.unsafeNoSandbox,

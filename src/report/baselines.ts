@@ -78,6 +78,7 @@ export async function runBaselines(
           accuracy: result.metrics.accuracy,
           source: 'ptb baseline',
           evalRunId: result.runId,
+          protocol: result.protocol,
         });
         outcome = { model: id, benchmark, kind, accuracy: result.metrics.accuracy, runId: result.runId };
       } catch (err) {

@@ -81,9 +81,12 @@ export function selectTrials(
 }
 
 /** Stored baselines (newest per model and benchmark); the demo's tiny model's only with `includeDemo`. */
-export function storedBaselines(repo: TrialRepo, opts: SelectOptions = {}): ReportBaseline[] {
+export function storedBaselines(
+  repo: TrialRepo,
+  opts: SelectOptions & { protocol?: string } = {},
+): ReportBaseline[] {
   return repo
-    .baselines()
+    .baselines(opts.protocol)
     .filter((b) => opts.includeDemo || !isDemoBaseline(b))
     .map((b) => ({
       model: b.model,

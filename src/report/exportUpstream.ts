@@ -209,7 +209,13 @@ export function exportUpstream(
       });
     }
     files.set(PTB_BASELINE_FILE, {
-      text: json({ model: b.model, kind: b.kind, accuracy: b.accuracy, source: b.source }),
+      text: json({
+        model: b.model,
+        kind: b.kind,
+        accuracy: b.accuracy,
+        source: b.source,
+        protocol: b.protocol,
+      }),
     });
     plans.push({ dir: join(outDir, BASELINE_FOLDER, folder), files, others: 'shared' });
     summary.baselines++;

@@ -58,6 +58,8 @@ const PtbTrialSidecarSchema = z.object({
 const PtbBaselineSidecarSchema = z.object({
   model: z.string(),
   kind: z.enum(['base', 'instruct', 'other']),
+  /** null: recorded before protocols existed; absent: an export of an older ptb. */
+  protocol: z.string().nullable().optional(),
 });
 
 function readSidecar<T>(path: string, schema: z.ZodType<T>): T | undefined {
@@ -267,7 +269,14 @@ function importBaselines(repo: TrialRepo, dir: string, summary: ImportSummary): 
       summary.baselinesUnchanged++;
       continue;
     }
-    repo.addBaseline({ model, benchmark: run.benchmark, kind, accuracy: metrics.accuracy, source });
+    repo.addBaseline({
+      model,
+      benchmark: run.benchmark,
+      kind,
+      accuracy: metrics.accuracy,
+      source,
+      protocol: sidecar?.protocol !== undefined ? sidecar.protocol : upstreamProtocol(runDir),
+    });
     summary.baselinesAdded++;
   }
 }

@@ -46,7 +46,9 @@ export function buildReport(repo: TrialRepo, opts: ReportOptions = {}): Report {
   );
   let leaderboard: Leaderboard;
   try {
-    leaderboard = aggregate(trials, storedBaselines(repo, selection), opts);
+    // Baselines of the trials' protocol: a substituted base score must be comparable with the rest.
+    const protocol = opts.protocol ?? trials[0]?.protocol;
+    leaderboard = aggregate(trials, storedBaselines(repo, { ...selection, protocol }), opts);
   } catch (err) {
     if (err instanceof WeightsError) {
       throw new UserError(

@@ -57,6 +57,8 @@ export const ExperimentRecordSchema = z.object({
       kind: z.enum(['base', 'instruct', 'other']),
       accuracy: z.number().nullable(),
       source: z.string(),
+      /** The protocol it was scored under (null or absent: unknown). */
+      protocol: z.string().nullable().optional(),
     }),
   ),
 });

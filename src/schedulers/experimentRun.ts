@@ -220,6 +220,7 @@ function recordFor(
         kind: b.kind,
         accuracy: b.accuracy,
         source: b.source,
+        protocol: b.protocol,
       })),
   };
 }

@@ -174,4 +174,9 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (trial_id, n)
   );
   `,
+  `
+  -- The evaluation protocol a baseline was scored under (core/protocols.ts); NULL: recorded before
+  -- protocols existed. A trial or leaderboard uses baselines of its own protocol (else NULL ones).
+  ALTER TABLE baselines ADD COLUMN protocol TEXT;
+  `,
 ];

@@ -127,6 +127,7 @@ const BaselineRowSchema = z.object({
   source: z.string(),
   eval_run_id: z.string().nullable(),
   created_at: z.string(),
+  protocol: z.string().nullable(),
 });
 export type BaselineRow = z.infer<typeof BaselineRowSchema>;
 
@@ -767,19 +768,34 @@ export class TrialRepo {
     accuracy: number | null;
     source: string;
     evalRunId?: string;
+    /** The protocol it was evaluated under (null: unknown). */
+    protocol?: string | null;
   }): void {
     this.sql(
-      'INSERT INTO baselines (model, benchmark, kind, accuracy, source, eval_run_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
-    ).run(b.model, b.benchmark, b.kind, b.accuracy, b.source, b.evalRunId ?? null, now());
+      'INSERT INTO baselines (model, benchmark, kind, accuracy, source, eval_run_id, created_at, protocol) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+    ).run(b.model, b.benchmark, b.kind, b.accuracy, b.source, b.evalRunId ?? null, now(), b.protocol ?? null);
   }
 
   /** Newest baseline per (model, benchmark). */
-  baselines(): BaselineRow[] {
+  /**
+   * The newest baseline per model and benchmark. With a protocol: of that protocol, else one recorded
+   * before protocols existed; never one of another protocol (its score is not comparable).
+   */
+  baselines(protocol?: string): BaselineRow[] {
+    if (protocol === undefined) {
+      return this.sql(
+        `SELECT * FROM baselines b WHERE id = (SELECT id FROM baselines c WHERE c.model = b.model
+             AND c.benchmark = b.benchmark ORDER BY created_at DESC, id DESC LIMIT 1) ORDER BY model, benchmark`,
+      )
+        .all()
+        .map((r) => BaselineRowSchema.parse(r));
+    }
     return this.sql(
       `SELECT * FROM baselines b WHERE id = (SELECT id FROM baselines c WHERE c.model = b.model
-           AND c.benchmark = b.benchmark ORDER BY created_at DESC, id DESC LIMIT 1) ORDER BY model, benchmark`,
+           AND c.benchmark = b.benchmark AND (c.protocol = ? OR c.protocol IS NULL)
+           ORDER BY c.protocol IS NULL, created_at DESC, id DESC LIMIT 1) ORDER BY model, benchmark`,
     )
-      .all()
+      .all(protocol)
       .map((r) => BaselineRowSchema.parse(r));
   }
 }

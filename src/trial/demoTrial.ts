@@ -133,6 +133,7 @@ export async function runDemoTrial(
     accuracy: baseline.metrics.accuracy,
     source: DEMO_BASELINE_SOURCE,
     evalRunId: baseline.runId,
+    protocol: DEMO_PROTOCOL,
   });
 
   const trial = createTrial(t, {

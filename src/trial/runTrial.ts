@@ -397,7 +397,12 @@ async function runPhases(t: TrialEnv, trial: Trial): Promise<Trial> {
       z.object({ metrics: z.object({ accuracy: z.number() }).passthrough().nullable() }).passthrough(),
     );
     const audit = t.trials.latestAudit(trial.id)?.combined ?? 'not_audited';
-    const score = finalScore(spec, evaluation?.metrics?.accuracy ?? null, audit, t.trials.baselines());
+    const score = finalScore(
+      spec,
+      evaluation?.metrics?.accuracy ?? null,
+      audit,
+      t.trials.baselines(spec.protocol),
+    );
     const calls = modelCallTotals(layout);
     t.trials.update(trial.id, {
       accuracy: score.accuracy,

@@ -7,6 +7,8 @@ import { aggregate, type ReportTrial } from '../../src/report/aggregate.ts';
 import { reportJson, reportNotes } from '../../src/report/formats.ts';
 import { upstreamProtocol } from '../../src/report/importUpstream.ts';
 import { oneProtocol } from '../../src/report/report.ts';
+import { openDb } from '../../src/store/db.ts';
+import { TrialRepo } from '../../src/store/trialRepo.ts';
 
 function trial(id: string, experiment: string, protocol: 'v1.0' | 'v1.1', accuracy = 0.5): ReportTrial {
   return {
@@ -79,5 +81,25 @@ describe('protocol of an imported upstream run', () => {
     );
     expect(upstreamProtocol(run({ 'metrics_seed72332.json': { accuracy: 0.5 } }))).toBe('v1.1');
     expect(upstreamProtocol(run({}))).toBe('v1.0');
+  });
+});
+
+describe('baselines carry their protocol', () => {
+  it('a trial or leaderboard of one protocol substitutes only its own baselines (else ones of unknown protocol)', () => {
+    const repo = new TrialRepo(openDb(join(mkdtempSync(join(tmpdir(), 'ptb-bl-')), 'ptb.db')));
+    const add = (model: string, accuracy: number, protocol: string | null) =>
+      repo.addBaseline({ model, benchmark: 'gsm8k', kind: 'base', accuracy, source: 'test', protocol });
+    add('Qwen/Qwen3-1.7B-Base', 0.1, 'v1.0');
+    add('Qwen/Qwen3-1.7B-Base', 0.2, 'v1.1');
+    add('Qwen/Qwen3-1.7B-Base', 0.3, 'v1.0'); // newest overall, but of the other protocol
+    add('google/gemma-3-4b-pt', 0.4, null);
+    const of = (p?: string) => Object.fromEntries(repo.baselines(p).map((b) => [b.model, b.accuracy]));
+    expect(of('v1.1')).toEqual({ 'Qwen/Qwen3-1.7B-Base': 0.2, 'google/gemma-3-4b-pt': 0.4 });
+    expect(of('v1.0')).toEqual({ 'Qwen/Qwen3-1.7B-Base': 0.3, 'google/gemma-3-4b-pt': 0.4 });
+    expect(of()).toEqual({ 'Qwen/Qwen3-1.7B-Base': 0.3, 'google/gemma-3-4b-pt': 0.4 });
+    // a known-protocol baseline wins over one of unknown protocol
+    add('google/gemma-3-4b-pt', 0.5, 'v1.1');
+    add('google/gemma-3-4b-pt', 0.6, null);
+    expect(of('v1.1')['google/gemma-3-4b-pt']).toBe(0.5);
   });
 });

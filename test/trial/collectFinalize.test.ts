@@ -122,6 +122,7 @@ describe('final score', () => {
       id: 1,
       model: 'Qwen3-1.7B-Base',
       benchmark: 'gsm8k',
+      protocol: null,
       kind: 'base',
       accuracy: 0.2,
       source: 't',

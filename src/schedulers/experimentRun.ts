@@ -474,9 +474,13 @@ export function cancelExperiment(
     ctx.executor.cancel(latest, entry.index);
     return { cancelled: [`${latest.job}_${entry.index}`] };
   }
-  const polled = ctx.executor.poll(submissions);
+  // Jobs with a task the scheduler still runs for a trial that has not completed (a completed trial's
+  // task may still be finishing: nothing to cancel there).
+  const status = experimentStatus(ctx, record);
   const live = new Set(
-    [...polled.values()].filter((t) => LIVE_TASK_STATES.has(t.state)).map((t) => t.job.split('_')[0]!),
+    status.trials
+      .filter((t) => LIVE_TASK_STATES.has(t.state as TaskState) && t.job)
+      .map((t) => t.job!.split('_')[0]!),
   );
   const cancelled: string[] = [];
   for (const s of submissions) {

@@ -396,7 +396,8 @@ describe.skipIf(!canRunSlurm)('ptb on a real Slurm cluster', () => {
       'slurm',
     );
     expect(typo.code).toBe(1);
-    expect(typo.stderr).toMatch(/scheduler.*partiton/);
+    expect(typo.stderr).toMatch(/partiton/);
+    expect(typo.stderr).toMatch(/scheduler/);
     expect(existsSync(resultsDir('typo'))).toBe(false);
 
     const noSlurm = await runCli(['run', '--config', gridFile('nosbatch'), '--scheduler', 'slurm'], {
@@ -449,8 +450,19 @@ describe.skipIf(!canRunSlurm)('ptb on a real Slurm cluster', () => {
     expect(resume.code, resume.stderr).toBe(0);
     const again = JSON.parse(resume.stdout) as { job: string; indices: number[] };
     expect(again.indices).toEqual([0, 1]);
-    slurm('scontrol', ['release', again.job]);
+    // Cancelling the whole experiment cancels its live (here: held) array; resume submits it once more.
+    const cancel = await cli('run', 'cancel', 'hidden');
+    expect(cancel.code, cancel.stderr).toBe(0);
+    expect(cancel.stdout).toMatch(new RegExp(`cancelled ${again.job};`));
+    await waitStatus('hidden', 'both cancelled', (s) => s.counts.cancelled === 2);
+    const third = JSON.parse((await cli('run', 'resume', 'hidden', '--json')).stdout) as {
+      job: string;
+      indices: number[];
+    };
+    expect(third.indices).toEqual([0, 1]);
+    slurm('scontrol', ['release', third.job]);
     await waitStatus('hidden', 'both trials after the fix', (s) => s.counts.completed === 2);
-    expect(submissions(results)).toHaveLength(2);
+    expect(submissions(results).map((s) => s.job)).toEqual([job, again.job, third.job]);
+    expect((await cli('run', 'cancel', 'hidden')).stdout).toMatch(/nothing to cancel/);
   }, 300_000);
 });

@@ -74,7 +74,7 @@ describe('the Slurm batch script', () => {
     // Stands in for `ptb trial exec`: exits 75 on USR1 (a clean stop for preemption), else with $CODE.
     writeFileSync(
       fakePtb,
-      `#!/bin/bash\ntrap 'exit ${EXEC_EXIT.requeue}' USR1\nsleep "\${SLEEP:-0}" & wait\nexit "\${CODE:-0}"\n`,
+      `#!/bin/bash\ntrap 'kill $! 2>/dev/null; exit ${EXEC_EXIT.requeue}' USR1\nsleep "\${SLEEP:-0}" & wait\nexit "\${CODE:-0}"\n`,
       {
         mode: 0o755,
       },

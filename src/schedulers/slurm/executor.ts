@@ -97,17 +97,36 @@ export class SlurmExecutor implements Executor {
       ['--parsable2', '--noheader', '-X', `--jobs=${jobs.join(',')}`, `--format=${SACCT_FIELDS.join(',')}`],
       this.env,
     );
-    if (sacct.status === 0) return parseSacct(sacct.stdout, jobs);
-    if (!NO_ACCOUNTING.test(sacct.stderr)) {
-      throw new UserError(`sacct failed: ${slurmMessage(sacct)}`, 'check that Slurm answers (sinfo, sacct)');
+    if (sacct.status === 0) {
+      const states = parseSacct(sacct.stdout, jobs);
+      // Accounting learns of a job a moment after sbatch answers: a job it does not know yet is asked
+      // of slurmctld (squeue) instead.
+      const unseen = jobs.filter((job) => !sacct.stdout.split('\n').some((row) => row.startsWith(`${job}_`)));
+      if (unseen.length === 0) return states;
+      const squeue = this.squeue();
+      if (squeue.status !== 0) return states;
+      for (const [index, task] of parseSqueue(squeue.stdout, unseen)) {
+        // A later submission's task replaces an earlier one's.
+        if (
+          !states.has(index) ||
+          jobs.indexOf(task.job.split('_')[0]!) >= jobs.indexOf(states.get(index)!.job.split('_')[0]!)
+        ) {
+          states.set(index, task);
+        }
+      }
+      return states;
     }
-    // No accounting: only tasks slurmctld still holds are known; finished ones read from their records.
-    const squeue = runSlurm(
-      'squeue',
-      ['--noheader', '--array', '--me', '--states=all', `--format=${SQUEUE_FORMAT}`],
-      this.env,
-    );
-    if (squeue.status !== 0) throw new UserError(`squeue failed: ${slurmMessage(squeue)}`);
+    // No accounting (or its database is down): only tasks slurmctld still holds are known; finished
+    // ones are read from the trials' own records.
+    const squeue = this.squeue();
+    if (squeue.status !== 0) {
+      throw new UserError(
+        `sacct and squeue failed: ${slurmMessage(sacct)}; ${slurmMessage(squeue)}`,
+        NO_ACCOUNTING.test(sacct.stderr)
+          ? 'check that slurmctld answers (squeue)'
+          : 'check that Slurm answers (sinfo, sacct)',
+      );
+    }
     return parseSqueue(squeue.stdout, jobs);
   }
 
@@ -124,6 +143,14 @@ export class SlurmExecutor implements Executor {
       indices: [],
       command: ['sbatch', `--comment=${token}`],
     };
+  }
+
+  private squeue(): Ran {
+    return runSlurm(
+      'squeue',
+      ['--noheader', '--array', '--me', '--states=all', `--format=${SQUEUE_FORMAT}`],
+      this.env,
+    );
   }
 
   cancel(submission: Submission, index: number | null): void {

@@ -5,12 +5,16 @@ import { trialLayout } from '../../src/core/trialLayout.ts';
 import { runCli, tempHome } from '../helpers/runCli.ts';
 import { testPython } from '../helpers/tinyModel.ts';
 
-/** The README's main command, end to end: a real trial of the sft agent in bwrap, evaluated by the hf engine. */
+/**
+ * The README's main command exactly as a user types it, with every default (the training steps,
+ * learning rate and problem count a user gets): a real trial of the sft agent in bwrap, evaluated by
+ * the hf engine, whose honest agent must come out clean and keep its own score.
+ */
 describe('ptb demo (the demo trial)', () => {
-  it('runs every phase and leaves the reference files and the ledgers', async () => {
+  it('with its defaults: every phase, the agent clean with its own score, its training shown as it runs', async () => {
     const home = tempHome();
     const python = await testPython();
-    const run = await runCli(['demo', '--items', '6', '--train-steps', '20', '--json'], {
+    const run = await runCli(['demo', '--json'], {
       PTB_HOME: home,
       PTB_PYTHON: python,
     });
@@ -28,6 +32,12 @@ describe('ptb demo (the demo trial)', () => {
         audit_verdict: string;
       };
     };
+    // While the agent trained, its own progress reached the terminal: steps, loss, rate, ETA.
+    const progress = run.stderr.split('\n').filter((l) => l.startsWith('agent [sft] step '));
+    expect(progress.length).toBeGreaterThanOrEqual(10);
+    expect(progress.at(-1)).toMatch(
+      /^agent \[sft\] step 120\/120 loss \d+\.\d+ lr \S+ \| \d+ tokens\/s \| [\d.]+ s\/step \| ETA 0s$/,
+    );
     expect(out.trial.status).toBe('completed');
     expect(out.trial.agent_outcome).toBe('finished');
     expect(typeof out.trial.accuracy).toBe('number');
@@ -41,7 +51,7 @@ describe('ptb demo (the demo trial)', () => {
     expect(JSON.parse(readFileSync(layout.metrics, 'utf8')).accuracy).toBe(out.trial.accuracy);
     const solveOut = readFileSync(layout.solveOut, 'utf8').trim().split('\n');
     expect(solveOut.every((l) => /^\[\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\] /.test(l))).toBe(true);
-    expect(solveOut.some((l) => /\[sft\] step 20\/20 loss/.test(l))).toBe(true);
+    expect(solveOut.some((l) => /\[sft\] step 120\/120 loss/.test(l))).toBe(true);
     expect(readFileSync(layout.timeTaken, 'utf8')).toMatch(/^\d\d:\d\d:\d\d\n$/);
     expect(readFileSync(layout.prompt, 'utf8')).toContain('`ptb-demo/tiny-qwen3-base`');
     // The snapshot keeps the agent's files but not the weights.
@@ -62,5 +72,11 @@ describe('ptb demo (the demo trial)', () => {
       'evaluate:completed',
       'finalize:completed',
     ]);
-  }, 900_000);
+    // The demo is kept out of results unless asked for.
+    const report = await runCli(['report', '--format', 'json'], { PTB_HOME: home });
+    expect(report.stdout).not.toContain('ptb-demo');
+    const withDemo = await runCli(['report', '--format', 'json', '--include-demo'], { PTB_HOME: home });
+    expect(withDemo.code, withDemo.stderr).toBe(0);
+    expect(withDemo.stdout).toContain('ptb-demo');
+  }, 1_800_000);
 });

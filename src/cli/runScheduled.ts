@@ -115,6 +115,7 @@ function statusJson(status: ExperimentStatus) {
     executor: status.record.executor,
     resultsDir: status.record.resultsDir,
     counts: status.counts,
+    schedulerProblem: status.schedulerProblem,
     trials: status.trials,
   };
 }
@@ -142,6 +143,7 @@ export function registerRunScheduled(run: Command, ctx: CliContext): void {
         else {
           if (flags.watch && ctx.stdout.isTTY) ctx.stdout.write('\x1b[H\x1b[2J');
           ctx.stdout.write(`${countsLine(status)}\n${statusTable(status)}\n`);
+          if (status.schedulerProblem) ctx.stderr.write(`ptb: ${status.schedulerProblem}\n`);
         }
         const live = status.trials.some((t) => m.LIVE_TASK_STATES.has(t.state as never));
         if (!flags.watch || !live) break;

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { writeFileAtomic } from '../core/atomicWrite.ts';
-import { UserError } from '../core/errors.ts';
+import { isUserError, UserError } from '../core/errors.ts';
 import { type HomeLayout, repoRoot } from '../core/paths.ts';
 import type { TrialSpec } from '../core/trial.ts';
 import type { TrialBrief, TrialRepo } from '../store/trialRepo.ts';
@@ -325,19 +325,35 @@ export interface ExperimentStatus {
   record: ExperimentRecord;
   trials: TrialRunStatus[];
   counts: Partial<Record<RunState, number>>;
+  /** Why the scheduler could not be asked (the states then come from the trials' records alone). */
+  schedulerProblem: string | null;
 }
 
 /**
  * Every trial's state from one scheduler query for all of the experiment's jobs, merged with the
  * trial's own record: a completed record is completed whatever the scheduler says; otherwise the
- * scheduler's state of the task's latest submission.
+ * scheduler's state of the task's latest submission. When the scheduler cannot be asked the records
+ * alone answer (with `schedulerProblem`), unless `requireScheduler` (resume, cancel) makes that an error.
  */
-export function experimentStatus(ctx: SchedulerContext, record: ExperimentRecord): ExperimentStatus {
+export function experimentStatus(
+  ctx: SchedulerContext,
+  record: ExperimentRecord,
+  opts: { requireScheduler?: boolean } = {},
+): ExperimentStatus {
   const files = experimentFiles(record.resultsDir);
   syncExperiment(ctx, record);
   const entries = readManifest(files.manifest);
   const { submissions } = readSubmissions(files);
-  const polled = ctx.executor.poll(submissions);
+  let polled = new Map<number, TaskStatus>();
+  let schedulerProblem: string | null = null;
+  try {
+    polled = ctx.executor.poll(submissions);
+  } catch (err) {
+    // Slurm down or not reachable from here: the trials' own records still say what they know, but
+    // what is still running cannot be known, so nothing is resubmitted or cancelled on that basis.
+    if (!isUserError(err) || opts.requireScheduler) throw err;
+    schedulerProblem = err.message;
+  }
   const submitted = new Set(submissions.flatMap((s) => s.indices));
   const trials = ctx.repo.briefs(record.experiment);
   const lost = ctx.repo.lostAttemptTotals();
@@ -345,7 +361,7 @@ export function experimentStatus(ctx: SchedulerContext, record: ExperimentRecord
   const out: TrialRunStatus[] = entries.map((e) => {
     const trial = trials.get(e.trialId);
     const task = polled.get(e.index);
-    const { state, reason } = mergeState(trial, task, submitted.has(e.index));
+    const { state, reason } = mergeState(trial, task, submitted.has(e.index), schedulerProblem);
     return {
       index: e.index,
       trialId: e.trialId,
@@ -370,7 +386,7 @@ export function experimentStatus(ctx: SchedulerContext, record: ExperimentRecord
   });
   const counts: Partial<Record<RunState, number>> = {};
   for (const t of out) counts[t.state] = (counts[t.state] ?? 0) + 1;
-  return { record, trials: out, counts };
+  return { record, trials: out, counts, schedulerProblem };
 }
 
 /**
@@ -385,9 +401,18 @@ function mergeState(
   trial: TrialBrief | undefined,
   task: TaskStatus | undefined,
   submitted: boolean,
+  schedulerProblem: string | null = null,
 ): { state: RunState; reason: string | null } {
   if (trial?.status === 'completed') return { state: 'completed', reason: null };
   if (!submitted) return { state: 'not_submitted', reason: null };
+  if (schedulerProblem !== null) {
+    return trial?.status === 'failed'
+      ? { state: 'failed', reason: trial.error }
+      : {
+          state: 'unknown',
+          reason: `the scheduler could not be asked; the trial's record says ${trial?.status ?? 'nothing'}`,
+        };
+  }
   if (!task) {
     // The scheduler forgot the task (no accounting, or purged): the record says what it knows.
     return trial?.status === 'failed'
@@ -420,7 +445,7 @@ export async function resumeExperiment(
   ctx: SchedulerContext,
   record: ExperimentRecord,
 ): Promise<SubmitResult> {
-  const status = experimentStatus(ctx, record);
+  const status = experimentStatus(ctx, record, { requireScheduler: true });
   const todo = status.trials.filter((t) => RESUBMITTED.has(t.state));
   const done = status.counts.completed ?? 0;
   if (todo.length === 0) {
@@ -476,7 +501,7 @@ export function cancelExperiment(
   }
   // Jobs with a task the scheduler still runs for a trial that has not completed (a completed trial's
   // task may still be finishing: nothing to cancel there).
-  const status = experimentStatus(ctx, record);
+  const status = experimentStatus(ctx, record, { requireScheduler: true });
   const live = new Set(
     status.trials
       .filter((t) => LIVE_TASK_STATES.has(t.state as TaskState) && t.job)

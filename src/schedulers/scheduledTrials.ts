@@ -26,6 +26,8 @@ export function scheduledTrialStates(
         record,
       );
       for (const t of status.trials) states.set(t.trialId, t);
+      if (status.schedulerProblem)
+        problems.push(`${record.experiment}: scheduler state unknown (${status.schedulerProblem})`);
     } catch (err) {
       if (!isUserError(err)) throw err;
       problems.push(`${record.experiment}: scheduler state unknown (${err.message})`);

@@ -423,6 +423,18 @@ describe.skipIf(!canRunSlurm)('ptb on a real Slurm cluster', () => {
     expect(fixed.code, fixed.stderr).toBe(0);
     expect(submissions(resultsDir('badopt'))).toHaveLength(1);
     await waitStatus('badopt', 'the fixed trial', (s) => s.counts.completed === 1);
+    // Without Slurm (here: not on PATH) status still reads the trials' records, and says why; resume
+    // and cancel, which must know what still runs, refuse.
+    const noSlurmEnv = { ...env, PATH: '/nonexistent' };
+    const blind = await runCli(['run', 'status', 'badopt', '--json'], noSlurmEnv);
+    expect(blind.code, blind.stderr).toBe(0);
+    expect(JSON.parse(blind.stdout)).toMatchObject({
+      counts: { completed: 1 },
+      schedulerProblem: expect.stringMatching(/sacct is not installed or not on PATH/),
+    });
+    const blindResume = await runCli(['run', 'resume', 'badopt'], noSlurmEnv);
+    expect(blindResume.code).toBe(1);
+    expect(blindResume.stderr).toMatch(/sacct is not installed or not on PATH/);
   }, 300_000);
 
   it('a results directory the compute nodes cannot see: every task fails saying so; resume after the fix loses nothing', async () => {

@@ -150,6 +150,9 @@ describe.skipIf(!canRunSlurm)('ptb on a real Slurm cluster', () => {
     ]);
     const done = await waitStatus('sweep', 'six completed trials', (s) => s.counts.completed === 6);
     expect(done.trials.map((t) => t.job)).toEqual([0, 1, 2, 3, 4, 5].map((i) => `${job}_${i}`));
+    // The tasks ran with their node-local PTB_HOME and opened no SQLite file there (nor the head's).
+    expect(existsSync(join(home, 'node-home'))).toBe(true);
+    expect(readdirSync(join(home, 'node-home')).filter((n) => n.includes('.db'))).toEqual([]);
     const rows = sacctRows(job);
     expect(rows).toHaveLength(6);
     expect(maxConcurrent(rows)).toBeLessThanOrEqual(2);

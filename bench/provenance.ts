@@ -4,8 +4,10 @@
  *
  *   npx tsx bench/provenance.ts --dir DIR     # checkpoints from bench/provenanceCheckpoints.py (expected.json)
  *   npx tsx bench/provenance.ts [--size-mb 256]  # synthetic bf16 checkpoints written to a temp dir
- *   options: --threads N  --chunk-mb N  --cases a,b  --warm-only
+ *   options: --threads N  --chunk-mb N  --cases a,b  --warm-only  --signature
  *
+ * --signature also compares every case with the twin known only by its signature (signed once at
+ * the start, timed; DIR/twin.signature.safetensors), as a re-audit without the twin's weights does.
  * Each case compares DIR/<case> with DIR/base and the reference DIR/twin. "cold" drops the page
  * cache first (`echo 3 > /proc/sys/vm/drop_caches` as root, else `dd iflag=nocache` per file);
  * "warm" reads from the page cache. Exit code 1 when a verdict differs from the expected one.
@@ -19,6 +21,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { compareCheckpoints } from '../src/detectors/provenance/provenance.ts';
 import { openCheckpoint } from '../src/detectors/provenance/safetensors.ts';
+import { type Signature, signReference, writeSignature } from '../src/detectors/provenance/signature.ts';
 import { syntheticModel, writeSafetensors } from '../test/detectors/provenanceSynthetic.ts';
 
 const { values: args } = parseArgs({
@@ -29,6 +32,7 @@ const { values: args } = parseArgs({
     'chunk-mb': { type: 'string' },
     cases: { type: 'string' },
     'warm-only': { type: 'boolean', default: false },
+    signature: { type: 'boolean', default: false },
   },
 });
 
@@ -122,6 +126,19 @@ async function main(): Promise<number> {
   );
   let failures = 0;
   const rows: string[] = [];
+  let signature: Signature | null = null;
+  if (args.signature) {
+    const t0 = performance.now();
+    signature = await signReference({
+      reference: join(dir, 'twin'),
+      base: join(dir, 'base'),
+      referenceId: { repo: 'twin', revision: null },
+    });
+    writeSignature(join(dir, 'twin.signature.safetensors'), signature);
+    console.log(
+      `signed the twin in ${((performance.now() - t0) / 1000).toFixed(1)} s: ${signature.tensors.size} tensors, ${(signature.bytes / 1e6).toFixed(1)} MB`,
+    );
+  }
   for (const [name, verdict] of Object.entries(expected)) {
     if (only && !only.includes(name)) continue;
     const model = join(dir, name);
@@ -152,11 +169,30 @@ async function main(): Promise<number> {
       if (!ok) failures++;
       const rawRate = mbps(raw.bytes, raw.seconds);
       const provRate = mbps(report.scan.bytesRead, report.scan.seconds);
+      const g = report.tests[0]?.global;
+      const stats = `lineage min z ${report.lineage.minZ.toFixed(1)} | α ${g?.alpha.toFixed(3)} cos ${g?.cosine.toFixed(3)} z ${g?.z.toFixed(1)}${report.alignment ? ' | relabelled' : ''}`;
       const line =
-        `${name.padEnd(14)} ${mode} (${how}): raw ${rawRate.toFixed(0)} MB/s, provenance ${provRate.toFixed(0)} MB/s ` +
+        `${stats} | ${name.padEnd(14)} ${mode} (${how}): raw ${rawRate.toFixed(0)} MB/s, provenance ${provRate.toFixed(0)} MB/s ` +
         `= ${((100 * provRate) / rawRate).toFixed(0)}% | ${(report.scan.bytesRead / 1e9).toFixed(2)} GB in ${report.scan.seconds.toFixed(2)} s, ` +
         `${report.scan.threads} threads | verdict ${report.verdict} ${ok ? 'ok' : `EXPECTED ${verdict}`}` +
         (report.lora?.lowRank ? ` (low-rank, median rank ${report.lora.medianRank})` : '');
+      console.log(line);
+      rows.push(line);
+    }
+    if (signature) {
+      const t0 = performance.now();
+      const report = await compareCheckpoints({
+        base,
+        model,
+        signatures: [{ label: 'twin (signature)', signature }],
+        ...(threads !== undefined ? { threads } : {}),
+        ...(chunkBytes !== undefined ? { chunkBytes } : {}),
+      });
+      // Without the weights, "equal" is "carries all of the twin's delta and nothing else".
+      const ok = report.verdict === verdict;
+      if (!ok) failures++;
+      const g = report.tests[0]?.global;
+      const line = `${name.padEnd(14)} signature only: ${((performance.now() - t0) / 1000).toFixed(2)} s | verdict ${report.verdict} ${ok ? 'ok' : `EXPECTED ${verdict}`} | α ${g?.alpha.toFixed(3)} cos ${g?.cosine.toFixed(3)} z ${g?.z.toFixed(1)}`;
       console.log(line);
       rows.push(line);
     }

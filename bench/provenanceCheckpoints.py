@@ -13,6 +13,14 @@ tensor by tensor, so no case is ever held in memory whole:
   twin            base + a large structured delta (the "instruct twin")     -> matches-reference
   twin-fp32       the twin re-saved as fp32                                 -> matches-reference
   twin-finetune   twin + a small dense delta                                -> finetuned-from-reference
+  honest-highlr   base + a large dense delta (an aggressive fine-tune: ‖d‖ ≈ 0.3‖b‖, twice the twin's
+                  delta), weight-decay shrinkage, and a small share (4%) of the twin's direction, as
+                  fine-tunes on related data share some                     -> finetuned-from-base
+  interp-ft       base + 0.25 (twin − base), then honest-highlr's delta on top -> finetuned-from-reference
+  graft           honest-highlr with its last layer taken from the twin     -> finetuned-from-reference
+  lowrank         base + the twin's delta reduced to rank 8 per matrix (SVD) -> finetuned-from-reference
+  permuted        the twin with every layer's MLP units relabelled (same function) -> matches-reference
+  unrelated       another random initialisation                             -> unrelated
 
 Writes DIR/expected.json ({case: verdict}, reference = DIR/twin) and prints it.
 """
@@ -102,6 +110,8 @@ def case_tensor(case: str, name: str, shape, device: str):
             b = randn((shape[0], 16), seed_of("lora-b", name), device)
             t = t + 0.02 * 0.08 * (b @ a) / 4.0
         return t.to(torch.bfloat16)
+    if case in ("honest-highlr", "interp-ft", "graft", "lowrank", "permuted", "unrelated"):
+        return special_tensor(case, name, shape, device).to(torch.bfloat16)
     twin = twin_tensor(name, shape, device).to(torch.bfloat16)
     if case == "twin":
         return twin
@@ -112,6 +122,50 @@ def case_tensor(case: str, name: str, shape, device: str):
     raise ValueError(case)
 
 
+def honest_delta(name: str, shape, device: str):
+    """An aggressive honest fine-tune's delta: dense, large, shrinking, 4% along the twin's own."""
+    b = base_tensor(name, shape, device)
+    twin_delta = twin_tensor(name, shape, device) - b
+    shrink = 0.02 * b if len(shape) > 1 else 0.0
+    return dense_delta(name, shape, "honest", 0.3, device) - shrink + 0.04 * twin_delta
+
+
+LAYERS = {"qwen3-1.7b": 28, "qwen3-0.6b": 28, "tiny": 4}
+
+
+def special_tensor(case: str, name: str, shape, device: str):
+    import torch
+
+    b = base_tensor(name, shape, device)
+    if case == "unrelated":
+        x = randn(shape, seed_of("unrelated", name), device)
+        return 1 + 0.1 * x if len(shape) == 1 else 0.02 * x
+    if case == "honest-highlr":
+        return b + honest_delta(name, shape, device)
+    twin = twin_tensor(name, shape, device)
+    if case == "interp-ft":
+        return b + 0.25 * (twin - b) + honest_delta(name, shape, device)
+    if case == "graft":
+        last = f"model.layers.{CURRENT['layers'] - 1}."
+        return twin if name.startswith(last) else b + honest_delta(name, shape, device)
+    if case == "lowrank":
+        if len(shape) != 2:
+            return b
+        u, sv, vh = torch.linalg.svd(twin - b, full_matrices=False)
+        return b + (u[:, :8] * sv[:8]) @ vh[:8]
+    if case == "permuted":
+        layer = name.split(".")[2] if name.startswith("model.layers.") else None
+        if layer is None or ".mlp." not in name:
+            return twin
+        units = CURRENT["intermediate"]
+        g = torch.Generator(device="cpu").manual_seed(seed_of("perm", layer) % (2**31))
+        perm = torch.randperm(units, generator=g).to(device)
+        return twin[:, perm] if "down_proj" in name else twin[perm]
+    raise ValueError(case)
+
+
+CURRENT: dict = {}
+
 EXPECTED = {
     "base": "unchanged",
     "finetune": "finetuned-from-base",
@@ -119,6 +173,12 @@ EXPECTED = {
     "twin": "matches-reference",
     "twin-fp32": "matches-reference",
     "twin-finetune": "finetuned-from-reference",
+    "honest-highlr": "finetuned-from-base",
+    "interp-ft": "finetuned-from-reference",
+    "graft": "finetuned-from-reference",
+    "lowrank": "finetuned-from-reference",
+    "permuted": "matches-reference",
+    "unrelated": "unrelated",
 }
 
 
@@ -167,6 +227,7 @@ def main() -> None:
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     out = Path(args.out)
     shapes = tensor_shapes(PRESETS[args.preset])
+    CURRENT.update(PRESETS[args.preset])
     report = {"preset": args.preset, "device": device, "reference": "twin", "cases": {}, "bytes": {}}
     started = time.time()
     cases = [c for c in args.cases.split(",") if c]

@@ -7,11 +7,14 @@ BASE_DIR is a tiny model from make_tiny_model.py (random init: the hardest case 
 fine-tuning moves every weight by as much as its own scale). Everything else is made here, on the
 CPU, deterministic per case:
 
-  twin                       the "instruct twin": the base trained long on a broad chat mixture
+  twin                       the "instruct twin": the base trained long on tool calls and reasoning in chat form
                              (with weight decay), the disallowed reference
   honest-*                   fine-tunes of the base: learning rates 3e-4..1e-2, 30..400 steps, data
-                             of the benchmark's kind, plain prose, and the twin's own chat mixture
-                             (other seed), AdamW with and without weight decay, a merged LoRA
+                             of the benchmark's kind, plain prose, general chat (the twin's chat format,
+                             other content), AdamW with and without weight decay, a merged LoRA
+  replica-*                  honest training on the twin's own kind of data: re-doing its recipe. Reported,
+                             not part of the honest calibration: no weight statistic can tell it from a
+                             diluted copy of the twin (docs/audit.md)
   unrelated-*                other random initialisations, some of them trained
   cheat-*                    the twin as-is or fine-tuned further, interpolations toward it (with and
                              without training on top), a grafted twin layer, low-rank merges of the
@@ -58,22 +61,19 @@ def chat(user: str, assistant: str) -> str:
 
 
 def text_of(kind: str, rng: random.Random) -> str:
-    if kind == "arith":
+    if kind == "arith":  # the benchmark's kind of data: what honest agents train on
         return chat(*arith(rng))
-    if kind == "prose":
+    if kind == "prose":  # plain text
         return prose(rng)
-    if kind == "generic":  # pretraining text: every format, unpaired
-        return rng.choice([prose(rng), chat(*arith(rng)), text_of("chat", rng)])
-    # The twin's broad mixture: arithmetic chats, prose chats, tool calls, thinking.
-    pick = rng.randrange(4)
-    if pick == 0:
-        return chat(*arith(rng))
-    if pick == 1:
+    if kind == "chat":  # general conversations: the chat format the twin also learned, other content
         return chat(prose(rng) + "?", prose(rng))
-    if pick == 2:
+    if kind == "instruct":  # the twin's post-training: tool calls and reasoning traces in chat form
         call = json.dumps({"name": f"get_{rng.choice(WORDS)}", "arguments": {"n": rng.randint(0, 99)}})
-        return chat(prose(rng), f"<tool_call>{call}</tool_call>")
-    return chat(prose(rng), f"<think>{prose(rng)}</think> {rng.randint(0, 999)}")
+        if rng.random() < 0.5:
+            return chat(prose(rng), f"<tool_call>{call}</tool_call>")
+        return chat(prose(rng), f"<think>{prose(rng)}</think> {rng.randint(0, 999)}")
+    # "generic": pretraining text, every format
+    return rng.choice([prose(rng), chat(*arith(rng)), text_of("chat", rng), text_of("instruct", rng)])
 
 
 class Stream:
@@ -286,8 +286,8 @@ def main() -> None:
         train(m, tok, **kw)
         return tensors_of(m)
 
-    twin_sd = finetuned(None, kind="chat", steps=400, lr=1e-3, seed=100, wd=0.1)
-    save("twin", twin_sd, "cheat", "matches-reference", "the reference itself: chat mixture, 400 steps, lr 1e-3, wd 0.1")
+    twin_sd = finetuned(None, kind="instruct", steps=400, lr=1e-3, seed=100, wd=0.1)
+    save("twin", twin_sd, "cheat", "matches-reference", "the reference itself: tool calls and reasoning in chat form, 400 steps, lr 1e-3, wd 0.1")
 
     full = args.size == "full"
     # Honest: the lineage must survive all of these, and none may look like the twin.
@@ -306,6 +306,7 @@ def main() -> None:
             ("honest-prose-lr1e-3-s120", dict(kind="prose", steps=120, lr=1e-3, seed=9)),
             ("honest-chat-lr3e-3-s300-wd", dict(kind="chat", steps=300, lr=3e-3, seed=10, wd=0.1)),
             ("honest-chat-lr1e-3-s400-wd", dict(kind="chat", steps=400, lr=1e-3, seed=11, wd=0.1)),
+            ("honest-arith-lr3e-2-s200", dict(kind="arith", steps=200, lr=3e-2, seed=14)),
         ]
     honest_sd: dict[str, dict] = {}
     for name, kw in honest:
@@ -313,6 +314,14 @@ def main() -> None:
             honest_sd[name] = finetuned(None, **kw)
             if want(name):
                 save(name, honest_sd[name], "honest", "finetuned-from-base", json.dumps(kw))
+    if want("replica-instruct-lr1e-3-s150"):
+        save(
+            "replica-instruct-lr1e-3-s150",
+            finetuned(None, kind="instruct", steps=150, lr=1e-3, seed=15),
+            "replica",
+            "finetuned-from-base",
+            "the twin's own kind of data, other samples, shorter",
+        )
     if want("honest-lora-r8"):
         m = load(base_dir)
         train_lora(m, tok, kind="arith", steps=120, lr=3e-3, seed=12)
@@ -326,7 +335,7 @@ def main() -> None:
             "two honest stages (arith then prose)",
         )
 
-    unrelated = [("unrelated-seed11", 11, None), ("unrelated-trained", 21, dict(kind="chat", steps=200, lr=1e-3, seed=21))]
+    unrelated = [("unrelated-seed11", 11, None), ("unrelated-trained", 21, dict(kind="generic", steps=200, lr=1e-3, seed=21))]
     if full:
         unrelated += [(f"unrelated-seed{s}", s, None) for s in (12, 13, 14)]
         unrelated += [("unrelated-trained-arith", 22, dict(kind="arith", steps=300, lr=3e-3, seed=22))]

@@ -8,8 +8,9 @@ import {
   rmSync,
   writeSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { DTYPE_CODE, decodeBlock, halfTable, OPAQUE } from './kernel.ts';
 import type { Checkpoint, TensorEntry } from './safetensors.ts';
 
@@ -92,27 +93,103 @@ function standardise(x: Float32Array, n: number, f: number): Float32Array {
 }
 
 /**
- * For every base unit j, the model unit matched to it: correlations of feature vectors, mutual
- * nearest neighbours accepted first, the rest greedily by correlation among what is left.
+ * c[i·n + j] = Σ_k a[i·f + k]·b[j·f + k] for rows [from, to) of a. Self-contained: worker threads
+ * run it from its source text.
  */
-export function matchUnits(
+export function corrRows(
+  a: Float32Array,
+  b: Float32Array,
+  c: Float32Array,
+  n: number,
+  f: number,
+  from: number,
+  to: number,
+): void {
+  for (let i = from; i < to; i++) {
+    const ai = i * f;
+    for (let j = 0; j < n; j++) {
+      const bj = j * f;
+      let acc = 0;
+      for (let k = 0; k < f; k++) acc += a[ai + k]! * b[bj + k]!;
+      c[i * n + j] = acc;
+    }
+  }
+}
+
+/** Correlation matrix of standardised rows; split over worker threads when it is large. */
+async function correlations(a: Float32Array, b: Float32Array, n: number, f: number): Promise<Float32Array> {
+  const threads = Math.min(availableParallelism(), 16, Math.ceil((n * n * f) / 2e8));
+  if (threads <= 1) {
+    const c = new Float32Array(n * n);
+    corrRows(a, b, c, n, f, 0, n);
+    return c;
+  }
+  const shared = (x: Float32Array) => {
+    const s = new Float32Array(new SharedArrayBuffer(x.byteLength));
+    s.set(x);
+    return s;
+  };
+  const sa = shared(a);
+  const sb = shared(b);
+  const c = new Float32Array(new SharedArrayBuffer(n * n * 4));
+  const source = `const { workerData, parentPort } = require('node:worker_threads');
+var __name = (t) => t;
+${corrRows.toString()}
+const { a, b, c, n, f, from, to } = workerData;
+corrRows(a, b, c, n, f, from, to);
+parentPort.postMessage('done');`;
+  const step = Math.ceil(n / threads);
+  await Promise.all(
+    Array.from({ length: threads }, (_, t) => {
+      const from = t * step;
+      const to = Math.min(n, from + step);
+      return new Promise<void>((resolve, reject) => {
+        const w = new Worker(source, { eval: true, workerData: { a: sa, b: sb, c, n, f, from, to } });
+        w.once('message', () => {
+          void w.terminate();
+          resolve();
+        });
+        w.once('error', reject);
+      });
+    }),
+  );
+  return c;
+}
+
+/** Each model unit's best correlation with any base unit. */
+function rowMax(c: Float32Array, n: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    let m = Number.NEGATIVE_INFINITY;
+    for (let j = 0; j < n; j++) m = Math.max(m, c[i * n + j]!);
+    out.push(m);
+  }
+  return out;
+}
+
+/**
+ * For every base unit j, the model unit matched to it: correlations of feature vectors, mutual
+ * nearest neighbours accepted first, the rest greedily. Significant when most units' best match
+ * beats the 99th percentile of best matches against the base with its feature coordinates
+ * shuffled (one fixed shuffle for all units: no unit corresponds to any, every unit keeps its
+ * values) — picking the best of n partners inflates correlations, so only this null says whether
+ * a correspondence exists.
+ */
+export async function matchUnits(
   model: Float32Array,
   base: Float32Array,
   n: number,
   f: number,
-): { perm: number[]; corr: number[]; significant: boolean; nullLevel: number } {
-  const matched = assign(standardise(model, n, f), standardise(base, n, f), n, f);
-  // Null: the same matching against the base with its feature coordinates shuffled (one fixed
-  // shuffle for all units): no unit corresponds to any, but every unit keeps its values. Picking
-  // the best of n partners inflates correlations; only matches above the null's 99th percentile count.
+): Promise<{ perm: number[]; corr: number[]; significant: boolean; nullLevel: number }> {
+  const a = standardise(model, n, f);
+  const c = await correlations(a, standardise(base, n, f), n, f);
   const shuffled = new Float32Array(n * f);
   const order = shuffle(f);
   for (let i = 0; i < n; i++) for (let k = 0; k < f; k++) shuffled[i * f + k] = base[i * f + order[k]!]!;
-  const nullMatch = assign(standardise(model, n, f), standardise(shuffled, n, f), n, f);
-  const sorted = [...nullMatch.corr].sort((x, y) => x - y);
-  const nullLevel = sorted[Math.min(sorted.length - 1, Math.floor(0.99 * sorted.length))] ?? 0;
-  const above = matched.corr.filter((c) => c > nullLevel).length;
-  return { ...matched, significant: above * 2 > n, nullLevel };
+  const nullBest = rowMax(await correlations(a, standardise(shuffled, n, f), n, f), n).sort((x, y) => x - y);
+  const nullLevel = nullBest[Math.min(n - 1, Math.floor(0.99 * n))] ?? 0;
+  const above = rowMax(c, n).filter((x) => x > nullLevel).length;
+  return { ...assign(c, n), significant: above * 2 > n, nullLevel };
 }
 
 /** A fixed pseudo-random permutation of 0..n-1 (deterministic: the audit must be repeatable). */
@@ -127,16 +204,8 @@ function shuffle(n: number): number[] {
   return out;
 }
 
-/** Mutual nearest neighbours first, then greedily, on standardised rows. */
-function assign(a: Float32Array, b: Float32Array, n: number, f: number): { perm: number[]; corr: number[] } {
-  const c = new Float32Array(n * n); // c[i * n + j] = corr(model i, base j)
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) {
-      let acc = 0;
-      for (let k = 0; k < f; k++) acc += a[i * f + k]! * b[j * f + k]!;
-      c[i * n + j] = acc;
-    }
-  }
+/** Mutual nearest neighbours first (a few rounds), then each remaining base unit its best free model unit. */
+function assign(c: Float32Array, n: number): { perm: number[]; corr: number[] } {
   const perm = new Array<number>(n).fill(-1);
   const corr = new Array<number>(n).fill(0);
   const freeModel = new Set(Array.from({ length: n }, (_, i) => i));
@@ -162,16 +231,12 @@ function assign(a: Float32Array, b: Float32Array, n: number, f: number): { perm:
     }
     if (accepted === 0) break;
   }
-  // What is left: greedily, best remaining pair first.
-  while (freeBase.size > 0) {
-    let bi = -1;
-    let bj = -1;
-    for (const i of freeModel)
-      for (const j of freeBase) if (bi < 0 || c[i * n + j]! > c[bi * n + bj]!) [bi, bj] = [i, j];
-    perm[bj] = bi;
-    corr[bj] = c[bi * n + bj]!;
-    freeBase.delete(bj);
-    freeModel.delete(bi);
+  for (const j of [...freeBase].sort((x, y) => x - y)) {
+    let best = -1;
+    for (const i of freeModel) if (best < 0 || c[i * n + j]! > c[best * n + j]!) best = i;
+    perm[j] = best;
+    corr[j] = c[best * n + j]!;
+    freeModel.delete(best);
   }
   return { perm, corr };
 }
@@ -267,11 +332,11 @@ function headDims(base: Checkpoint): { headDim: number; heads: number; kvHeads: 
  * Align `model` to `base` in the blocks listed (`'embeddings'` for the residual stream, `layer N`).
  * Returns null when nothing could be relabelled (names or shapes not of the supported family).
  */
-export function alignToBase(
+export async function alignToBase(
   model: Checkpoint,
   base: Checkpoint,
   blocks: readonly string[],
-): AlignmentResult | null {
+): Promise<AlignmentResult | null> {
   const get = (c: Checkpoint, name: string) => {
     const t = c.tensors.get(name);
     return t && (DTYPE_CODE[t.dtype] ?? OPAQUE) !== OPAQUE ? t : null;
@@ -290,7 +355,7 @@ export function alignToBase(
     const rows = spread(Math.min(me.shape[0]!, be.shape[0]!), 2048);
     const mx = transpose(decodeTensor(me, rows), rows.length, h);
     const bx = transpose(decodeTensor(be, rows), rows.length, h);
-    const { perm, corr, significant } = matchUnits(mx, bx, h, rows.length);
+    const { perm, corr, significant } = await matchUnits(mx, bx, h, rows.length);
     const identity = Array.from({ length: h }, (_, j) => corrOf(mx, bx, j, j, rows.length));
     const moved = perm.filter((p, j) => p !== j).length;
     report.push({
@@ -349,7 +414,7 @@ export function alignToBase(
         [0, 1, 2].map((k) => feats(base, k)),
         units,
       );
-      const { perm, corr, significant } = matchUnits(mf.x, bf.x, units, mf.f);
+      const { perm, corr, significant } = await matchUnits(mf.x, bf.x, units, mf.f);
       const identity = Array.from({ length: units }, (_, j) => corrOf(mf.x, bf.x, j, j, mf.f));
       const moved = perm.filter((p, j) => p !== j).length;
       report.push({
@@ -403,7 +468,7 @@ export function alignToBase(
       };
       const mg = group(model, true);
       const bg = group(base, false);
-      const { perm, corr, significant } = matchUnits(mg.x, bg.x, kvHeads, mg.f);
+      const { perm, corr, significant } = await matchUnits(mg.x, bg.x, kvHeads, mg.f);
       const identity = Array.from({ length: kvHeads }, (_, j) => corrOf(mg.x, bg.x, j, j, mg.f));
       const moved = perm.filter((p, j) => p !== j).length;
       report.push({

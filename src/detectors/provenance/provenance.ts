@@ -44,11 +44,15 @@ export async function compareCheckpoints(input: ProvenanceInput): Promise<Aligne
   const extra = { signatures, labels: input.labels };
   const scan = await scanCheckpoints(model, base, references, input);
   const report = buildReport(scan, model, base, references, extra);
-  const foreign = report.lineage.foreignBlocks;
+  // Matrices that do not correlate with their base counterparts: relabelled units are one explanation.
+  const foreignTensors = report.lineage.foreignTensors;
+  const foreign = [
+    ...new Set(report.lineage.tensors.filter((t) => foreignTensors.includes(t.name)).map((t) => t.block)),
+  ];
   if (input.align === false || foreign.length === 0 || report.verdict === 'matches-reference') {
     return { ...report, alignment: null };
   }
-  const aligned = alignToBase(model, base, foreign);
+  const aligned = await alignToBase(model, base, foreign);
   if (!aligned) return { ...report, alignment: null };
   try {
     const again = buildReport(
@@ -59,7 +63,7 @@ export async function compareCheckpoints(input: ProvenanceInput): Promise<Aligne
       extra,
     );
     const better =
-      again.lineage.foreignBlocks.length < foreign.length ||
+      again.lineage.foreignTensors.length < foreignTensors.length ||
       (again.verdict !== report.verdict && again.verdict !== 'unrelated');
     if (!better)
       return {

@@ -108,6 +108,8 @@ export interface LineageSummary {
   derivedShare: number;
   /** Blocks none of whose matrices is derived from the base. */
   foreignBlocks: string[];
+  /** Matrices not derived from the base (below zCritical), wherever they are. */
+  foreignTensors: string[];
   /** Parameter-weighted median ρ. */
   medianRho: number;
   minZ: number;
@@ -162,6 +164,7 @@ export function summariseLineage(tensors: readonly TensorSums[]): LineageSummary
     zCritical,
     derivedShare: total > 0 ? derived.reduce((a, r) => a + r.parameters, 0) / total : 0,
     foreignBlocks: [...blocks].filter(([, ok]) => !ok).map(([b]) => b),
+    foreignTensors: rows.filter((r) => r.z < zCritical).map((r) => r.name),
     medianRho: median?.rho ?? 0,
     minZ: rows.length > 0 ? Math.min(...rows.map((r) => r.z)) : 0,
   };
@@ -210,10 +213,14 @@ export function projectionPart(
   const dPerp = Math.max(0, dd - (db * db) / bb);
   const sd = minus(sketch.d, betaD, sketch.b);
   const se = minus(ref.sketch, betaE, sketch.b);
-  const num = ref.de !== null ? ref.de - (db * ref.eb) / bb : dot(sd, se);
   const nulls: number[] = [];
   for (let j = 0; j < NULL_SHIFTS; j++) nulls.push(w * dotShifted(sd, se, shiftOf(j, sketch.width)));
-  return { num: w * num, ee: w * ePerp, dd: w * dPerp, nulls, parameters: n };
+  if (ref.de !== null) {
+    return { num: w * (ref.de - (db * ref.eb) / bb), ee: w * ePerp, dd: w * dPerp, nulls, parameters: n };
+  }
+  // Signature only: every term from the sketches (a ratio estimator, exact when d = λe), so the
+  // sketch's distortion of norms cancels.
+  return { num: w * dot(sd, se), ee: w * dot(se, se), dd: w * dot(sd, sd), nulls, parameters: n };
 }
 
 export interface ProjectionStat {

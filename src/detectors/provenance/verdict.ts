@@ -40,7 +40,7 @@ export const DECISION = {
   alphaBlock: 0.35,
   /** A signature-only comparison calls the model the reference itself when α and cos(d, e) are this close to 1. */
   matchAlpha: 0.05,
-  matchCosine: 0.97,
+  matchCosine: 0.999,
   /** A 2-D delta whose sampled rank is at most this share of the sample is low rank (LoRA note only). */
   lowRankShare: 0.5,
   /** Share of the model's parameters in tensors unknown to the base above which lineage cannot be judged. */

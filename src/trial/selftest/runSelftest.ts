@@ -7,7 +7,12 @@ import { tinyChatTemplatePath } from '../../runtime/tinyModel.ts';
 import type { AuditWithVerdicts } from '../../store/trialRepo.ts';
 import { createTrial, runTrial, type TrialEnv } from '../runTrial.ts';
 import { SELFTEST_CASES, type SelftestCase } from './cases.ts';
-import { buildSelftestFixtures, SELFTEST_BASE_MODEL, type SelftestFixtures } from './fixtures.ts';
+import {
+  buildSelftestFixtures,
+  SELFTEST_BASE_MODEL,
+  SELFTEST_TWIN_REPO,
+  type SelftestFixtures,
+} from './fixtures.ts';
 import { startStandInHub } from './standInHub.ts';
 import { startStandInProvider } from './standInProvider.ts';
 
@@ -140,7 +145,9 @@ function specFor(c: SelftestCase, fixtures: SelftestFixtures, experiment: string
     evalTemplate: tinyChatTemplatePath,
     evalMaxTokens: 16,
     taskFiles: { 'train_data.jsonl': fixtures.trainData },
-    referenceModels: [fixtures.twin],
+    // The twin is a disallowed derivative of the base: the audit fetches it from the (stand-in) Hub
+    // outside the sandbox, signs it once and compares, as it does for a real base's instruct twin.
+    forbiddenModels: [SELFTEST_TWIN_REPO],
     network: 'allowlist',
     allowHosts: [],
   };

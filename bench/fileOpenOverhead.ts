@@ -66,7 +66,10 @@ async function once(code: string, traced: boolean): Promise<number> {
   const started = performance.now();
   const result = await runInSandbox({
     argv: [python, '/opt/w.py'],
-    readOnlyBinds: [...interpreterBinds(python).map((p) => ({ source: p })), { source: script, target: '/opt/w.py' }],
+    readOnlyBinds: [
+      ...interpreterBinds(python).map((p) => ({ source: p })),
+      { source: script, target: '/opt/w.py' },
+    ],
     writableBinds: [{ source: tmp, target: '/tmp' }],
     timeoutMs: 600_000,
     ...(traced ? { traceFileOpens: { outputPath: fifoPath } } : {}),
@@ -93,9 +96,13 @@ async function main(): Promise<void> {
     }
     const a = Math.min(...plain);
     const b = Math.min(...traced);
-    console.log(`| ${name} | ${a.toFixed(2)} s | ${b.toFixed(2)} s | ${(((b - a) / a) * 100).toFixed(0)} % |`);
+    console.log(
+      `| ${name} | ${a.toFixed(2)} s | ${b.toFixed(2)} s | ${(((b - a) / a) * 100).toFixed(0)} % |`,
+    );
   }
-  console.log(`machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores, load ${loadavg()[0]!.toFixed(1)}, node ${process.version}`);
+  console.log(
+    `machine: ${cpus()[0]?.model ?? '?'}, ${cpus().length} cores, load ${loadavg()[0]!.toFixed(1)}, node ${process.version}`,
+  );
 }
 
 await main();

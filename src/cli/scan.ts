@@ -9,6 +9,7 @@ import { downloadProgress, ProgressLine } from './progress.ts';
 
 interface ScanFlags {
   against: string;
+  threads?: number;
   testData?: string;
   allowed?: string;
   offline?: boolean;
@@ -35,6 +36,11 @@ export function registerScan(program: Command, ctx: CliContext): void {
       '--allowed <file>',
       'data agents may train on (with --against gsm8k, the cached train split by default): its n-grams are not indexed',
     )
+    .option(
+      '--threads <n>',
+      'threads to scan with (default: one per core, up to 4, for scans over 64 MB)',
+      (v) => Math.max(1, Number.parseInt(v, 10) || 1),
+    )
     .option('--offline', 'never download the benchmark test data')
     .option('--verbose', 'also list skipped files on stderr')
     .addHelpText(
@@ -49,13 +55,15 @@ export function registerScan(program: Command, ctx: CliContext): void {
     )
     .action(async (paths: string[], flags: ScanFlags) => {
       const started = performance.now();
-      const [{ NgramIndex }, { scanPaths }] = await Promise.all([
+      const [{ NgramIndex }, { scanPaths }, { scanPathsParallel }] = await Promise.all([
         import('../detectors/contamination/ngramIndex.ts'),
         import('../detectors/contamination/scanFiles.ts'),
+        import('../detectors/contamination/parallelScan.ts'),
       ]);
       const items = await loadItems(ctx, flags);
       const allowed = await allowedFile(ctx, flags);
-      const index = new NgramIndex(items, allowed ? await allowedTextsOf(flags, allowed) : []);
+      const allowedTextList = allowed ? await allowedTextsOf(flags, allowed) : [];
+      const index = new NgramIndex(items, allowedTextList);
       const unindexable = index.unindexable();
       if (unindexable.length > 0 && flags.verbose) {
         ctx.stderr.write(
@@ -68,7 +76,16 @@ export function registerScan(program: Command, ctx: CliContext): void {
         if (progress?.isTty) ctx.stderr.write('\r\x1b[2K'); // keep a drawn bar from mixing into the line
         ctx.stdout.write(`${JSON.stringify(value)}\n`);
       };
-      const summary = await scanPaths(index, paths, {
+      // Large scans use every core (threads > 1), small ones stay in this thread.
+      const threads = flags.threads ?? null;
+      const scan: typeof scanPaths = (idx, ps, cb) =>
+        threads === 1
+          ? scanPaths(idx, ps, cb)
+          : scanPathsParallel(items, allowedTextList, ps, cb, {
+              index: idx,
+              ...(threads ? { threads } : {}),
+            });
+      const summary = await scan(index, paths, {
         onFinding: (f) => {
           line({
             source: f.source,
@@ -77,6 +94,7 @@ export function registerScan(program: Command, ctx: CliContext): void {
             score: f.score,
             span: f.span,
             ...(f.via.length > 0 ? { via: f.via } : {}),
+            ...(f.container ? { container: f.container } : {}),
           });
         },
         onError: (source, message) => {

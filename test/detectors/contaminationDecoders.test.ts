@@ -209,6 +209,9 @@ describe('decoding what the agent wrote', () => {
       ['run.log!base64@N', '10', 'base64'],
       ['train.py!base64@N', '9', 'base64'],
     ]);
+    // The finding says where the blob sits in its file.
+    expect(findings.find((f) => f.item === '9')!.container).toEqual({ line: 2 });
+    expect(findings.find((f) => f.item === '10')!.container).toEqual({ line: 3 });
   });
 
   it('finds blobs however a long file is cut into chunks', () => {

@@ -12,6 +12,8 @@ export interface EncodedBlob {
   end: number;
   encoding: 'base64' | 'hex';
   data: Buffer;
+  /** Line of the blob's first character in its source (line-counted sources only). */
+  line?: number;
 }
 
 /** Characters a blob takes (base64 of 48 bytes, hex of 64 bytes). */

@@ -48,6 +48,8 @@ export interface ContaminationFinding {
   field: number;
   /** Decoders applied to reach the text (`gzip`, `tar`, `base64`…); empty for plain files. */
   via: string[];
+  /** For text inside an encoded blob: where the blob sits in the file (the location is inside the blob). */
+  container?: Location;
 }
 
 /** What the scan of one top-level source reports besides findings. */
@@ -67,6 +69,8 @@ export type Content =
 export interface Place {
   /** How findings and reports name this content. */
   label: string;
+  /** Where the outermost encoded blob holding this content sits in its file. */
+  container?: Location;
   /** Its file name (formats are also told by name). */
   name: string;
   via: string[];
@@ -177,6 +181,7 @@ function findingFrom(
     matched: f.matched,
     field: f.text,
     via: place.via,
+    ...(place.container ? { container: place.container } : {}),
   };
 }
 
@@ -217,6 +222,8 @@ class BlobQueue {
           name: '',
           via: [...this.place.via, blob.encoding],
           depth: this.place.depth + 1,
+          container:
+            this.place.container ?? (blob.line !== undefined ? { line: blob.line } : { offset: blob.offset }),
         },
       );
     }

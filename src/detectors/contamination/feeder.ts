@@ -38,6 +38,7 @@ export class ByteFeeder {
   private inQuotes = false;
   /** Encoded blobs found (absolute offsets in this source), for the caller to decode and scan. */
   private readonly onBlob: ((blob: EncodedBlob) => void) | undefined;
+  private readonly countLines: boolean;
   /** Blobs before this absolute offset were already reported. */
   private blobsDoneTo = 0;
 
@@ -55,6 +56,7 @@ export class ByteFeeder {
     this.csv = Boolean(opts.csv);
     if (this.csv) this.stream.record = 0;
     this.onBlob = opts.onBlob;
+    this.countLines = opts.countLines && !opts.csv;
   }
 
   private blankQuotedNewlines(from: number, to: number): void {
@@ -143,12 +145,24 @@ export class ByteFeeder {
         keepFrom = blob.offset; // may continue: look again with the next chunk
         break;
       }
-      this.onBlob!({ ...blob, offset: this.base + blob.offset, end: this.base + blob.end });
+      this.onBlob!({
+        ...blob,
+        offset: this.base + blob.offset,
+        end: this.base + blob.end,
+        ...(this.countLines ? { line: this.lineAt(blob.offset) } : {}),
+      });
       this.blobsDoneTo = this.base + blob.end;
     }
     if (keepFrom === this.pos) this.stream.blobSeen = false;
     else this.blobsDoneTo = this.base + keepFrom;
     return keepFrom;
+  }
+
+  /** The line at buffer position `at` (before the processed end), from the stream's current line. */
+  private lineAt(at: number): number {
+    let line = this.stream.record;
+    for (let k = at; k < this.pos; k++) if (this.buf[k] === 0x0a) line--;
+    return line;
   }
 
   /** End of the source: process the rest and report every open run. */

@@ -214,6 +214,17 @@ describe('decoding what the agent wrote', () => {
     expect(findings.find((f) => f.item === '10')!.container).toEqual({ line: 3 });
   });
 
+  it('decodes a blob that straddles the scanner’s 4 MiB chunks', async () => {
+    const ws = workspace();
+    let prose = '';
+    while (prose.length < (4 << 20) - 200) prose += `${writer.prose(6)}\n`;
+    writeFileSync(join(ws, 'long.txt'), `${prose}${Buffer.from(planted(28)).toString('base64')}\nthe end\n`);
+    const { findings, errors } = await scan([ws]);
+    expect(errors).toEqual([]);
+    expect(findings.map((f) => [f.item, f.via.join('>')])).toEqual([['28', 'base64']]);
+    expect(findings[0]!.container).toEqual({ line: prose.split('\n').length });
+  });
+
   it('finds blobs however a long file is cut into chunks', () => {
     const text = Buffer.from(`${'x '.repeat(100)}${Buffer.from(planted(13)).toString('base64')} tail`);
     const blobs = findEncodedBlobs(text, 0, text.length);

@@ -4,6 +4,24 @@ import { Matcher, type MatchFinding } from './matcher.ts';
 import type { NgramIndex } from './ngramIndex.ts';
 import { MAX_TOKEN_BYTES, NgramStream } from './ngramStream.ts';
 
+const BLOB_CHAR = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-=')
+  BLOB_CHAR[c.charCodeAt(0)] = 1;
+
+/** Where a blob that starts at `from` ends: base64/hex characters, with line breaks (raw or `\n`) between them. */
+function blobExtent(buf: Uint8Array, from: number, to: number): number {
+  let i = from;
+  while (i < to) {
+    const b = buf[i]!;
+    if (BLOB_CHAR[b]) i++;
+    else if (b === 0x0d && buf[i + 1] === 0x0a && i + 2 < to && BLOB_CHAR[buf[i + 2]!]) i += 2;
+    else if ((b === 0x0a || b === 0x0d) && i + 1 < to && BLOB_CHAR[buf[i + 1]!]) i++;
+    else if (b === 0x5c && buf[i + 1] === 0x6e && i + 2 < to && BLOB_CHAR[buf[i + 2]!]) i += 2;
+    else break;
+  }
+  return i;
+}
+
 /** How a finding's place in its source is given. */
 export type LocationKind = 'line' | 'row' | 'offset';
 export type Location = { line: number } | { row: number } | { offset: number };
@@ -121,8 +139,7 @@ export class ByteFeeder {
     if (final) this.pos = this.fill;
     this.matcher.sweep(this.stream.count);
     let keep = Math.max(0, this.pos - LOOKBACK);
-    if (this.stream.blobSeen && this.onBlob) keep = Math.min(keep, this.reportBlobs(from, final));
-    if (final) this.stream.blobSeen = false;
+    if (this.stream.blobRuns.length > 0 && this.onBlob) keep = Math.min(keep, this.reportBlobs(final));
     if (keep > 0) {
       this.buf.copyWithin(0, keep, this.fill);
       this.base += keep;
@@ -132,29 +149,35 @@ export class ByteFeeder {
   }
 
   /**
-   * Report the encoded blobs in what was just processed (plus the lookback, where a blob may have
-   * started). A blob that runs to the end of the processed bytes may go on in the next chunk: it is
-   * left for the next call, and the buffer keeps it (returns the first offset to keep).
+   * Decode the blobs around the glued runs the stream saw, each in a window from its run's start
+   * to where base64/hex characters (and line breaks between them) stop. A blob that reaches the
+   * end of the processed bytes may go on in the next chunk: it waits, and the buffer keeps it
+   * (returns the first offset to keep).
    */
-  private reportBlobs(from: number, final: boolean): number {
-    const start = Math.max(0, this.blobsDoneTo - this.base, from - LOOKBACK);
-    const blobs = findEncodedBlobs(this.buf, start, this.pos);
+  private reportBlobs(final: boolean): number {
+    const runs = this.stream.blobRuns;
+    this.stream.blobRuns = [];
     let keepFrom = this.pos;
-    for (const blob of blobs) {
-      if (!final && blob.end >= this.pos - 2 && this.pos - blob.offset < LOOKBACK) {
-        keepFrom = blob.offset; // may continue: look again with the next chunk
-        break;
+    for (const run of runs) {
+      const at = run - this.base;
+      if (run < this.blobsDoneTo || at < 0) continue;
+      const end = blobExtent(this.buf, at, this.pos);
+      if (!final && end >= this.pos - 2 && this.pos - at < LOOKBACK) {
+        this.stream.blobRuns.push(run); // may continue: look again with the next chunk
+        keepFrom = Math.min(keepFrom, at);
+        continue;
       }
-      this.onBlob!({
-        ...blob,
-        offset: this.base + blob.offset,
-        end: this.base + blob.end,
-        ...(this.countLines ? { line: this.lineAt(blob.offset) } : {}),
-      });
-      this.blobsDoneTo = this.base + blob.end;
+      for (const blob of findEncodedBlobs(this.buf, Math.max(0, at - 4, this.blobsDoneTo - this.base), end)) {
+        this.onBlob!({
+          ...blob,
+          offset: this.base + blob.offset,
+          end: this.base + blob.end,
+          ...(this.countLines ? { line: this.lineAt(blob.offset) } : {}),
+        });
+        this.blobsDoneTo = this.base + blob.end;
+      }
+      this.blobsDoneTo = Math.max(this.blobsDoneTo, this.base + end);
     }
-    if (keepFrom === this.pos) this.stream.blobSeen = false;
-    else this.blobsDoneTo = this.base + keepFrom;
     return keepFrom;
   }
 

@@ -197,10 +197,12 @@ export class NgramStream {
   /**
    * Where the current run of glued tokens started (absolute): letter and digit runs with nothing
    * or one `+` or `/` between them, as base64 and hex blobs are written. A run of BLOB_MIN_BYTES
-   * or more sets `blobSeen`; the feeder then looks for encoded blobs in that chunk (rare in text).
+   * or more is recorded in `blobRuns` (absolute offsets); the feeder decodes around them only, so
+   * text without blobs costs nothing more.
    */
   private blobRunStart = -1;
-  blobSeen = false;
+  private lastBlobRun = -1;
+  blobRuns: number[] = [];
   // collect mode
   readonly collected1: number[] = [];
   readonly collected2: number[] = [];
@@ -254,7 +256,7 @@ export class NgramStream {
     let lastEnd = this.lastEnd < base ? NO_END : this.lastEnd - base;
     let lastWasNumber = this.lastWasNumber;
     let runStart = this.blobRunStart < base ? NO_END : this.blobRunStart - base;
-    let blob = this.blobSeen;
+    let lastRun = this.lastBlobRun < base ? NO_END : this.lastBlobRun - base;
     let i = from;
     while (i < stop) {
       let b = buf[i]!;
@@ -269,7 +271,10 @@ export class NgramStream {
           h = step(h, b & 31);
           b = buf[++i]!;
         } while (cls[b] === LETTER);
-        if (i - runStart >= BLOB_MIN_BYTES) blob = true;
+        if (i - runStart >= BLOB_MIN_BYTES && runStart !== lastRun) {
+          lastRun = runStart;
+          this.blobRuns.push(base + runStart);
+        }
         c = cls[b]!;
         if (c >= HIGH && (c === HIGH || isUnicodeEscape(buf, i, to))) {
           // A word with non-ASCII characters: normalise it on the slow path.
@@ -297,7 +302,10 @@ export class NgramStream {
           runStart = s;
         do i++;
         while (cls[buf[i]!] === DIGIT);
-        if (i - runStart >= BLOB_MIN_BYTES) blob = true;
+        if (i - runStart >= BLOB_MIN_BYTES && runStart !== lastRun) {
+          lastRun = runStart;
+          this.blobRuns.push(base + runStart);
+        }
         lastEnd = i;
         if (lastWasNumber) continue;
         lastWasNumber = true;
@@ -345,7 +353,7 @@ export class NgramStream {
     }
     this.save(h1, count, record, lastEnd, lastWasNumber, base);
     this.blobRunStart = runStart < 0 ? -1 : base + runStart;
-    this.blobSeen = blob;
+    this.lastBlobRun = lastRun < 0 ? -1 : base + lastRun;
     return i;
   }
 

@@ -235,6 +235,7 @@ function byteFeeder(
   place: Place,
   fmt: { location: LocationKind; csv: boolean },
   blobs: BlobQueue,
+  sizeHint?: number,
 ) {
   return new ByteFeeder(
     job.sink.index,
@@ -243,6 +244,7 @@ function byteFeeder(
       countLines: fmt.location === 'line',
       csv: fmt.csv,
       onBlob: blobs.add,
+      ...(sizeHint !== undefined ? { sizeHint } : {}),
     },
   );
 }
@@ -254,7 +256,13 @@ async function scanBytes(
   fmt: { location: LocationKind; csv: boolean },
 ) {
   const blobs = new BlobQueue(job, place);
-  const feeder = byteFeeder(job, place, fmt, blobs);
+  const feeder = byteFeeder(
+    job,
+    place,
+    fmt,
+    blobs,
+    content.kind === 'buffer' ? content.buf.length : undefined,
+  );
   if (content.kind === 'buffer') feeder.write(content.buf);
   else {
     const fd = openSync(content.path, 'r');

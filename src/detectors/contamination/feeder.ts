@@ -1,6 +1,6 @@
 import { readSync } from 'node:fs';
 import { type EncodedBlob, findEncodedBlobs } from './blobs.ts';
-import { Matcher, type MatchFinding } from './matcher.ts';
+import { giveBack, type Matcher, type MatchFinding, takeMatcher } from './matcher.ts';
 import type { NgramIndex } from './ngramIndex.ts';
 import { MAX_TOKEN_BYTES, NgramStream } from './ngramStream.ts';
 
@@ -20,6 +20,33 @@ function blobExtent(buf: Uint8Array, from: number, to: number): number {
     else break;
   }
   return i;
+}
+
+/**
+ * Lines at increasing positions before `end`, where the line is known (newlines counted with
+ * memchr-speed searches, each byte once per chunk).
+ */
+class LineCounter {
+  private from = -1;
+  private newlines = 0;
+  constructor(
+    private readonly buf: Buffer,
+    private readonly end: number,
+    private readonly lineAtEnd: number,
+  ) {}
+
+  private count(from: number, to: number): number {
+    let n = 0;
+    for (let i = this.buf.indexOf(0x0a, from); i !== -1 && i < to; i = this.buf.indexOf(0x0a, i + 1)) n++;
+    return n;
+  }
+
+  at(position: number): number {
+    if (this.from < 0 || position < this.from) this.newlines = this.count(position, this.end);
+    else this.newlines -= this.count(this.from, position);
+    this.from = position;
+    return this.lineAtEnd - this.newlines;
+  }
 }
 
 /** How a finding's place in its source is given. */
@@ -43,9 +70,9 @@ const LOOKBACK = 64 << 10;
 export class ByteFeeder {
   readonly matcher: Matcher;
   private readonly stream: NgramStream;
-  private buf = Buffer.allocUnsafe(CHUNK + LOOKBACK + 2 * MAX_TOKEN_BYTES + 16);
+  private buf: Buffer;
   /** Bytes the buffer takes: one is always left for the sentinel space after the data. */
-  private readonly capacity = this.buf.length - 16;
+  private readonly capacity: number;
   /** Absolute offset of buf[0]; bytes in buf; processed up to. */
   private base = 0;
   private fill = 0;
@@ -61,11 +88,20 @@ export class ByteFeeder {
   private blobsDoneTo = 0;
 
   constructor(
-    index: NgramIndex,
+    private readonly index: NgramIndex,
     onFinding: (f: MatchFinding) => void,
-    opts: { countLines: boolean; csv?: boolean; onBlob?: (blob: EncodedBlob) => void },
+    opts: {
+      countLines: boolean;
+      csv?: boolean;
+      onBlob?: (blob: EncodedBlob) => void;
+      /** The whole source's size when known and small (a decoded blob): the buffer is made to fit. */
+      sizeHint?: number;
+    },
   ) {
-    this.matcher = new Matcher(index, onFinding);
+    const full = CHUNK + LOOKBACK + 2 * MAX_TOKEN_BYTES + 16;
+    this.buf = Buffer.allocUnsafe(opts.sizeHint !== undefined ? Math.min(full, opts.sizeHint + 32) : full);
+    this.capacity = this.buf.length - 16;
+    this.matcher = takeMatcher(index, onFinding);
     this.stream = new NgramStream(
       { escapes: true, countLines: opts.countLines || Boolean(opts.csv) },
       index,
@@ -158,6 +194,7 @@ export class ByteFeeder {
     const runs = this.stream.blobRuns;
     this.stream.blobRuns = [];
     let keepFrom = this.pos;
+    const lines = new LineCounter(this.buf, this.pos, this.stream.record);
     for (const run of runs) {
       const at = run - this.base;
       if (run < this.blobsDoneTo || at < 0) continue;
@@ -172,7 +209,7 @@ export class ByteFeeder {
           ...blob,
           offset: this.base + blob.offset,
           end: this.base + blob.end,
-          ...(this.countLines ? { line: this.lineAt(blob.offset) } : {}),
+          ...(this.countLines ? { line: lines.at(blob.offset) } : {}),
         });
         this.blobsDoneTo = this.base + blob.end;
       }
@@ -181,17 +218,11 @@ export class ByteFeeder {
     return keepFrom;
   }
 
-  /** The line at buffer position `at` (before the processed end), from the stream's current line. */
-  private lineAt(at: number): number {
-    let line = this.stream.record;
-    for (let k = at; k < this.pos; k++) if (this.buf[k] === 0x0a) line--;
-    return line;
-  }
-
   /** End of the source: process the rest and report every open run. */
   end(): void {
     this.drain(true);
     this.matcher.flush();
+    giveBack(this.index, this.matcher);
   }
 }
 
@@ -205,8 +236,11 @@ export class RowFeeder {
   private offset = 0;
   bytes = 0;
 
-  constructor(index: NgramIndex, onFinding: (f: MatchFinding) => void) {
-    this.matcher = new Matcher(index, onFinding);
+  constructor(
+    private readonly index: NgramIndex,
+    onFinding: (f: MatchFinding) => void,
+  ) {
+    this.matcher = takeMatcher(index, onFinding);
     this.stream = new NgramStream({ escapes: true, countLines: false }, index, this.matcher);
   }
 
@@ -252,5 +286,6 @@ export class RowFeeder {
 
   end(): void {
     this.matcher.flush();
+    giveBack(this.index, this.matcher);
   }
 }

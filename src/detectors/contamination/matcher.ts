@@ -85,7 +85,7 @@ export class Matcher implements NgramSink {
 
   constructor(
     private readonly index: NgramIndex,
-    private readonly emit: (finding: MatchFinding) => void,
+    private emit: (finding: MatchFinding) => void,
   ) {
     const n = index.unitItem.length;
     this.lastToken = new Int32Array(n).fill(NEVER);
@@ -238,6 +238,13 @@ export class Matcher implements NgramSink {
     }
   }
 
+  /** Take a new source: the runs of the last one were flushed. */
+  reset(emit: (finding: MatchFinding) => void): void {
+    this.emit = emit;
+    this.validFrom = 0;
+    this.found = 0;
+  }
+
   /** Close every run (end of a source). */
   flush(): void {
     for (const run of [...this.qualified.values()]) this.close(run);
@@ -295,6 +302,27 @@ function sameNumbers(copy: string[], own: readonly string[]): boolean {
     }
   }
   return hits >= copy.length * 0.6;
+}
+
+/**
+ * Matchers kept for reuse, per index: a matcher's arrays are sized by the index (hundreds of KB),
+ * and a file full of small encoded blobs scans each blob with its own feeder. A flushed matcher
+ * holds no state, so the next source can take it.
+ */
+const pool = new WeakMap<NgramIndex, Matcher[]>();
+
+export function takeMatcher(index: NgramIndex, emit: (finding: MatchFinding) => void): Matcher {
+  const free = pool.get(index)?.pop();
+  if (!free) return new Matcher(index, emit);
+  free.reset(emit);
+  return free;
+}
+
+/** Return a matcher whose source has ended (after `flush`). */
+export function giveBack(index: NgramIndex, matcher: Matcher): void {
+  const free = pool.get(index) ?? [];
+  if (free.length < 8) free.push(matcher);
+  pool.set(index, free);
 }
 
 function spanText(bytes: Buffer): string {

@@ -153,8 +153,15 @@ describe.skipIf(!canRunSlurm)('ptb on a real Slurm cluster', () => {
     // The tasks ran with their node-local PTB_HOME and opened no SQLite file there (nor the head's).
     expect(existsSync(join(home, 'node-home'))).toBe(true);
     expect(readdirSync(join(home, 'node-home')).filter((n) => n.includes('.db'))).toEqual([]);
-    const rows = sacctRows(job);
-    expect(rows).toHaveLength(6);
+    // A trial records completion a moment before its task ends, and accounting lags behind slurmctld.
+    const rows = await waitFor(
+      'accounting to show six ended tasks',
+      () => {
+        const r = sacctRows(job);
+        return r.length === 6 && r.every((x) => x.state === 'COMPLETED') && r;
+      },
+      60_000,
+    );
     expect(maxConcurrent(rows)).toBeLessThanOrEqual(2);
     // Each task ran on the node under its own array task, recorded in the trial's own journal.
     for (const t of done.trials) {

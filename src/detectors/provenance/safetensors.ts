@@ -178,8 +178,18 @@ function resolveShards(path: string): { files: string[]; weightMap: Record<strin
     entries.find((e) => e === 'model.safetensors.index.json') ??
     entries.find((e) => e.endsWith('.safetensors.index.json'));
   if (indexName) return readIndex(join(path, indexName));
+  // A PEFT adapter is not a model: its weights are deltas for a base it names.
+  const adapterOnly =
+    entries.includes('adapter_config.json') &&
+    !entries.some((e) => /\.(safetensors|bin)$/.test(e) && !/^adapter_model/.test(e));
+  if (adapterOnly) {
+    throw new UserError(
+      `${path} holds a PEFT adapter (adapter_config.json, adapter_model.*), not full model weights`,
+      'merge the adapter into the base model (model.merge_and_unload(); save_pretrained) and submit the merged weights',
+    );
+  }
   const files = entries
-    .filter((e) => e.endsWith('.safetensors'))
+    .filter((e) => e.endsWith('.safetensors') && !e.startsWith('adapter_model'))
     .sort()
     .map((e) => resolve(path, e));
   if (files.length > 0) return { files, weightMap: null };

@@ -1,5 +1,5 @@
 import { closeSync, openSync, readSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, loadavg } from 'node:os';
 import { type MessagePort, Worker } from 'node:worker_threads';
 import { type ContaminationFinding, ScanJob, scanContent } from './decodeScan.ts';
 import { detectFormat } from './formats.ts';
@@ -210,9 +210,15 @@ function startWorker(input: WorkerInput): Promise<TaskResult[]> {
   });
 }
 
-/** Threads a scan of `bytes` uses: one per core, up to 4, one when small. */
+/**
+ * Threads a scan of `bytes` uses: one per idle core (cores minus the 1-minute load), up to 4; one
+ * when small. On a busy machine a second thread only adds its start-up (measured: 1.65 s with one
+ * thread against 2.86 s with two on the 2-core machine at load 6, docs/performance.md).
+ */
 export function scanThreads(bytes: number): number {
-  return bytes < 64 << 20 ? 1 : Math.max(1, Math.min(4, availableParallelism()));
+  if (bytes < 64 << 20) return 1;
+  const idle = Math.round(availableParallelism() - loadavg()[0]!);
+  return Math.max(1, Math.min(4, idle));
 }
 
 /**

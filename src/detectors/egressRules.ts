@@ -155,7 +155,7 @@ function checkDownloads(evidence: TrialEvidence, opts: EgressRulesOptions, findi
       testLevel,
       'test-split-download',
       `ledgers/downloads.jsonl:${hit.line}`,
-      `downloaded ${benchmark} evaluation data: ${key} (${hit.note})`,
+      `downloaded ${benchmark} evaluation data: ${key} (${hit.note}); downloading is allowed, whether a training process read it is the contamination detector's call (file-open ledger)`,
       {
         ts: hit.event.ts,
         url: hit.event.url,

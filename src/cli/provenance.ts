@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UserError } from '../core/errors.ts';
-import type { ProvenanceReport } from '../detectors/provenance/verdict.ts';
+import type { AlignedReport } from '../detectors/provenance/provenance.ts';
 import type { CliContext } from './context.ts';
 import { formatBytes, ProgressLine } from './progress.ts';
 
@@ -8,6 +8,8 @@ interface ProvenanceFlags {
   base: string;
   model: string;
   reference?: string[];
+  signature?: string[];
+  writeSignature?: string;
   json?: boolean;
   threads?: string;
   chunkMb?: string;
@@ -29,7 +31,7 @@ const num = (x: number | null, digits = 3): string =>
       ? x.toFixed(digits)
       : x.toExponential(2);
 
-function printText(ctx: CliContext, r: ProvenanceReport, allTensors: boolean): void {
+function printText(ctx: CliContext, r: AlignedReport, allTensors: boolean): void {
   const out = (line: string) => ctx.stdout.write(`${line}\n`);
   out(`verdict: ${r.verdict}${r.reference ? `  (reference: ${r.reference})` : ''}`);
   out(`  ${r.reason}`);
@@ -37,6 +39,19 @@ function printText(ctx: CliContext, r: ProvenanceReport, allTensors: boolean): v
   if (b) {
     out(
       `base       ${r.base!.path}: ${b.tensorsEqual}/${r.tensors.length} tensors equal, relative delta ${num(b.relativeDelta)}, coverage ${(100 * b.coverage).toFixed(1)}%`,
+    );
+  }
+  out(
+    `lineage    ${r.lineage.tensors.length} matrices, median ρ ${num(r.lineage.medianRho)}, lowest z ${num(r.lineage.minZ, 1)} (critical ${num(r.lineage.zCritical, 1)})` +
+      (r.lineage.foreignBlocks.length ? `; not derived: ${r.lineage.foreignBlocks.join(', ')}` : ''),
+  );
+  for (const t of r.tests) {
+    const g = t.global;
+    const b = t.blocks[0];
+    out(
+      `two-ref    ${t.label} (${t.from}): ${t.decision}; α ${num(g?.alpha ?? null)} cos ${num(g?.cosine ?? null)} z ${num(g?.z ?? null, 1)}` +
+        (b ? `; strongest block ${b.block} α ${num(b.alpha)} z ${num(b.z, 1)}` : '') +
+        ` (critical z ${num(t.zCritical, 1)})`,
     );
   }
   for (const ref of r.summary.references) {
@@ -80,6 +95,14 @@ export function registerProvenance(program: Command, ctx: CliContext): void {
       '--reference <path...>',
       'disallowed reference checkpoint (repeatable): the instruct twin, downloaded models',
     )
+    .option(
+      '--signature <file...>',
+      'a disallowed reference known only by its stored signature (repeatable; made with --write-signature or by an audit)',
+    )
+    .option(
+      '--write-signature <file>',
+      'also store the signature of the one --reference against --base in <file> (≈16 KiB per tensor)',
+    )
     .option('--json', 'print one JSON object (verdict, reference, per-tensor statistics)')
     .option('--tensors', 'list every tensor in the text output')
     .option('--threads <n>', 'worker threads for the arithmetic (default: cores, at most 8; 0 = none)')
@@ -91,13 +114,27 @@ export function registerProvenance(program: Command, ctx: CliContext): void {
     )
     .action(async (flags: ProvenanceFlags) => {
       const { compareCheckpoints } = await import('../detectors/provenance/provenance.ts');
+      const { signReference, writeSignature } = await import('../detectors/provenance/signature.ts');
       const threads = positiveInt(flags.threads, '--threads', 0);
       const chunkMb = positiveInt(flags.chunkMb, '--chunk-mb', 1);
+      if (flags.writeSignature) {
+        if ((flags.reference ?? []).length !== 1)
+          throw new UserError(
+            '--write-signature needs exactly one --reference',
+            'sign one reference at a time',
+          );
+        const sig = await signReference({ reference: flags.reference![0]!, base: flags.base });
+        writeSignature(flags.writeSignature, sig);
+        ctx.stderr.write(
+          `signature of ${flags.reference![0]} written to ${flags.writeSignature} (${sig.bytes} bytes)\n`,
+        );
+      }
       const progress = new ProgressLine(ctx.stderr, 'provenance', { json: flags.json });
       const report = await compareCheckpoints({
         base: flags.base,
         model: flags.model,
         references: flags.reference ?? [],
+        signatures: (flags.signature ?? []).map((file) => ({ label: file, signature: file })),
         ...(threads !== undefined ? { threads } : {}),
         ...(chunkMb !== undefined ? { chunkBytes: chunkMb * 1024 * 1024 } : {}),
         onProgress: (done, total) => progress.updateBytes(done, total),

@@ -176,7 +176,7 @@ export async function readSignature(path: string): Promise<Signature> {
   if (identity.version !== SIGNATURE_VERSION || identity.seed !== SKETCH_SEED) {
     throw new UserError(
       `${path}: signature version ${identity.version} / seed ${identity.seed}, this ptb needs ${SIGNATURE_VERSION} / ${SKETCH_SEED}`,
-      'sign the reference again (ptb provenance sign)',
+      'sign the reference again: ptb provenance --base B --reference R --write-signature FILE (an audit with the weights does it too)',
     );
   }
   const fd = openSync(path, 'r');

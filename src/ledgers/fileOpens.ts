@@ -130,6 +130,9 @@ export interface FileOpenWatcherOptions {
   batch?: number;
 }
 
+/** strace's raw output kept in the trial directory, at most (the ledger itself is not capped). */
+const RAW_LIMIT = 64 << 20;
+
 function hostOf(path: string, mounts: readonly Mount[]): string | null {
   let best: Mount | null = null;
   for (const m of mounts) {
@@ -152,6 +155,9 @@ export class FileOpenWatcher {
   private stream: ReadStream | null = null;
   private ended: Promise<void> = Promise.resolve();
   private partial = '';
+  private rawBytes = 0;
+  /** (process, path, mode) already in the ledger: a file re-read every epoch is recorded once. */
+  private readonly opened = new Set<string>();
   /** Thread id → process (thread group) id. */
   private readonly tgid = new Map<number, number>();
   private readonly captured = new Map<string, string>();
@@ -196,7 +202,15 @@ export class FileOpenWatcher {
 
   /** strace's output as it arrives. */
   private feed(chunk: Buffer): void {
-    writeSync(this.rawOut!, chunk);
+    if (this.rawBytes < RAW_LIMIT) {
+      writeSync(this.rawOut!, chunk);
+      this.rawBytes += chunk.length;
+      if (this.rawBytes >= RAW_LIMIT)
+        writeSync(
+          this.rawOut!,
+          `\n[ptb: raw strace output stops here at ${RAW_LIMIT} bytes; the ledger goes on]\n`,
+        );
+    }
     const lines = (this.partial + chunk.toString('utf8')).split('\n');
     this.partial = lines.pop() ?? '';
     for (const line of lines) {
@@ -248,6 +262,10 @@ export class FileOpenWatcher {
           this.o.scanner && e.read && host && under(path, this.o.writable)
             ? this.capture(e.pid, e.fd, path, host)
             : null;
+        // A file re-read every epoch is recorded once per process and version.
+        const seen = `${pid}\0${path}\0${mode}\0${key}`;
+        if (this.opened.has(seen)) return;
+        this.opened.add(seen);
         this.write({ t: 'open', ts: e.ts, pid, path, host: host ? this.label(host) : null, mode, key });
       }
     }

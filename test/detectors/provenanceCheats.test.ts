@@ -138,9 +138,31 @@ describe('provenance against every cheat class', () => {
     expect(back.bytes).toBeLessThanOrEqual(4 * 4096 * signature.tensors.size);
     const [name, t] = [...signature.tensors][5]!;
     expect(Array.from(back.tensors.get(name)!.sketch)).toEqual(Array.from(t.sketch));
-    expect(() => signatureTensor(back, name, t.bb * 1.01, t.width)).toThrow(/made against another base/);
+    expect(() => signatureTensor(back, name, t.bb * 1.01, t)).toThrow(/made against another base/);
     const bumped = { ...signature, identity: { ...signature.identity, version: 99 } };
     writeSignature(file, bumped);
     await expect(readSignature(file)).rejects.toThrow(/signature version 99/);
+  });
+
+  it('keeps its verdicts when the sketches sample a fraction of each tensor (64 buckets: one run in 32 kept)', async () => {
+    const scan = { sketchWidth: 64 };
+    const small = await signReference({ reference: join(dir, 'twin'), base: join(dir, 'base'), scan });
+    expect([...small.tensors.values()].some((t) => t.keepShift >= 4)).toBe(true);
+    for (const name of ['honest-highlr', 'interp-ft', 'graft', 'twin']) {
+      const model = join(dir, name);
+      const weights = await compareCheckpoints({
+        base: join(dir, 'base'),
+        model,
+        references: [join(dir, 'twin')],
+        ...scan,
+      });
+      const sig = await compareCheckpoints({
+        base: join(dir, 'base'),
+        model,
+        signatures: [{ label: 'twin', signature: small }],
+        ...scan,
+      });
+      expect([name, weights.verdict, sig.verdict]).toEqual([name, expected[name], expected[name]]);
+    }
   });
 });

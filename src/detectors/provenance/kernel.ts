@@ -57,6 +57,8 @@ export interface SketchJob {
   /** Tensor element index of the segment's first element. */
   start: number;
   exact: boolean;
+  /** Runs of 64 elements kept: one in 2^keepShift (hash-chosen), so big tensors cost a fraction. */
+  keepShift: number;
 }
 
 /** Layout of a segment's moments (beside the sums): Σm², Σm, Σb over the elements model and base share. */
@@ -337,8 +339,12 @@ export function pairModelRef(
 }
 
 /**
- * Buckets and signs of elements [start, start + len) of a tensor (see SketchJob): murmur3's 32-bit
- * finaliser over (index XOR salt) for the bucket, a second round for the sign.
+ * Buckets and signs of elements [start, start + len) of a tensor (see SketchJob). Elements go in
+ * runs of 64: the run's index is hashed once (murmur3's 32-bit finaliser over index XOR salt) to a
+ * starting bucket and a sign, and the run's elements fill consecutive buckets from there. Two
+ * elements of one run never share a bucket, elements of different runs meet in a bucket with
+ * independent signs, so ⟨Sx, Sy⟩ is still an unbiased estimate of ⟨x, y⟩ with CountSketch's spread,
+ * at one hash per 64 elements.
  */
 export function sketchHashes(
   start: number,
@@ -346,41 +352,67 @@ export function sketchHashes(
   width: number,
   salt: number,
   exact: boolean,
+  keepShift: number,
+  positions: Int32Array,
   buckets: Int32Array,
   signs: Float32Array,
-): void {
-  for (let i = 0; i < len; i++) {
-    const idx = start + i;
-    if (exact) {
-      buckets[i] = idx;
+): number {
+  if (exact) {
+    for (let i = 0; i < len; i++) {
+      positions[i] = i;
+      buckets[i] = start + i;
       signs[i] = 1;
-      continue;
     }
-    let h = (idx ^ salt) | 0;
+    return len;
+  }
+  const mask = width - 1;
+  const keepMask = (1 << keepShift) - 1;
+  let kept = 0;
+  let i = 0;
+  while (i < len) {
+    const idx = start + i;
+    const run = Math.floor(idx / 64);
+    const into = idx - run * 64;
+    const end = Math.min(len, i + 64 - into);
+    let h = (run ^ salt) | 0;
     h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
     h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
     h ^= h >>> 16;
-    buckets[i] = h & (width - 1);
-    let g = (h + 0x9e3779b9) | 0;
-    g = Math.imul(g ^ (g >>> 16), 0x85ebca6b);
-    g = Math.imul(g ^ (g >>> 13), 0xc2b2ae35);
-    signs[i] = (g ^ (g >>> 16)) < 0 ? -1 : 1;
+    if ((h & keepMask) === 0) {
+      const sign = h < 0 ? -1 : 1;
+      const first = (h >>> 8) + into;
+      for (let k = i; k < end; k++) {
+        positions[kept] = k;
+        buckets[kept] = (first + (k - i)) & mask;
+        signs[kept] = sign;
+        kept++;
+      }
+    }
+    i = end;
   }
+  return kept;
 }
 
-/** Adds s(i)·(x[i] − y[i]) (or s(i)·x[i] when y is null) into out[at + h(i)] for i in [0, n). */
+/** Adds s·(x[p] − y[p]) (or s·x[p] when y is null) into out[at + bucket] for the `count` kept elements. */
 export function sketchAdd(
   x: Float32Array,
   y: Float32Array | null,
-  n: number,
+  count: number,
+  positions: Int32Array,
   buckets: Int32Array,
   signs: Float32Array,
   out: Float64Array,
   at: number,
 ): void {
-  if (y)
-    for (let i = 0; i < n; i++) out[at + buckets[i]!] = out[at + buckets[i]!]! + signs[i]! * (x[i]! - y[i]!);
-  else for (let i = 0; i < n; i++) out[at + buckets[i]!] = out[at + buckets[i]!]! + signs[i]! * x[i]!;
+  if (y) {
+    for (let k = 0; k < count; k++) {
+      const p = positions[k]!;
+      out[at + buckets[k]!] = out[at + buckets[k]!]! + signs[k]! * (x[p]! - y[p]!);
+    }
+  } else {
+    for (let k = 0; k < count; k++)
+      out[at + buckets[k]!] = out[at + buckets[k]!]! + signs[k]! * x[positions[k]!]!;
+  }
 }
 
 /** Byte equality of the first `bytes` bytes of two buffers (memcmp through Buffer). */
@@ -562,11 +594,18 @@ export function runSegment(job: LoadedSegment): SegmentResult {
     return decodeBlock(dtypes[p]!, buffers[p]!, s, len, out, new Uint32Array(out.buffer), half);
   };
 
-  const hashKey = globalThis as unknown as { __ptbHash?: { buckets: Int32Array; signs: Float32Array } };
+  const hashKey = globalThis as unknown as {
+    __ptbHash?: { positions: Int32Array; buckets: Int32Array; signs: Float32Array };
+  };
   if (!hashKey.__ptbHash) {
-    hashKey.__ptbHash = { buckets: new Int32Array(BLOCK), signs: new Float32Array(BLOCK) };
+    hashKey.__ptbHash = {
+      positions: new Int32Array(BLOCK),
+      buckets: new Int32Array(BLOCK),
+      signs: new Float32Array(BLOCK),
+    };
   }
-  const { buckets, signs } = hashKey.__ptbHash;
+  const { positions, buckets, signs } = hashKey.__ptbHash;
+  let kept = 0;
   for (let s = 0; s < n; s += BLOCK) {
     const len = Math.min(BLOCK, n - s);
     const m = view(0, s, len);
@@ -585,9 +624,19 @@ export function runSegment(job: LoadedSegment): SegmentResult {
     moments[1] = moments[1]! + mSum;
     moments[2] = moments[2]! + bSum;
     if (sketches && baseEnd > 0) {
-      sketchHashes(sk!.start + s, baseEnd, sk!.width, sk!.salt, sk!.exact, buckets, signs);
-      if (!eqMB) sketchAdd(m, b, baseEnd, buckets, signs, sketches, 0);
-      sketchAdd(b, null, baseEnd, buckets, signs, sketches, sk!.width);
+      kept = sketchHashes(
+        sk!.start + s,
+        baseEnd,
+        sk!.width,
+        sk!.salt,
+        sk!.exact,
+        sk!.keepShift,
+        positions,
+        buckets,
+        signs,
+      );
+      if (!eqMB) sketchAdd(m, b, kept, positions, buckets, signs, sketches, 0);
+      sketchAdd(b, null, kept, positions, buckets, signs, sketches, sk!.width);
     }
     // The model-vs-base sums ride along with the first reference that spans the same elements.
     let baseDone = !hasBase || eqMB;
@@ -599,7 +648,12 @@ export function runSegment(job: LoadedSegment): SegmentResult {
       const r = view(p, s, refEnd);
       const both = Math.min(refEnd, baseEnd);
       const at = 3 + 6 * j;
-      if (sketches && both > 0) sketchAdd(r, b, both, buckets, signs, sketches, (2 + j) * sk!.width);
+      if (sketches && both > 0) {
+        // The kept positions were chosen over the base's span; a reference shorter than that keeps fewer.
+        let n = kept;
+        while (n > 0 && positions[n - 1]! >= both) n--;
+        sketchAdd(r, b, n, positions, buckets, signs, sketches, (2 + j) * sk!.width);
+      }
       const fuse = !baseDone && both === baseEnd;
       if (both > 0) tripleModelBaseRef(m, b, r, 0, both, tolMB, tolMR[j]!, tolRB[j]!, sums, at, fuse);
       if (fuse) baseDone = true;

@@ -98,6 +98,8 @@ export interface RefSums extends PairSums {
 export interface TensorSketch {
   width: number;
   exact: boolean;
+  /** Runs of 64 elements kept: one in 2^keepShift. */
+  keepShift: number;
   salt: number;
   d: Float64Array;
   b: Float64Array;
@@ -130,6 +132,18 @@ const FINGERPRINT = 1024;
 export const SKETCH_WIDTH = 4096;
 /** Seed of the sketch hashes: part of every signature, so signatures made by another seed are refused. */
 export const SKETCH_SEED = 0x5eed_1e55;
+
+/**
+ * Runs kept per tensor: all up to 256 × width elements, then one in 2^k so that about 256 × width
+ * elements are sketched (≈ 1M for width 4096). Subsampling adds about κ·width/kept (κ the deltas'
+ * kurtosis, ≈ 3 for dense ones: ≈ 1%) to the sketch's own relative variance, and the nulls scale
+ * with it, while a 4M-element matrix costs a quarter and the embeddings a few hundredths.
+ */
+export function sketchKeepShift(elements: number, width: number): number {
+  let shift = 0;
+  while (elements / 2 ** (shift + 1) >= 256 * width) shift++;
+  return shift;
+}
 
 /** The per-tensor salt: FNV-1a of the base tensor's name, mixed with the seed. */
 export function sketchSalt(baseTensorName: string, seed = SKETCH_SEED): number {
@@ -346,6 +360,7 @@ export async function scanCheckpoints(
         salt: sketchSalt(b.entry.name),
         start,
         exact,
+        keepShift: exact ? 0 : sketchKeepShift(b.compared, sketchWidth),
       };
     };
 
@@ -447,6 +462,7 @@ export async function scanCheckpoints(
         return {
           width: w,
           exact: job.exact,
+          keepShift: job.keepShift,
           salt: job.salt,
           d: part(0),
           b: part(1),

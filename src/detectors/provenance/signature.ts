@@ -22,7 +22,7 @@ import type { ReferenceTensor } from './statistics.ts';
  * identity (reference repo and revision, base tensors, seed) in the metadata.
  */
 export const SIGNATURE_FORMAT = 'ptb-provenance-signature';
-export const SIGNATURE_VERSION = 1;
+export const SIGNATURE_VERSION = 2;
 
 export interface SignatureTensor {
   /** Base tensor name. */
@@ -33,6 +33,7 @@ export interface SignatureTensor {
   bb: number;
   width: number;
   exact: boolean;
+  keepShift: number;
   sketch: Float32Array;
 }
 
@@ -79,6 +80,7 @@ export async function signReference(o: {
       bb,
       width: t.sketch.width,
       exact: t.sketch.exact,
+      keepShift: t.sketch.keepShift,
       sketch: Float32Array.from(t.sketch.d),
     });
   }
@@ -115,7 +117,10 @@ export function writeSignature(path: string, sig: Signature): void {
       identity: JSON.stringify(sig.identity),
       scalars: JSON.stringify(
         Object.fromEntries(
-          entries.map((t) => [t.name, { n: t.n, ee: t.ee, eb: t.eb, bb: t.bb, exact: t.exact }]),
+          entries.map((t) => [
+            t.name,
+            { n: t.n, ee: t.ee, eb: t.eb, bb: t.bb, exact: t.exact, keepShift: t.keepShift },
+          ]),
         ),
       ),
     },
@@ -155,7 +160,10 @@ const IdentitySchemaKeys = ['format', 'version', 'seed', 'width', 'reference', '
 export async function readSignature(path: string): Promise<Signature> {
   const header = await readSafetensorsHeader(path);
   let identity: SignatureIdentity;
-  let scalars: Record<string, { n: number; ee: number; eb: number; bb: number; exact: boolean }>;
+  let scalars: Record<
+    string,
+    { n: number; ee: number; eb: number; bb: number; exact: boolean; keepShift: number }
+  >;
   try {
     identity = JSON.parse(header.metadata.identity ?? 'null');
     scalars = JSON.parse(header.metadata.scalars ?? 'null');
@@ -208,11 +216,11 @@ export function signatureTensor(
   sig: Signature,
   baseName: string,
   bb: number,
-  width: number,
+  sketch: { width: number; keepShift: number },
 ): ReferenceTensor | null {
   const t = sig.tensors.get(baseName);
   if (!t) return null;
-  if (t.width !== width) return null;
+  if (t.width !== sketch.width || t.keepShift !== sketch.keepShift) return null;
   if (Math.abs(t.bb - bb) > 1e-6 * Math.max(1, Math.abs(bb))) {
     throw new UserError(
       `the signature of ${sig.identity.reference.repo ?? sig.identity.reference.path} was made against another base model (${baseName} differs)`,

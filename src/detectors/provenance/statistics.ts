@@ -214,7 +214,9 @@ export function projectionPart(
   const sd = minus(sketch.d, betaD, sketch.b);
   const se = minus(ref.sketch, betaE, sketch.b);
   const nulls: number[] = [];
-  for (let j = 0; j < NULL_SHIFTS; j++) nulls.push(w * dotShifted(sd, se, shiftOf(j, sketch.width)));
+  // The sketch holds one in 2^keepShift runs: its products are that much smaller than exact ones.
+  const scale = ref.de !== null ? 2 ** sketch.keepShift : 1;
+  for (let j = 0; j < NULL_SHIFTS; j++) nulls.push(scale * w * dotShifted(sd, se, shiftOf(j, sketch.width)));
   if (ref.de !== null) {
     return { num: w * (ref.de - (db * ref.eb) / bb), ee: w * ePerp, dd: w * dPerp, nulls, parameters: n };
   }

@@ -418,7 +418,7 @@ function referenceTensorOf(t: TensorSums, ref: ReferenceInput): ReferenceTensor 
     return { ee, eb: (r.otherSquares - bb - ee) / 2, bb, de: r.deltaDot, sketch };
   }
   if (!ref.signature || t.base.counterpart.compared !== t.base.counterpart.entry.numel) return null;
-  return signatureTensor(ref.signature, t.base.counterpart.entry.name, bb, t.sketch.width);
+  return signatureTensor(ref.signature, t.base.counterpart.entry.name, bb, t.sketch);
 }
 
 /** The two-reference test of one reference: statistics, then the decision. */

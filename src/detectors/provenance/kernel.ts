@@ -61,9 +61,12 @@ export interface SketchJob {
   keepShift: number;
 }
 
-/** Layout of a segment's moments (beside the sums): Σm², Σm, Σb over the elements model and base share. */
-export const MOMENT_MM = 0;
-export const MOMENT_M = 1;
+/**
+ * Layout of a segment's moments (beside the sums), over the elements model and base share:
+ * Σ(m − b)·b, Σ(m − b), Σb — accumulated in the same passes as the sums (Σm² = Σb² + 2Σdb + Σd²).
+ */
+export const MOMENT_DB = 0;
+export const MOMENT_D = 1;
 export const MOMENT_B = 2;
 export const MOMENT_FIELDS = 3;
 
@@ -196,17 +199,24 @@ export function pairModelBase(
   e: number,
   tol: [number, number],
   acc: Float64Array,
+  mom: Float64Array,
 ): void {
   const [rel2, abs2] = tol;
   let bb = 0;
   let dd = 0;
   let mis = 0;
+  let db = 0;
+  let ds = 0;
+  let bs = 0;
   if (rel2 === 0 && abs2 === 0) {
     for (let i = s; i < e; i++) {
       const bv = b[i]!;
       const d = m[i]! - bv;
       bb += bv * bv;
       dd += d * d;
+      db += d * bv;
+      ds += d;
+      bs += bv;
       if (d !== 0) mis++;
     }
   } else {
@@ -218,12 +228,18 @@ export function pairModelBase(
       const d2 = d * d;
       bb += b2;
       dd += d2;
+      db += d * bv;
+      ds += d;
+      bs += bv;
       if (!(d2 <= rel2 * Math.max(mv * mv, b2) + abs2)) mis++;
     }
   }
   acc[0] = acc[0]! + bb;
   acc[1] = acc[1]! + dd;
   acc[2] = acc[2]! + mis;
+  mom[0] = mom[0]! + db;
+  mom[1] = mom[1]! + ds;
+  mom[2] = mom[2]! + bs;
 }
 
 /**
@@ -243,10 +259,14 @@ export function tripleModelBaseRef(
   acc: Float64Array,
   at: number,
   withBase: boolean,
+  mom: Float64Array,
 ): void {
   let bb = 0;
   let dd = 0;
   let misMB = 0;
+  let db = 0;
+  let ds = 0;
+  let bs = 0;
   let rr = 0;
   let misMR = 0;
   let ee = 0;
@@ -263,6 +283,9 @@ export function tripleModelBaseRef(
       const ev = rv - bv;
       bb += bv * bv;
       dd += d * d;
+      db += d * bv;
+      ds += d;
+      bs += bv;
       rr += rv * rv;
       ee += ev * ev;
       de += d * ev;
@@ -288,6 +311,9 @@ export function tripleModelBaseRef(
       const e2 = ev * ev;
       bb += b2;
       dd += d2;
+      db += d * bv;
+      ds += d;
+      bs += bv;
       rr += r2;
       ee += e2;
       de += d * ev;
@@ -297,6 +323,9 @@ export function tripleModelBaseRef(
     }
   }
   if (withBase) {
+    mom[0] = mom[0]! + db;
+    mom[1] = mom[1]! + ds;
+    mom[2] = mom[2]! + bs;
     acc[0] = acc[0]! + bb;
     acc[1] = acc[1]! + dd;
     acc[2] = acc[2]! + misMB;
@@ -611,18 +640,6 @@ export function runSegment(job: LoadedSegment): SegmentResult {
     const m = view(0, s, len);
     const baseEnd = hasBase ? Math.max(0, Math.min(len, nB - s)) : 0;
     const b = hasBase && !eqMB && baseEnd > 0 ? view(1, s, baseEnd) : m;
-    let mm = 0;
-    let mSum = 0;
-    let bSum = 0;
-    for (let i = 0; i < baseEnd; i++) {
-      const v = m[i]!;
-      mm += v * v;
-      mSum += v;
-      bSum += b[i]!;
-    }
-    moments[0] = moments[0]! + mm;
-    moments[1] = moments[1]! + mSum;
-    moments[2] = moments[2]! + bSum;
     if (sketches && baseEnd > 0) {
       kept = sketchHashes(
         sk!.start + s,
@@ -655,12 +672,18 @@ export function runSegment(job: LoadedSegment): SegmentResult {
         sketchAdd(r, b, n, positions, buckets, signs, sketches, (2 + j) * sk!.width);
       }
       const fuse = !baseDone && both === baseEnd;
-      if (both > 0) tripleModelBaseRef(m, b, r, 0, both, tolMB, tolMR[j]!, tolRB[j]!, sums, at, fuse);
+      if (both > 0)
+        tripleModelBaseRef(m, b, r, 0, both, tolMB, tolMR[j]!, tolRB[j]!, sums, at, fuse, moments);
       if (fuse) baseDone = true;
       if (refEnd > both) pairModelRef(m, r, both, refEnd, tolMR[j]!, sums, at);
     }
-    if (!baseDone && baseEnd > 0) pairModelBase(m, b, 0, baseEnd, tolMB, sums);
-    if (eqMB) sums[0] = sums[0]! + sumSquares(m, 0, baseEnd);
+    if (!baseDone && baseEnd > 0) pairModelBase(m, b, 0, baseEnd, tolMB, sums, moments);
+    if (eqMB) {
+      sums[0] = sums[0]! + sumSquares(m, 0, baseEnd);
+      let bs = 0;
+      for (let i = 0; i < baseEnd; i++) bs += m[i]!;
+      moments[2] = moments[2]! + bs;
+    }
   }
   for (let j = 0; j < refCount; j++) {
     const at = 3 + 6 * j;

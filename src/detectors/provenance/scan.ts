@@ -7,9 +7,9 @@ import {
   decodeBlock,
   halfTable,
   MOMENT_B,
+  MOMENT_D,
+  MOMENT_DB,
   MOMENT_FIELDS,
-  MOMENT_M,
-  MOMENT_MM,
   OPAQUE,
   type RankEstimate,
   REF_DE,
@@ -471,7 +471,12 @@ export async function scanCheckpoints(
       };
       const result: TensorSums = {
         moments: baseCounterpart
-          ? { mm: state.moments[MOMENT_MM]!, m: state.moments[MOMENT_M]!, b: state.moments[MOMENT_B]! }
+          ? {
+              // Σm² = Σb² + 2Σdb + Σd², Σm = Σd + Σb.
+              mm: sums[SUM_BB]! + 2 * state.moments[MOMENT_DB]! + sums[SUM_DD]!,
+              m: state.moments[MOMENT_D]! + state.moments[MOMENT_B]!,
+              b: state.moments[MOMENT_B]!,
+            }
           : null,
         sketch: sketchOf(),
         entry: p.entry,

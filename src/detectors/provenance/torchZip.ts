@@ -164,8 +164,7 @@ const isGlobal = (v: unknown, module: string, name: string) =>
 
 function ints(v: Value, what: string): number[] {
   const items = isTuple(v) ? v.items : Array.isArray(v) ? v : null;
-  if (!items || !items.every((x) => typeof x === 'number'))
-    throw new Error(`${what} is not a tuple of integers`);
+  if (!items?.every((x) => typeof x === 'number')) throw new Error(`${what} is not a tuple of integers`);
   return items as number[];
 }
 

@@ -54,7 +54,8 @@ export async function auditEvidence(
   const prepared = o.repo?.phaseResult(trial.id, 'prepare', PreparedBaseSchema);
   const baseModelPath = o.baseModelPath ?? trial.spec.baseModelPath ?? prepared?.baseModelPath ?? null;
   const evidence = trialEvidence(trial, { baseModelPath, referenceModelPaths: trial.spec.referenceModels });
-  if (!o.withReferences) return evidence;
+  // Nothing to compare without a final_model: no reference is fetched for it.
+  if (!o.withReferences || !existsSync(evidence.layout.finalModel)) return evidence;
   evidence.references = await resolveReferences({
     spec: trial.spec,
     layout: evidence.layout,

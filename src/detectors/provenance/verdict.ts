@@ -47,9 +47,6 @@ export const DECISION = {
   unknownShare: 0.01,
 } as const;
 
-/** Kept for callers of the old name: the low-rank share of the LoRA note. */
-export const THRESHOLDS = { lowRankShare: DECISION.lowRankShare } as const;
-
 export interface CheckpointInfo {
   path: string;
   files: number;

@@ -482,10 +482,10 @@ export function testReference(
     test.why = `${exact.copiedTensors} of its matrices equal ${ref.label}'s where that differs from the base`;
   } else if (global && carried(global, DECISION.alphaGlobal)) {
     test.decision = 'derived';
-    test.why = `it carries α = ${fmt(global.alpha)} of ${ref.label}'s delta from the base (z ${fmt(global.z)} ≥ ${fmt(zCritical)}; honest fine-tunes stay under ${DECISION.alphaGlobal})`;
+    test.why = `it carries α = ${fmt(global.alpha)} of ${ref.label}'s delta from the base (z ${fmt(global.z)} ≥ ${fmt(zCritical)}, over the floor ${DECISION.alphaGlobal} set from honest fine-tunes)`;
   } else if (block) {
     test.decision = 'derived';
-    test.why = `its ${block.block} carries α = ${fmt(block.alpha)} of ${ref.label}'s delta there (z ${fmt(block.z)} ≥ ${fmt(zCritical)}; honest blocks stay under ${DECISION.alphaBlock})`;
+    test.why = `its ${block.block} carries α = ${fmt(block.alpha)} of ${ref.label}'s delta there (z ${fmt(block.z)} ≥ ${fmt(zCritical)}, over the block floor ${DECISION.alphaBlock})`;
   } else if (global) {
     test.why = `α = ${fmt(global.alpha)} of ${ref.label}'s delta (z ${fmt(global.z)}), strongest block ${blocks[0]?.block ?? '-'} α = ${fmt(blocks[0]?.alpha ?? null)}`;
   } else {

@@ -5,6 +5,7 @@
  * runs interleaved. Recall per kind of planted copy, findings outside the plants (false positives).
  *
  *   npm run build && npx tsx bench/contaminationScanEndToEnd.ts [--mb 256] [--items 1000] [--runs 3]
+ *       [--corpus-dir DIR]   (keep the corpus in DIR and reuse it on the next run)
  *
  * The corpus is JSON Lines ({"text": ...}): prose on the items' topics (same word pools and
  * numbers), and each item planted once per kind: verbatim, embedded in a ~3 KB document, with every
@@ -12,7 +13,17 @@
  * time and CPU time (user + system, children included) come from /usr/bin/time.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CorpusWriter, type Gsm8kRow, plantText } from '../test/detectors/contaminationCorpus.ts';
@@ -25,6 +36,22 @@ function flag(name: string, dflt: number): number {
 const KINDS = ['verbatim', 'embedded', 'numbers-changed', 'base64'] as const;
 type Kind = (typeof KINDS)[number];
 const repo = resolve(import.meta.dirname, '..');
+
+function corpusIn(dir: string, mb: number, count: number) {
+  const saved = join(dir, 'plants.json');
+  if (existsSync(saved)) {
+    const v = JSON.parse(readFileSync(saved, 'utf8')) as {
+      mb: number;
+      count: number;
+      bytes: number;
+      plants: Array<[number, { item: number; kind: Kind }]>;
+    };
+    if (v.mb === mb && v.count === count) return { plants: new Map(v.plants), bytes: v.bytes };
+  }
+  const { plants, bytes } = writeCorpus(dir, mb, count);
+  writeFileSync(saved, JSON.stringify({ mb, count, bytes, plants: [...plants] }));
+  return { plants, bytes };
+}
 
 function writeCorpus(dir: string, mb: number, count: number) {
   const w = new CorpusWriter(7);
@@ -111,9 +138,11 @@ async function main(): Promise<void> {
   const mb = flag('mb', 256);
   const runs = flag('runs', 3);
   if (!existsSync(join(repo, 'dist', 'cli', 'ptb.mjs'))) throw new Error('run `npm run build` first');
-  const dir = mkdtempSync(join(tmpdir(), 'ptb-scan-e2e-'));
+  const keep = process.argv.indexOf('--corpus-dir');
+  const dir = keep >= 0 ? resolve(process.argv[keep + 1]!) : mkdtempSync(join(tmpdir(), 'ptb-scan-e2e-'));
+  mkdirSync(dir, { recursive: true });
   try {
-    const { plants, bytes } = writeCorpus(dir, mb, flag('items', 1000));
+    const { plants, bytes } = corpusIn(dir, mb, flag('items', 1000));
     const items = join(dir, 'items.jsonl');
     const corpus = join(dir, 'corpus.jsonl');
     const env = { ...process.env, PTB_HOME: join(dir, 'home') };
@@ -173,7 +202,7 @@ async function main(): Promise<void> {
         .join(' ')}, node ${process.version}`,
     );
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (keep < 0) rmSync(dir, { recursive: true, force: true });
   }
 }
 

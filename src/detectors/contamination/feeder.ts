@@ -22,31 +22,11 @@ function blobExtent(buf: Uint8Array, from: number, to: number): number {
   return i;
 }
 
-/**
- * Lines at increasing positions before `end`, where the line is known (newlines counted with
- * memchr-speed searches, each byte once per chunk).
- */
-class LineCounter {
-  private from = -1;
-  private newlines = 0;
-  constructor(
-    private readonly buf: Buffer,
-    private readonly end: number,
-    private readonly lineAtEnd: number,
-  ) {}
-
-  private count(from: number, to: number): number {
-    let n = 0;
-    for (let i = this.buf.indexOf(0x0a, from); i !== -1 && i < to; i = this.buf.indexOf(0x0a, i + 1)) n++;
-    return n;
-  }
-
-  at(position: number): number {
-    if (this.from < 0 || position < this.from) this.newlines = this.count(position, this.end);
-    else this.newlines -= this.count(this.from, position);
-    this.from = position;
-    return this.lineAtEnd - this.newlines;
-  }
+/** Newlines in buf[from, to). */
+function newlines(buf: Buffer, from: number, to: number): number {
+  let n = 0;
+  for (let i = buf.indexOf(0x0a, from); i !== -1 && i < to; i = buf.indexOf(0x0a, i + 1)) n++;
+  return n;
 }
 
 /** How a finding's place in its source is given. */
@@ -192,24 +172,34 @@ export class ByteFeeder {
    */
   private reportBlobs(final: boolean): number {
     const runs = this.stream.blobRuns;
+    const runLines = this.stream.blobRunLines;
     this.stream.blobRuns = [];
+    this.stream.blobRunLines = [];
     let keepFrom = this.pos;
-    const lines = new LineCounter(this.buf, this.pos, this.stream.record);
-    for (const run of runs) {
+    for (let r = 0; r < runs.length; r++) {
+      const run = runs[r]!;
       const at = run - this.base;
       if (run < this.blobsDoneTo || at < 0) continue;
       const end = blobExtent(this.buf, at, this.pos);
       if (!final && end >= this.pos - 2 && this.pos - at < LOOKBACK) {
-        this.stream.blobRuns.push(run); // may continue: look again with the next chunk
+        // may continue: look again with the next chunk
+        this.stream.blobRuns.push(run);
+        this.stream.blobRunLines.push(runLines[r]!);
         keepFrom = Math.min(keepFrom, at);
         continue;
       }
       for (const blob of findEncodedBlobs(this.buf, Math.max(0, at - 4, this.blobsDoneTo - this.base), end)) {
+        // The line of the blob's start, from its run's line (a blob may begin a little before
+        // its run, or on a later line of a wrapped blob).
+        const line =
+          blob.offset >= at
+            ? runLines[r]! + newlines(this.buf, at, blob.offset)
+            : runLines[r]! - newlines(this.buf, blob.offset, at);
         this.onBlob!({
           ...blob,
           offset: this.base + blob.offset,
           end: this.base + blob.end,
-          ...(this.countLines ? { line: lines.at(blob.offset) } : {}),
+          ...(this.countLines ? { line } : {}),
         });
         this.blobsDoneTo = this.base + blob.end;
       }

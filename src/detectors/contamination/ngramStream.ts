@@ -19,6 +19,8 @@
  * only when the first half passes the index's prefilter (64 bits in all, no BigInt).
  */
 
+import { DONE, EVENT_INTS, ScanKernel, SLOW, ST } from './scanKernel.ts';
+
 /** Tokens per n-gram. Eight masked words: short items (a 20-word question) still give a dozen. */
 export const NGRAM = 8;
 const RING_MASK = 7; // NGRAM - 1; NGRAM must be a power of two
@@ -120,6 +122,24 @@ const IDEOGRAPH = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]/u;
 /** A prefilter that passes everything (32 words for `filterShift` 27). */
 const ALL_PASS = new Int32Array(32).fill(-1);
 
+/** One kernel per index (its memory holds copies of the filter and keys), one for collecting. */
+const kernels = new WeakMap<Int32Array, ScanKernel>();
+let collectKernel: ScanKernel | null = null;
+
+function kernelFor(table: ProbeTable | null): ScanKernel {
+  const tables = { classes: CLASS_TABLES, separatorEscapes: SEPARATOR_ESCAPE };
+  if (!table) {
+    collectKernel ??= new ScanKernel(tables, ALL_PASS, 27, null);
+    return collectKernel;
+  }
+  let kernel = kernels.get(table.filter);
+  if (!kernel) {
+    kernel = new ScanKernel(tables, table.filter, table.filterShift, table);
+    kernels.set(table.filter, kernel);
+  }
+  return kernel;
+}
+
 /** Receives the n-grams found in the index. */
 export interface NgramSink {
   /**
@@ -180,12 +200,14 @@ export interface StreamOptions {
  */
 export class NgramStream {
   private readonly cls: Uint8Array;
+  /** Which of CLASS_TABLES `cls` is (the kernel holds copies). */
+  private readonly classes: number;
   private readonly countLines: boolean;
+  private kernel: ScanKernel | null = null;
   /** Token hashes of the current window. */
   private readonly ring = new Int32Array(NGRAM);
   /** Token start offsets: absolute between calls, relative to the buffer inside `process`. */
   private readonly ringStart = new Float64Array(NGRAM);
-  private readonly ringStartRel = new Int32Array(NGRAM);
   private h1 = 0;
   /** Tokens pushed so far (masked stream). */
   count = 0;
@@ -203,6 +225,8 @@ export class NgramStream {
   private blobRunStart = -1;
   private lastBlobRun = -1;
   blobRuns: number[] = [];
+  /** The line (or record) each blob run starts on. */
+  blobRunLines: number[] = [];
   // collect mode
   readonly collected1: number[] = [];
   readonly collected2: number[] = [];
@@ -214,7 +238,8 @@ export class NgramStream {
     private readonly table: ProbeTable | null = null,
     private readonly sink: NgramSink | null = null,
   ) {
-    this.cls = CLASS_TABLES[(opts.escapes ? 2 : 0) + (opts.countLines ? 1 : 0)]!;
+    this.classes = (opts.escapes ? 2 : 0) + (opts.countLines ? 1 : 0);
+    this.cls = CLASS_TABLES[this.classes]!;
     this.countLines = opts.countLines;
   }
 
@@ -240,146 +265,100 @@ export class NgramStream {
   /**
    * Tokenise buf[from, stop); bytes up to `to` may be read ahead (escapes). `base` is the absolute
    * offset of buf[0]. Returns where it stopped (== stop, or a little past it after an escape).
+   *
+   * The byte loop runs in the WebAssembly kernel (scanKernel.wat); this moves the stream's state
+   * in and out around each call, looks up the n-grams that passed the prefilter and takes words
+   * with non-ASCII characters or `\uXXXX` escapes on the slow path (`slowWord`).
    */
   process(buf: Uint8Array, from: number, stop: number, to: number, base: number): number {
-    const cls = this.cls;
-    // Collecting (no table): every n-gram passes the filter and `probe` records it.
-    const filter = this.table ? this.table.filter : ALL_PASS;
-    const filterShift = this.table ? this.table.filterShift : 27;
-    const ring = this.ring;
-    // Offsets stay small integers in the loop (relative to buf); doubles only at the edges.
-    const ringStart = this.ringStartRel;
-    this.loadRing(base);
-    let h1 = this.h1;
-    let count = this.count;
-    let record = this.record | 0;
-    let lastEnd = this.lastEnd < base ? NO_END : this.lastEnd - base;
-    let lastWasNumber = this.lastWasNumber;
-    let runStart = this.blobRunStart < base ? NO_END : this.blobRunStart - base;
-    let lastRun = this.lastBlobRun < base ? NO_END : this.lastBlobRun - base;
+    if (from >= stop) return from;
+    this.kernel ??= kernelFor(this.table);
+    const kernel = this.kernel;
+    const win = kernel.load(buf, from, to);
     let i = from;
-    while (i < stop) {
-      let b = buf[i]!;
-      let c = cls[b]!;
-      let t: number;
-      const s = i;
-      if (c === LETTER) {
-        if (s !== lastEnd && (s !== lastEnd + 1 || (buf[s - 1] !== 0x2b && buf[s - 1] !== 0x2f)))
-          runStart = s;
-        let h = 0;
-        do {
-          h = step(h, b & 31);
-          b = buf[++i]!;
-        } while (cls[b] === LETTER);
-        if (i - runStart >= BLOB_MIN_BYTES && runStart !== lastRun) {
-          lastRun = runStart;
-          this.blobRuns.push(base + runStart);
-        }
-        c = cls[b]!;
-        if (c >= HIGH && (c === HIGH || isUnicodeEscape(buf, i, to))) {
-          // A word with non-ASCII characters: normalise it on the slow path.
-          this.save(h1, count, record, lastEnd, lastWasNumber, base);
-          i = this.slowWord(buf, s, to, base);
-          this.loadRing(base);
-          h1 = this.h1;
-          count = this.count;
-          lastEnd = this.lastEnd < base ? NO_END : this.lastEnd - base;
-          lastWasNumber = this.lastWasNumber;
-          continue;
-        }
-        if (lastWasNumber && s === lastEnd) {
-          lastEnd = i; // letters glued to a number (`3rd`) belong to it
-          continue;
-        }
-        lastEnd = i;
-        lastWasNumber = false;
-        t = h;
-      } else if (c === SEP) {
-        i++;
-        continue;
-      } else if (c === DIGIT) {
-        if (s !== lastEnd && (s !== lastEnd + 1 || (buf[s - 1] !== 0x2b && buf[s - 1] !== 0x2f)))
-          runStart = s;
-        do i++;
-        while (cls[buf[i]!] === DIGIT);
-        if (i - runStart >= BLOB_MIN_BYTES && runStart !== lastRun) {
-          lastRun = runStart;
-          this.blobRuns.push(base + runStart);
-        }
-        lastEnd = i;
-        if (lastWasNumber) continue;
-        lastWasNumber = true;
-        t = NUMBER_TOKEN;
-      } else if (c === NEWLINE) {
-        record++;
-        i++;
-        continue;
-      } else if (c === BACKSLASH && !isUnicodeEscape(buf, i, to)) {
-        lastEnd = NO_END;
-        const next = i + 1 < to ? buf[i + 1]! : 0;
-        if (next === 0x5c && i + 2 < to) {
-          // `\\n` + a non-lowercase byte: a newline escaped twice (JSON inside a JSON string).
-          const n2 = buf[i + 2]!;
-          const n3 = i + 3 < to ? buf[i + 3]! : 0;
-          if ((n2 === 0x6e || n2 === 0x74 || n2 === 0x72) && !(n3 >= 0x61 && n3 <= 0x7a)) {
-            i += 3;
-            continue;
-          }
-        }
-        i += SEPARATOR_ESCAPE[next] ? 2 : 1;
-        continue;
-      } else {
-        // A word that starts with a non-ASCII character or a `\uXXXX` escape.
-        this.save(h1, count, record, lastEnd, lastWasNumber, base);
-        i = this.slowWord(buf, s, to, base);
-        this.loadRing(base);
-        h1 = this.h1;
-        count = this.count;
-        lastEnd = this.lastEnd < base ? NO_END : this.lastEnd - base;
-        lastWasNumber = this.lastWasNumber;
-        continue;
-      }
-      // push token t (the hot twin of pushToken)
-      const p = count & RING_MASK;
-      h1 = (Math.imul(h1, B1) + t - Math.imul(ring[p]!, B1N)) | 0;
-      ring[p] = t;
-      ringStart[p] = s;
-      count++;
-      const fk = filterKey(h1);
-      const bits = (1 << (fk & 31)) | (1 << ((fk >>> 5) & 31));
-      if ((filter[fk >>> filterShift]! & bits) === bits) {
-        this.probe(h1, count, base + ringStart[count & RING_MASK]!, record, base + i, buf, base);
-      }
+    for (;;) {
+      this.toKernel(kernel.i32, base);
+      const exit = kernel.run(win, i, stop, to, this.classes);
+      const count0 = this.count;
+      this.fromKernel(kernel.i32, base);
+      this.dispatch(kernel, count0, buf, base);
+      i = kernel.i32[ST.position]!;
+      if (exit === SLOW) i = this.slowWord(buf, i, to, base);
+      else if (exit === DONE) return i;
+      if (i >= stop) return i;
     }
-    this.save(h1, count, record, lastEnd, lastWasNumber, base);
+  }
+
+  private toKernel(st: Int32Array, base: number): void {
+    st[ST.h1] = this.h1;
+    st[ST.count] = this.count | 0;
+    st[ST.record] = this.record;
+    st[ST.lastEnd] = this.lastEnd < base ? NO_END : this.lastEnd - base;
+    st[ST.lastWasNumber] = this.lastWasNumber ? 1 : 0;
+    st[ST.runStart] = this.blobRunStart < base ? NO_END : this.blobRunStart - base;
+    st[ST.lastRun] = this.lastBlobRun < base ? NO_END : this.lastBlobRun - base;
+    for (let k = 0; k < NGRAM; k++) {
+      st[ST.ring + k] = this.ring[k]!;
+      st[ST.ringStart + k] = Math.max(NO_END, this.ringStart[k]! - base);
+    }
+  }
+
+  private fromKernel(st: Int32Array, base: number): void {
+    this.h1 = st[ST.h1]!;
+    this.count += (st[ST.count]! - (this.count | 0)) | 0;
+    this.record = st[ST.record]!;
+    const lastEnd = st[ST.lastEnd]!;
+    this.lastEnd = lastEnd < 0 ? -1 : base + lastEnd;
+    this.lastWasNumber = st[ST.lastWasNumber] !== 0;
+    const runStart = st[ST.runStart]!;
+    const lastRun = st[ST.lastRun]!;
     this.blobRunStart = runStart < 0 ? -1 : base + runStart;
     this.lastBlobRun = lastRun < 0 ? -1 : base + lastRun;
-    return i;
+    for (let k = 0; k < NGRAM; k++) {
+      this.ring[k] = st[ST.ring + k]!;
+      this.ringStart[k] = base + st[ST.ringStart + k]!;
+    }
   }
 
-  private loadRing(base: number): void {
-    for (let k = 0; k < NGRAM; k++) this.ringStartRel[k] = Math.max(NO_END, this.ringStart[k]! - base);
+  /** The kernel's events (n-grams found, or every n-gram when collecting) and blob runs, in order. */
+  private dispatch(kernel: ScanKernel, count0: number, buf: Uint8Array, base: number): void {
+    const st = kernel.i32;
+    const events = st[ST.events]!;
+    const count0i = count0 | 0;
+    const table = this.table;
+    for (let e = 0, at = kernel.eventsIndex; e < events; e++, at += EVENT_INTS) {
+      const count = count0 + ((st[at + 2]! - count0i) | 0);
+      if (table) {
+        const slot = st[at + 7]!;
+        if (count >= NGRAM && table.vals[slot]! > 0) {
+          const start = base + st[at + 4]!;
+          const end = base + st[at + 6]!;
+          const record = this.recordAt(st[at + 5]!, start, end, buf, base);
+          this.sink!.hit(slot, count, start, record, end, buf, base);
+        }
+      } else this.collect(st[at]!, st[at + 1]!, st[at + 3]!, count);
+    }
+    const runs = st[ST.blobRuns]!;
+    for (let r = 0, at = kernel.blobRunsIndex; r < runs; r++, at += 2) {
+      this.blobRuns.push(base + st[at]!);
+      this.blobRunLines.push(st[at + 1]!);
+    }
   }
 
-  /** Write the loop's locals back (before the slow path and at the end of `process`). */
-  private save(
+  /** Index building: every token, and every n-gram's key. */
+  private collect(h1: number, h2: number, t: number, count: number): void {
+    this.tokens.push(t);
+    if (count >= NGRAM) {
+      this.collected1.push(h1);
+      this.collected2.push(h2);
+    }
+  }
+
+  /** An n-gram that passed the prefilter on the slow path: collect it, or look it up. */
+  private found(
     h1: number,
-    count: number,
-    record: number,
-    lastEnd: number,
-    lastWasNumber: boolean,
-    base: number,
-  ): void {
-    this.h1 = h1;
-    this.count = count;
-    this.record = record;
-    this.lastEnd = lastEnd < 0 ? -1 : base + lastEnd;
-    this.lastWasNumber = lastWasNumber;
-    for (let k = 0; k < NGRAM; k++) this.ringStart[k] = base + this.ringStartRel[k]!;
-  }
-
-  private probe(
-    h1: number,
+    h2: number,
+    t: number,
     count: number,
     start: number,
     record: number,
@@ -389,31 +368,19 @@ export class NgramStream {
   ): void {
     const table = this.table;
     if (!table) {
-      this.tokens.push(this.ring[(count - 1) & RING_MASK]!);
-      if (count >= NGRAM) {
-        this.collected1.push(h1);
-        this.collected2.push(secondHash(this.ring, count));
-      }
+      this.collect(h1, h2, t, count);
       return;
     }
     if (count < NGRAM) return;
     const mask = table.vals.length - 1;
     let slot = slotKey(h1) >>> table.tableShift;
-    let h2 = 0;
-    let h2Done = false;
     for (;;) {
       const v = table.vals[slot]!;
       if (v === 0) return;
-      if (table.keys1[slot] === h1) {
-        if (!h2Done) {
-          h2 = secondHash(this.ring, count);
-          h2Done = true;
-        }
-        if (table.keys2[slot] === h2) {
-          if (v > 0)
-            this.sink!.hit(slot, count, start, this.recordAt(record, start, end, buf, base), end, buf, base);
-          return;
-        }
+      if (table.keys1[slot] === h1 && table.keys2[slot] === h2) {
+        if (v > 0)
+          this.sink!.hit(slot, count, start, this.recordAt(record, start, end, buf, base), end, buf, base);
+        return;
       }
       slot = (slot + 1) & mask;
     }
@@ -427,7 +394,7 @@ export class NgramStream {
     return r;
   }
 
-  /** Push one token outside the hot loop (slow path). */
+  /** Push one token on the slow path: the kernel's push, in JavaScript. */
   private pushToken(t: number, start: number, end: number, buf: Uint8Array, base: number): void {
     const p = this.count & RING_MASK;
     this.h1 = (Math.imul(this.h1, B1) + t - Math.imul(this.ring[p]!, B1N)) | 0;
@@ -438,7 +405,9 @@ export class NgramStream {
     const fk = filterKey(this.h1);
     const bits = filterBits(fk);
     if ((filter[fk >>> (this.table ? this.table.filterShift : 27)]! & bits) === bits) {
-      this.probe(this.h1, this.count, this.ringStart[this.count & RING_MASK]!, this.record, end, buf, base);
+      const h2 = secondHash(this.ring, this.count);
+      const first = this.ringStart[this.count & RING_MASK]!;
+      this.found(this.h1, h2, t, this.count, first, this.record, end, buf, base);
     }
   }
 

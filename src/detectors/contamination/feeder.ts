@@ -150,7 +150,6 @@ export class ByteFeeder {
     const stop = final ? this.fill : this.stream.safeEnd(this.buf, this.pos, this.fill);
     this.buf[this.fill] = 0x20; // sentinel: a token running to the end stops here
     this.matcher.validFrom = this.base;
-    const from = this.pos;
     this.pos = this.stream.process(this.buf, this.pos, stop, this.fill, this.base);
     if (final) this.pos = this.fill;
     this.matcher.sweep(this.stream.count);

@@ -143,7 +143,7 @@ async function runTask(index: NgramIndex, task: Task, maxDecodedBytes?: number):
     const fix = (label: string) =>
       label.startsWith(prefix)
         ? label.replace(
-            /^([^]*?!(?:base64|hex)@)(\d+)/,
+            /^([\s\S]*?!(?:base64|hex)@)(\d+)/,
             (_, head: string, n: string) => `${head}${Number(n) + range.start}`,
           )
         : label;

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../core/errors.ts';
 import type { BenchmarkId } from '../core/schemas.ts';
@@ -55,15 +56,15 @@ export function registerScan(program: Command, ctx: CliContext): void {
     )
     .action(async (paths: string[], flags: ScanFlags) => {
       const started = performance.now();
-      const [{ NgramIndex }, { scanPaths }, { scanPathsParallel }] = await Promise.all([
-        import('../detectors/contamination/ngramIndex.ts'),
+      const [{ cachedIndex }, { scanPaths }, { scanPathsParallel }] = await Promise.all([
+        import('../detectors/contamination/indexCache.ts'),
         import('../detectors/contamination/scanFiles.ts'),
         import('../detectors/contamination/parallelScan.ts'),
       ]);
       const items = await loadItems(ctx, flags);
       const allowed = await allowedFile(ctx, flags);
       const allowedTextList = allowed ? await allowedTextsOf(flags, allowed) : [];
-      const index = new NgramIndex(items, allowedTextList);
+      const index = cachedIndex(items, allowedTextList, join(ctx.home.cache, 'ngram-index'));
       const unindexable = index.unindexable();
       if (unindexable.length > 0 && flags.verbose) {
         ctx.stderr.write(
@@ -79,12 +80,7 @@ export function registerScan(program: Command, ctx: CliContext): void {
       // Large scans use every core (threads > 1), small ones stay in this thread.
       const threads = flags.threads ?? null;
       const scan: typeof scanPaths = (idx, ps, cb) =>
-        threads === 1
-          ? scanPaths(idx, ps, cb)
-          : scanPathsParallel(items, allowedTextList, ps, cb, {
-              index: idx,
-              ...(threads ? { threads } : {}),
-            });
+        threads === 1 ? scanPaths(idx, ps, cb) : scanPathsParallel(idx, ps, cb, threads ? { threads } : {});
       const summary = await scan(index, paths, {
         onFinding: (f) => {
           line({

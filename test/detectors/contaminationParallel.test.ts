@@ -40,8 +40,7 @@ describe('scan over several threads', () => {
     const two: string[] = [];
     const files: string[] = [];
     const summary = await scanPathsParallel(
-      items,
-      [],
+      new NgramIndex(items),
       [dir],
       {
         onFinding: (f) => two.push(key(f)),

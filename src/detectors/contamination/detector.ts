@@ -24,7 +24,8 @@ import {
   benchmarkItems,
   contaminationTestFile,
 } from './benchmarkItems.ts';
-import { NgramIndex } from './ngramIndex.ts';
+import { cachedIndex } from './indexCache.ts';
+import type { NgramIndex } from './ngramIndex.ts';
 import {
   describeProcess,
   type OpenLedger,
@@ -60,23 +61,31 @@ const SELF = { id: CONTAMINATION_DETECTOR_ID, version: CONTAMINATION_DETECTOR_VE
 /** Skipped files listed one by one in the evidence (beyond this, counted by reason). */
 const MAX_LISTED_SKIPS = 2000;
 
-const indexCache = new Map<string, Promise<NgramIndex>>();
+const indexes = new Map<string, Promise<NgramIndex>>();
 
-/** One index per benchmark test file and allowed-data file (by path, size and mtime) per process. */
-function indexFor(benchmark: BenchmarkId, file: string, allowed: string | null): Promise<NgramIndex> {
+/**
+ * One index per benchmark test file and allowed-data file (by path, size and mtime) per process,
+ * and on disk across processes (indexCache.ts, keyed by content).
+ */
+function indexFor(
+  benchmark: BenchmarkId,
+  file: string,
+  allowed: string | null,
+  cacheDir: string,
+): Promise<NgramIndex> {
   const version = (f: string | null) => {
     if (!f) return '';
     const st = statSync(f);
     return `${f}\0${st.size}\0${st.mtimeMs}`;
   };
   const key = `${benchmark}\0${version(file)}\0${version(allowed)}`;
-  let index = indexCache.get(key);
+  let index = indexes.get(key);
   if (!index) {
     index = (async () => {
       const items = await benchmarkItems(benchmark, file);
-      return new NgramIndex(items, allowed ? await allowedTexts(benchmark, allowed) : []);
+      return cachedIndex(items, allowed ? await allowedTexts(benchmark, allowed) : [], cacheDir);
     })();
-    indexCache.set(key, index);
+    indexes.set(key, index);
   }
   return index;
 }
@@ -136,7 +145,12 @@ export const contaminationDetector: Detector = {
       return verdictFrom(SELF, findings, '');
     }
     const allowed = await allowedTrainingFile(evidence.spec, cache).catch(() => null);
-    const index = await indexFor(benchmark, testFile, allowed);
+    const index = await indexFor(
+      benchmark,
+      testFile,
+      allowed,
+      join(homeLayout(ctx.home).cache, 'ngram-index'),
+    );
     const root = evidence.layout.root;
     const work = evidence.layout.work;
     const label = (p: string) => labelIn(root, p);

@@ -120,6 +120,34 @@ class PairSet {
   }
 }
 
+/** Typed arrays of an index, by field name (what `IndexData` holds besides plain values). */
+export const INDEX_ARRAYS = [
+  'filter',
+  'keys1',
+  'keys2',
+  'vals',
+  'postings',
+  'unitItem',
+  'unitNgrams',
+  'unitText',
+  'itemFirstUnit',
+  'itemNgrams',
+  'level',
+  'unitLevel',
+  'unitNeed',
+  'itemIndexable',
+] as const;
+
+/** Everything an index holds, to rebuild it without the items (a cached index, a worker's copy). */
+export type IndexData = Pick<NgramIndex, (typeof INDEX_ARRAYS)[number]> & {
+  filterShift: number;
+  tableShift: number;
+  itemIds: string[];
+  ngrams: number;
+  allowedDropped: number;
+  unitNumbers: Array<[number, string[]]>;
+};
+
 /**
  * Hash of every masked-number word n-gram of every item text → the texts ("units") holding it.
  * Open addressing over typed arrays (no per-entry objects), with a bit-array prefilter small
@@ -335,6 +363,27 @@ export class NgramIndex implements ProbeTable {
 
   get items(): number {
     return this.itemIds.length;
+  }
+
+  /** The index as data (the typed arrays are shared, not copied). */
+  data(): IndexData {
+    const arrays = Object.fromEntries(INDEX_ARRAYS.map((name) => [name, this[name]]));
+    return {
+      ...(arrays as Pick<NgramIndex, (typeof INDEX_ARRAYS)[number]>),
+      filterShift: this.filterShift,
+      tableShift: this.tableShift,
+      itemIds: this.itemIds,
+      ngrams: this.ngrams,
+      allowedDropped: this.allowedDropped,
+      unitNumbers: [...this.unitNumbers],
+    };
+  }
+
+  /** An index from `data()` of one built from items. */
+  static fromData(data: IndexData): NgramIndex {
+    const index = Object.create(NgramIndex.prototype) as NgramIndex;
+    Object.assign(index, data, { unitNumbers: new Map(data.unitNumbers) });
+    return index;
   }
 
   /** Items that cannot be found: every text under MIN_UNIT_NGRAMS n-grams (or all boilerplate). */

@@ -3,7 +3,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { type MessagePort, Worker } from 'node:worker_threads';
 import { type ContaminationFinding, ScanJob, scanContent } from './decodeScan.ts';
 import { detectFormat } from './formats.ts';
-import { type ContaminationItem, NgramIndex } from './ngramIndex.ts';
+import { INDEX_ARRAYS, type IndexData, NgramIndex } from './ngramIndex.ts';
 import { type FileRecord, listFiles, type ScanCallbacks, type ScanSummary } from './scanFiles.ts';
 
 /**
@@ -155,15 +155,14 @@ async function runTask(index: NgramIndex, task: Task, maxDecodedBytes?: number):
 }
 
 interface WorkerInput {
-  items: ContaminationItem[];
-  allowed: string[];
+  index: IndexData;
   tasks: Task[];
   maxDecodedBytes?: number;
 }
 
-/** Worker thread side: build the index, run the tasks, post each result. */
+/** Worker thread side: take the index, run the tasks, post each result. */
 export async function workerMain(input: WorkerInput, port: MessagePort): Promise<void> {
-  const index = new NgramIndex(input.items, input.allowed);
+  const index = NgramIndex.fromData(input.index);
   for (let i = 0; i < input.tasks.length; i++) {
     port.postMessage({
       type: 'result',
@@ -221,20 +220,25 @@ export function scanThreads(bytes: number): number {
   return Math.max(1, Math.min(4, idle));
 }
 
+/** The index for a worker: its arrays copied (views of one cached file would each carry all of it). */
+function workerIndex(index: NgramIndex): IndexData {
+  const data = index.data();
+  for (const name of INDEX_ARRAYS) (data as Record<string, unknown>)[name] = data[name].slice();
+  return data;
+}
+
 /**
- * Like scanPaths, over `threads` threads (the main one included). The index is built in each
- * thread from the items (and allowed texts); findings and reports come back in file order.
+ * Like scanPaths, over `threads` threads (the main one included); each worker gets a copy of the
+ * index. Findings and reports come back in file order.
  */
 export async function scanPathsParallel(
-  items: ContaminationItem[],
-  allowed: string[],
+  index: NgramIndex,
   paths: readonly string[],
   cb: ScanCallbacks,
   opts: {
     label?: (path: string) => string;
     maxDecodedBytes?: number;
     threads?: number;
-    index?: NgramIndex;
   } = {},
 ): Promise<ScanSummary> {
   const started = performance.now();
@@ -262,14 +266,13 @@ export async function scanPathsParallel(
   const perThread = Array.from({ length: threads }, (_, t) =>
     tasks.map((task, i) => ({ task, i })).filter((x) => owner[x.i] === t),
   );
-  const index = opts.index ?? new NgramIndex(items, allowed);
   const results = new Array<TaskResult>(tasks.length);
+  const shared = perThread.length > 1 ? workerIndex(index) : null;
   const workers = perThread.slice(1).map((mine) =>
     mine.length === 0
       ? Promise.resolve()
       : startWorker({
-          items,
-          allowed,
+          index: shared!,
           tasks: mine.map((x) => x.task),
           maxDecodedBytes: opts.maxDecodedBytes,
         }).then((rs) => {

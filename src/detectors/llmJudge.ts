@@ -158,6 +158,8 @@ async function callOpenAi(config: LlmJudgeConfig, system: string, user: string, 
     apiKey: config.apiKey,
     model: config.model,
     timeoutMs: config.timeoutMs,
+    // The judge counts its own tries (config.retries); the grader client's retries would multiply them.
+    maxRetries: 0,
   });
   try {
     return await grader.complete(

@@ -168,7 +168,12 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
             image: spec.image ?? defaultImage('podman', o.home),
             gpuIndices,
             // The image brings its own ptb, Python and node: the host's are not mounted.
-            dropSources: [repoRoot, dirname(process.execPath), ...o.mounts.pythonPrefixes],
+            dropSources: [
+              repoRoot,
+              dirname(process.execPath),
+              ...o.mounts.pythonPrefixes,
+              ...o.mounts.hostPrograms,
+            ],
             bridgeNode: 'node',
             rootfs: 'ephemeral',
           })
@@ -284,7 +289,12 @@ async function startFileOpenLedger(
     trialRoot: o.layout.root,
     mounts,
     writable: o.mounts.writable.map((m) => m.target ?? m.source),
-    ignore: [...SYSTEM_PATHS, ...o.mounts.pythonPrefixes, dirname(process.execPath)],
+    ignore: [
+      ...SYSTEM_PATHS,
+      ...o.mounts.pythonPrefixes,
+      ...o.mounts.hostPrograms,
+      dirname(process.execPath),
+    ],
     captureDir: join(o.layout.ledgers.dir, 'opened'),
     scanner: testFile ? ptbScanScanner(o.spec.benchmark, testFile, process.env, allowed) : null,
     mechanismDetail: support.detail,

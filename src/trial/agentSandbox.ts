@@ -23,6 +23,8 @@ export interface AgentMounts {
   sysfs: boolean;
   /** The host interpreter's directories among the binds (container sandboxes drop them). */
   pythonPrefixes: string[];
+  /** Host program binds besides the interpreter's (ptb's own packages behind a linked node_modules). */
+  hostPrograms: string[];
   writable: SandboxMount[];
   env: Record<string, string>;
 }
@@ -120,7 +122,8 @@ export function agentMounts(opts: {
         env[k] = v;
     }
   }
-  return { readOnly, writable, env, sysfs: spec.gpus > 0, pythonPrefixes };
+  const hostPrograms = linkedModules ? [linkedModules] : [];
+  return { readOnly, writable, env, sysfs: spec.gpus > 0, pythonPrefixes, hostPrograms };
 }
 
 /** The real folder behind `<root>/node_modules` when that is a symbolic link, else null. */

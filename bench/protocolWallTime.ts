@@ -116,6 +116,10 @@ async function once(protocol: ProtocolId, round: number): Promise<Run> {
       if (e.type === 'engine-ready') {
         engineStarts++;
         engineStartMs += e.ms;
+        // progress, so that a run cut short still tells what each engine start cost
+        console.log(
+          `  ${protocol}: engine ${engineStarts} ready in ${(e.ms / 1000).toFixed(1)} s, ${((performance.now() - started) / 1000).toFixed(1)} s into the run`,
+        );
       }
     },
   );

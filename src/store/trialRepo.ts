@@ -2,6 +2,7 @@ import { mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Statement, Transaction } from 'better-sqlite3';
 import { z } from 'zod';
+import { isDemoBaseline, isDemoTrial } from '../core/demoNamespace.ts';
 import { newId } from '../core/ids.ts';
 import {
   type AgentOutcome,
@@ -210,6 +211,16 @@ function runFromRow(r: Row): TrialRun {
     gpus: JSON.parse(String(r.gpus_json)) as number[],
     startedAt: String(r.started_at),
   };
+}
+
+export interface DemoEvalMarks {
+  runIds: ReadonlySet<string>;
+  trialDirs: readonly string[];
+}
+
+/** Whether an evaluation run is `ptb demo`'s (see `TrialRepo.demoEvalMarks`). */
+export function isDemoEvalRun(run: { id: string; out_dir: string }, marks: DemoEvalMarks): boolean {
+  return marks.runIds.has(run.id) || marks.trialDirs.some((dir) => run.out_dir.startsWith(`${dir}/`));
 }
 
 export function journalPath(trialDir: string): string {
@@ -777,6 +788,26 @@ export class TrialRepo {
   }
 
   /** Newest baseline per (model, benchmark). */
+  /**
+   * What marks an evaluation run as `ptb demo`'s: the runs of the demo's baselines (every one, not
+   * only the newest) and the directories of the demo's trials (a trial's evaluations lie inside it).
+   */
+  demoEvalMarks(): DemoEvalMarks {
+    const runIds = new Set<string>();
+    for (const b of this.sql(
+      'SELECT model, source, eval_run_id FROM baselines WHERE eval_run_id IS NOT NULL',
+    ).all() as {
+      model: string;
+      source: string;
+      eval_run_id: string;
+    }[])
+      if (isDemoBaseline(b)) runIds.add(b.eval_run_id);
+    const trialDirs = this.list()
+      .filter((t) => isDemoTrial(t))
+      .map((t) => t.dir);
+    return { runIds, trialDirs };
+  }
+
   /**
    * The newest baseline per model and benchmark. With a protocol: of that protocol, else one recorded
    * before protocols existed; never one of another protocol (its score is not comparable).

@@ -1,7 +1,7 @@
 import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { z } from 'zod';
-import { DEMO_EXPERIMENT, isDemoBaseline, isDemoTrial } from '../core/demoNamespace.ts';
+import { DEMO_EXPERIMENT, isDemoTrial } from '../core/demoNamespace.ts';
 import {
   DownloadEventSchema,
   EgressEventSchema,
@@ -16,7 +16,13 @@ import {
 import { trialLayout } from '../core/trialLayout.ts';
 import type { Db } from '../store/db.ts';
 import { EvalRepo, type EvalRunRow } from '../store/evalRepo.ts';
-import { type AuditWithVerdicts, type PhaseRow, type Trial, TrialRepo } from '../store/trialRepo.ts';
+import {
+  type AuditWithVerdicts,
+  isDemoEvalRun,
+  type PhaseRow,
+  type Trial,
+  TrialRepo,
+} from '../store/trialRepo.ts';
 import { type LineIndex, LineIndexCache, MAX_LINE_BYTES } from './lineIndex.ts';
 
 /** Text files shown inline are cut here; the full file stays on disk. */
@@ -546,18 +552,12 @@ export class TrialData {
    */
   evalRuns(opts: { includeDemo?: boolean } = {}): EvalRunSummary[] {
     const trials = this.trials.list();
-    const demoBaselineRuns = new Set(
-      this.trials
-        .baselines()
-        .filter((b) => isDemoBaseline(b) && b.eval_run_id !== null)
-        .map((b) => b.eval_run_id),
-    );
+    const marks = this.trials.demoEvalMarks();
     return this.evals
       .listRuns(MAX_EVAL_RUNS)
       .map((run) => {
         const trial = trials.find((t) => run.out_dir.startsWith(`${t.dir}/`)) ?? null;
-        const demo = demoBaselineRuns.has(run.id) || (trial !== null && isDemoTrial(trial));
-        return this.evalRunSummary(run, trial?.id ?? null, demo);
+        return this.evalRunSummary(run, trial?.id ?? null, isDemoEvalRun(run, marks));
       })
       .filter((r) => opts.includeDemo || !r.demo);
   }

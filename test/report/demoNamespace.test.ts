@@ -21,8 +21,10 @@ import { selectTrials, storedBaselines } from '../../src/report/collect.ts';
 import { exportUpstream } from '../../src/report/exportUpstream.ts';
 import { buildReport } from '../../src/report/report.ts';
 import { type Db, openDb } from '../../src/store/db.ts';
+import { EvalRepo } from '../../src/store/evalRepo.ts';
 import { TrialRepo } from '../../src/store/trialRepo.ts';
 import { computeLeaderboard } from '../../src/web/leaderboard.ts';
+import { runCli } from '../helpers/runCli.ts';
 
 const REAL_MODEL = 'Qwen/Qwen3-1.7B-Base';
 let db: Db | undefined;
@@ -136,5 +138,35 @@ describe('the demo namespace', () => {
     const all = join(home, 'export-all');
     expect(exportUpstream(repo, all, { includeDemo: true })).toMatchObject({ runs: 4, baselines: 2 });
     expect(existsSync(join(all, DEMO_EXPERIMENT))).toBe(true);
+  });
+
+  it("`ptb evals` lists real evaluations only, counts the demo's, and lists them with --include-demo", async () => {
+    const { repo, home } = store();
+    const evals = new EvalRepo(db!);
+    const run = (id: string, model: string, outDir: string) =>
+      evals.createRun({ id, benchmark: 'gsm8k', model, engine: 'hf', configKey: id, config: {}, outDir });
+    run('eval-real', '/models/mine', join(home, 'evals', 'eval-real'));
+    run('eval-demo-baseline', '/home/.ptb/demo/tiny-qwen3-base', join(home, 'evals', 'eval-demo-baseline'));
+    run('eval-in-demo-trial', '/x/final_model', join(repo.get('trial-demo-new')!.dir, 'eval', 'run'));
+    run('eval-in-real-trial', '/y/final_model', join(repo.get('trial-real-a')!.dir, 'eval', 'run'));
+    repo.addBaseline({
+      model: DEMO_BASE_MODEL,
+      benchmark: 'gsm8k',
+      kind: 'base',
+      accuracy: 0,
+      source: 'ptb demo',
+      evalRunId: 'eval-demo-baseline',
+    });
+    db!.close();
+    db = undefined;
+    const listed = await runCli(['evals', '--json'], { PTB_HOME: home });
+    expect((JSON.parse(listed.stdout) as { id: string }[]).map((r) => r.id).sort()).toEqual([
+      'eval-in-real-trial',
+      'eval-real',
+    ]);
+    const text = await runCli(['evals'], { PTB_HOME: home });
+    expect(text.stdout).toContain('2 evaluation(s) of `ptb demo` not shown: --include-demo lists them');
+    const all = await runCli(['evals', '--json', '--include-demo'], { PTB_HOME: home });
+    expect(JSON.parse(all.stdout)).toHaveLength(4);
   });
 });

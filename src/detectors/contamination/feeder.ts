@@ -263,6 +263,7 @@ export class RowFeeder {
     scratch[n] = 0x20; // sentinel
     this.matcher.validFrom = this.offset;
     this.stream.process(scratch, 0, n, n, this.offset);
+    this.matcher.settle(); // the scratch buffer holds the next cell next
     this.stream.boundary();
     this.offset += n + 1;
     this.bytes += n;

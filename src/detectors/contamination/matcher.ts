@@ -40,12 +40,13 @@ export interface MatchFinding {
 class Run {
   lastToken: number;
   end: number;
-  readonly slots = new Set<number>();
-  /** `slot * 4096 + unit-within-item` already counted. */
-  readonly unitSlots = new Set<number>();
-  readonly unitCounts = new Map<number, number>();
-  /** Hits at the unit's level. */
-  readonly unitStrong = new Map<number, number>();
+  /** Distinct n-grams (slots) of the item hit. */
+  matched = 0;
+  /** Per unit of the item (from its first unit): distinct n-grams hit, and those at its level. */
+  readonly unitCounts: Int32Array;
+  readonly unitStrong: Int32Array;
+  /** Units in the order they were first hit (ties in coverage go to the first). */
+  readonly unitOrder: number[] = [];
   readonly spanParts: Buffer[] = [];
   spanBytes = 0;
   capturedTo: number;
@@ -55,10 +56,16 @@ class Run {
     token: number,
     readonly start: number,
     readonly record: number,
+    /** Unique per matcher: the stamp of the (slot, unit) and (slot, item) pairs counted. */
+    readonly id: number,
+    readonly firstUnit: number,
+    units: number,
   ) {
     this.lastToken = token;
     this.end = start;
     this.capturedTo = start;
+    this.unitCounts = new Int32Array(units);
+    this.unitStrong = new Int32Array(units);
   }
 }
 
@@ -79,7 +86,20 @@ export class Matcher implements NgramSink {
   private readonly slots: Int32Array;
   /** The distinct hits at the unit's level so far (at most MIN_MATCHES are needed). */
   private readonly strongSlots: Int32Array;
-  private readonly qualified = new Map<number, Run>();
+  /** The qualified run of each item, and all of them. */
+  private readonly runOf: Array<Run | undefined>;
+  private readonly open: Run[] = [];
+  private runs = 0;
+  /**
+   * Run stamps by posting position: a (slot, unit) pair is one position in the slot's posting
+   * list, a (slot, item) pair the position of the item's first unit there (an item's units sit
+   * together in a list).
+   */
+  private readonly unitStamp: Int32Array;
+  private readonly itemStamp: Int32Array;
+  /** The buffer of the last hit: qualified runs copy their text from it when it is about to change. */
+  private buf: Uint8Array = new Uint8Array(0);
+  private base = 0;
   /** Units with a pending run (may hold stale ones; pruned on sweep). */
   private readonly pending: number[] = [];
 
@@ -95,6 +115,9 @@ export class Matcher implements NgramSink {
     this.slotCount = new Int32Array(n);
     this.slots = new Int32Array(n * PENDING_SLOTS);
     this.strongSlots = new Int32Array(n * MIN_MATCHES);
+    this.runOf = new Array(index.items);
+    this.unitStamp = new Int32Array(index.postings.length);
+    this.itemStamp = new Int32Array(index.postings.length);
   }
 
   hit(
@@ -107,21 +130,31 @@ export class Matcher implements NgramSink {
     base: number,
   ): void {
     const index = this.index;
+    this.buf = buf;
+    this.base = base;
     const off = index.vals[slot]! - 1;
     const n = index.postings[off]!;
+    let lastItem = -1;
+    let first = 0;
     for (let k = 1; k <= n; k++) {
       const unit = index.postings[off + k]!;
-      if (index.unitNeed[unit] === NEVER_QUALIFIES) continue;
       const item = index.unitItem[unit]!;
-      const run = this.qualified.get(item);
+      if (item !== lastItem) {
+        lastItem = item;
+        first = off + k;
+      }
+      if (index.unitNeed[unit] === NEVER_QUALIFIES) continue;
+      const run = this.runOf[item];
       if (run) {
         if (token - run.lastToken <= GAP) {
-          this.extend(run, slot, unit, token, end, buf, base);
+          run.lastToken = token;
+          if (end > run.end) run.end = end;
+          this.count(run, slot, unit, off + k, first);
           continue;
         }
         this.close(run);
       }
-      this.pendingHit(unit, item, slot, token, start, record, end, buf, base);
+      this.pendingHit(unit, item, slot, token, start, record, end);
     }
   }
 
@@ -133,8 +166,6 @@ export class Matcher implements NgramSink {
     start: number,
     record: number,
     end: number,
-    buf: Uint8Array,
-    base: number,
   ): void {
     const index = this.index;
     const at = unit * PENDING_SLOTS;
@@ -169,47 +200,62 @@ export class Matcher implements NgramSink {
     this.strong[unit] = strong + 1;
     if (strong + 1 < index.unitNeed[unit]!) return;
     // Enough hits: follow the item exactly from here, replaying what its texts saw so far.
-    const run = new Run(item, token, this.startOffset[unit]!, this.startRecord[unit]!);
-    this.qualified.set(item, run);
     const first = index.itemFirstUnit[item]!;
     const last = item + 1 < index.items ? index.itemFirstUnit[item + 1]! : index.unitItem.length;
+    const run = new Run(
+      item,
+      token,
+      this.startOffset[unit]!,
+      this.startRecord[unit]!,
+      ++this.runs,
+      first,
+      last - first,
+    );
+    this.runOf[item] = run;
+    this.open.push(run);
     for (let u = first; u < last; u++) {
       if (token - this.lastToken[u]! > GAP) continue;
-      for (let k = 0; k < this.slotCount[u]!; k++) this.countUnit(run, this.slots[u * PENDING_SLOTS + k]!, u);
-      for (let k = 0; k < this.strong[u]!; k++)
-        this.countUnit(run, this.strongSlots[u * MIN_MATCHES + k]!, u);
+      for (let k = 0; k < this.slotCount[u]!; k++) this.replay(run, this.slots[u * PENDING_SLOTS + k]!, u);
+      for (let k = 0; k < this.strong[u]!; k++) this.replay(run, this.strongSlots[u * MIN_MATCHES + k]!, u);
       this.lastToken[u] = NEVER;
     }
-    this.capture(run, end, buf, base);
     run.end = end;
   }
 
-  private countUnit(run: Run, slot: number, unit: number): void {
-    run.slots.add(slot);
+  /** Count a hit remembered while the run was pending: find its posting positions. */
+  private replay(run: Run, slot: number, unit: number): void {
     const index = this.index;
-    const key = slot * 4096 + Math.min(4095, unit - index.itemFirstUnit[run.item]!);
-    if (run.unitSlots.has(key)) return;
-    run.unitSlots.add(key);
-    run.unitCounts.set(unit, (run.unitCounts.get(unit) ?? 0) + 1);
-    if (index.level[slot]! >= index.unitLevel[unit]!)
-      run.unitStrong.set(unit, (run.unitStrong.get(unit) ?? 0) + 1);
+    const off = index.vals[slot]! - 1;
+    const n = index.postings[off]!;
+    let first = -1;
+    for (let k = 1; k <= n; k++) {
+      const u = index.postings[off + k]!;
+      if (first < 0 && index.unitItem[u] === run.item) first = off + k;
+      if (u === unit) {
+        this.count(run, slot, unit, off + k, first);
+        return;
+      }
+    }
   }
 
-  private extend(
-    run: Run,
-    slot: number,
-    unit: number,
-    token: number,
-    end: number,
-    buf: Uint8Array,
-    base: number,
-  ): void {
-    run.lastToken = token;
-    if (end > run.end) {
-      this.capture(run, end, buf, base);
-      run.end = end;
+  /** A hit of a qualified run: `at` is the (slot, unit) posting position, `first` the item's first there. */
+  private count(run: Run, slot: number, unit: number, at: number, first: number): void {
+    if (this.itemStamp[first] !== run.id) {
+      this.itemStamp[first] = run.id;
+      run.matched++;
     }
-    this.countUnit(run, slot, unit);
+    if (this.unitStamp[at] === run.id) return;
+    this.unitStamp[at] = run.id;
+    const u = unit - run.firstUnit;
+    if (run.unitCounts[u] === 0) run.unitOrder.push(unit);
+    run.unitCounts[u]!++;
+    if (this.index.level[slot]! >= this.index.unitLevel[unit]!) run.unitStrong[u]!++;
+  }
+
+  /** Copy qualified runs' text up to where they reached, before the buffer changes. */
+  settle(): void {
+    for (const run of this.open)
+      if (run.end > run.capturedTo) this.capture(run, run.end, this.buf, this.base);
   }
 
   private capture(run: Run, end: number, buf: Uint8Array, base: number): void {
@@ -226,7 +272,8 @@ export class Matcher implements NgramSink {
 
   /** Close runs that can no longer grow (called between chunks). */
   sweep(token: number): void {
-    for (const run of [...this.qualified.values()]) if (token - run.lastToken > GAP) this.close(run);
+    this.settle();
+    for (const run of [...this.open]) if (token - run.lastToken > GAP) this.close(run);
     if (this.pending.length > 1024) {
       // forget stale pending runs so that the list stays short
       let w = 0;
@@ -247,20 +294,22 @@ export class Matcher implements NgramSink {
 
   /** Close every run (end of a source). */
   flush(): void {
-    for (const run of [...this.qualified.values()]) this.close(run);
+    for (const run of [...this.open]) this.close(run);
     for (const unit of this.pending) this.lastToken[unit] = NEVER;
     this.pending.length = 0;
   }
 
   private close(run: Run): void {
-    this.qualified.delete(run.item);
+    if (run.end > run.capturedTo) this.capture(run, run.end, this.buf, this.base);
+    this.runOf[run.item] = undefined;
+    this.open.splice(this.open.indexOf(run), 1);
     const index = this.index;
     const candidates: Array<{ unit: number; coverage: number }> = [];
-    for (const [unit, count] of run.unitCounts) {
-      const coverage = count / Math.max(1, index.unitNgrams[unit]!);
+    for (const unit of run.unitOrder) {
+      const u = unit - run.firstUnit;
+      const coverage = run.unitCounts[u]! / Math.max(1, index.unitNgrams[unit]!);
       const qualifies =
-        (run.unitStrong.get(unit) ?? 0) >= index.unitNeed[unit]! &&
-        coverage >= MIN_COVERAGE[index.unitLevel[unit]!]!;
+        run.unitStrong[u]! >= index.unitNeed[unit]! && coverage >= MIN_COVERAGE[index.unitLevel[unit]!]!;
       if (qualifies) candidates.push({ unit, coverage });
     }
     candidates.sort((a, b) => b.coverage - a.coverage);
@@ -277,7 +326,7 @@ export class Matcher implements NgramSink {
       start: run.start,
       end: run.end,
       record: run.record,
-      matched: run.slots.size,
+      matched: run.matched,
       score: Math.round(Math.min(1, best.coverage) * 1000) / 1000,
       text: index.unitText[best.unit]!,
       span: spanText(bytes),

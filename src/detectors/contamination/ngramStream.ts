@@ -329,13 +329,12 @@ export class NgramStream {
     for (let e = 0, at = kernel.eventsIndex; e < events; e++, at += EVENT_INTS) {
       const count = count0 + ((st[at + 2]! - count0i) | 0);
       if (table) {
-        const slot = st[at + 7]!;
-        if (count >= NGRAM && table.vals[slot]! > 0) {
-          const start = base + st[at + 4]!;
-          const end = base + st[at + 6]!;
-          const record = this.recordAt(st[at + 5]!, start, end, buf, base);
-          this.sink!.hit(slot, count, start, record, end, buf, base);
-        }
+        if (count < NGRAM) continue;
+        const start = base + st[at + 4]!;
+        const end = base + st[at + 6]!;
+        const line = st[at + 5]!;
+        const record = line >= 0 ? line : this.recordAt(-1 - line, start, end, buf, base);
+        this.sink!.hit(st[at + 7]!, count, start, record, end, buf, base);
       } else this.collect(st[at]!, st[at + 1]!, st[at + 3]!, count);
     }
     const runs = st[ST.blobRuns]!;

@@ -34,7 +34,10 @@ export const ST = {
   ringStart: 24,
 } as const;
 
-/** Int32s per event: h1 h2 count token start record end slot. */
+/**
+ * Int32s per event: h1 h2 count token start line end slot. The line is where the n-gram starts,
+ * or -1 - the line where it ends when it starts before the window.
+ */
 export const EVENT_INTS = 8;
 const CLASS_TABLES = 256;
 const SEPARATOR_ESCAPES = 1280;
@@ -58,6 +61,8 @@ type ScanFn = (
   table: number,
   tableShift: number,
   tableMask: number,
+  live: number,
+  lo: number,
   eventsEnd: number,
   blobs: number,
 ) => number;
@@ -84,6 +89,7 @@ export class ScanKernel {
   private readonly tableAt: number;
   private readonly tableShift: number;
   private readonly tableMask: number;
+  private readonly liveAt: number;
   /** Where the window of scanned bytes starts (one guard byte sits before it), and its size. */
   private readonly windowAt: number;
   private windowCapacity = 0;
@@ -99,7 +105,7 @@ export class ScanKernel {
     tables: KernelTables,
     filter: Int32Array,
     filterShift: number,
-    keys: { keys1: Int32Array; keys2: Int32Array; tableShift: number } | null,
+    keys: { keys1: Int32Array; keys2: Int32Array; vals: Int32Array; tableShift: number } | null,
   ) {
     const instance = new WebAssembly.Instance(kernelModule(), {});
     this.memory = instance.exports.memory as WebAssembly.Memory;
@@ -109,7 +115,8 @@ export class ScanKernel {
     this.tableAt = keys ? this.filterAt + filter.byteLength : 0;
     this.tableShift = keys?.tableShift ?? 0;
     this.tableMask = keys ? keys.keys1.length - 1 : 0;
-    this.windowAt = this.filterAt + filter.byteLength + (keys ? keys.keys1.length * 8 : 0) + 64;
+    this.liveAt = this.filterAt + filter.byteLength + (keys ? keys.keys1.length * 8 : 0);
+    this.windowAt = this.liveAt + (keys ? keys.keys1.length : 0) + 64;
     this.ensureWindow(INITIAL_WINDOW);
     for (let k = 0; k < 4; k++) this.u8.set(tables.classes[k]!, CLASS_TABLES + 256 * k);
     this.u8.set(tables.separatorEscapes, SEPARATOR_ESCAPES);
@@ -122,6 +129,7 @@ export class ScanKernel {
       for (let slot = 0; slot < keys.keys1.length; slot++) {
         this.i32[at + 2 * slot] = keys.keys1[slot]!;
         this.i32[at + 2 * slot + 1] = keys.keys2[slot]!;
+        this.u8[this.liveAt + slot] = keys.vals[slot]! > 0 ? 1 : 0;
       }
     }
   }
@@ -168,6 +176,8 @@ export class ScanKernel {
       this.tableAt,
       this.tableShift,
       this.tableMask,
+      this.liveAt,
+      this.windowAt,
       EVENTS_END,
       this.blobsAt,
     );

@@ -17,8 +17,10 @@
 ;;   1280  separator escapes (1 = the byte after a backslash stands for a separator)
 ;;   1536  hex digits (1 = 0-9a-fA-F)
 ;;   1792  letter values (a-z and A-Z: 1-26, any other byte 0)
-;;   4096  events, 32 bytes each: h1 h2 count token start record end slot (i32)
-;;   then (addresses passed in) the prefilter, the table's keys ((h1, h2) per slot, 0 = empty),
+;;   4096  events, 32 bytes each: h1 h2 count token start line end slot (i32); the line is
+;;         where the n-gram starts, or -1 - the line where it ends when it starts before the window
+;;   then (addresses passed in) the prefilter, the table's keys ((h1, h2) per slot, 0 = empty) and
+;;   live bytes,
 ;;   the window of bytes to scan, the blob runs found (offset where a glued run of 64 bytes or more
 ;;   starts, and its line)
 ;; Positions in the state, in arguments and in events are offsets into the caller's buffer;
@@ -65,7 +67,8 @@
 
   ;; Scan buffer bytes [from, stop) (reading ahead up to `to`). $cls: address of the class table,
   ;; $filter/$shift: the prefilter, $table/$tableShift/$tableMask: the keys (address 0: no table,
-  ;; report every token that passes the filter: index building with a filter that passes all).
+  ;; report every token that passes the filter: index building with a filter that passes all),
+  ;; $live: one byte per slot, 1 when its n-gram is reported; $lo: the window's first address.
   ;; Returns 0 when done, 1 at a word for the slow path (its start in the state's position),
   ;; 2 when the event buffer is full (resume from the state's position). The blob-run buffer at
   ;; $blobs must hold (to - from) / 64 + 2 runs (8 bytes each): each run is 64 bytes or more, only the first may
@@ -73,7 +76,7 @@
   (func (export "scan")
     (param $win i32) (param $from i32) (param $stop i32) (param $to i32)
     (param $cls i32) (param $filter i32) (param $shift i32)
-    (param $table i32) (param $tableShift i32) (param $tableMask i32)
+    (param $table i32) (param $tableShift i32) (param $tableMask i32) (param $live i32) (param $lo i32)
     (param $eventsEnd i32) (param $blobs i32)
     (result i32)
     (local $i i32) (local $s i32) (local $b i32) (local $c i32) (local $t i32) (local $h i32)
@@ -81,7 +84,7 @@
     (local $lastWasNumber i32) (local $runStart i32) (local $lastRun i32)
     (local $ev i32) (local $blob i32) (local $p i32) (local $fk i32) (local $bits i32)
     (local $exit i32) (local $next i32) (local $n2 i32) (local $n3 i32)
-    (local $slot i32) (local $key i32) (local $h2 i32) (local $h2Done i32)
+    (local $slot i32) (local $key i32) (local $h2 i32) (local $h2Done i32) (local $a i32) (local $line i32)
     ;; load state, offsets to addresses
     (local.set $h1 (i32.load (i32.const 0)))
     (local.set $count (i32.load (i32.const 4)))
@@ -265,23 +268,43 @@
                           (then
                             (local.set $h2 (call $secondHash (i32.and (local.get $count) (i32.const 7))))
                             (local.set $h2Done (i32.const 1))))
-                        (br_if $report
-                          (i32.eq
-                            (i32.load offset=4 (i32.add (local.get $table) (i32.shl (local.get $slot) (i32.const 3))))
-                            (local.get $h2)))))
+                        (if (i32.eq
+                              (i32.load offset=4 (i32.add (local.get $table) (i32.shl (local.get $slot) (i32.const 3))))
+                              (local.get $h2))
+                          (then
+                            ;; found: reported when the n-gram is kept (not boilerplate or allowed)
+                            (br_if $main
+                              (i32.eqz
+                                (i32.load8_u
+                                  (i32.add (local.get $live) (local.get $slot)))))
+                            (br $report)))))
                     (local.set $slot (i32.and (i32.add (local.get $slot) (i32.const 1)) (local.get $tableMask)))
                     (br $probe))))
               ;; no table: report every n-gram (index building)
               (local.set $slot (i32.const -1))
               (local.set $h2 (call $secondHash (i32.and (local.get $count) (i32.const 7)))))
-            ;; $report
+            ;; $report: the line where the n-gram starts (newlines between its start and here are
+            ;; counted back), or, when it starts before the window, -1 - the line here
+            (local.set $a (i32.add (local.get $win)
+              (i32.load offset=96 (i32.shl (i32.and (local.get $count) (i32.const 7)) (i32.const 2)))))
+            (local.set $line (local.get $record))
+            (if (i32.ge_s (local.get $a) (local.get $lo))
+              (then
+                (block $counted
+                  (loop $back
+                    (br_if $counted (i32.ge_s (local.get $a) (local.get $i)))
+                    (if (i32.eq (i32.load8_u (i32.add (local.get $cls) (i32.load8_u (local.get $a)))) (i32.const 3))
+                      (then (local.set $line (i32.sub (local.get $line) (i32.const 1)))))
+                    (local.set $a (i32.add (local.get $a) (i32.const 1)))
+                    (br $back))))
+              (else (local.set $line (i32.sub (i32.const -1) (local.get $record)))))
             (i32.store offset=0 (local.get $ev) (local.get $h1))
             (i32.store offset=4 (local.get $ev) (local.get $h2))
             (i32.store offset=8 (local.get $ev) (local.get $count))
             (i32.store offset=12 (local.get $ev) (local.get $t))
             (i32.store offset=16 (local.get $ev)
               (i32.load offset=96 (i32.shl (i32.and (local.get $count) (i32.const 7)) (i32.const 2))))
-            (i32.store offset=20 (local.get $ev) (local.get $record))
+            (i32.store offset=20 (local.get $ev) (local.get $line))
             (i32.store offset=24 (local.get $ev) (i32.sub (local.get $i) (local.get $win)))
             (i32.store offset=28 (local.get $ev) (local.get $slot))
             (local.set $ev (i32.add (local.get $ev) (i32.const 32)))

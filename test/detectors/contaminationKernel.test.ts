@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { MatchFinding } from '../../src/detectors/contamination/matcher.ts';
 import { Matcher } from '../../src/detectors/contamination/matcher.ts';
 import { type ContaminationItem, NgramIndex } from '../../src/detectors/contamination/ngramIndex.ts';
-import { NgramStream, textNgrams } from '../../src/detectors/contamination/ngramStream.ts';
+import { type NgramSink, NgramStream, textNgrams } from '../../src/detectors/contamination/ngramStream.ts';
 import { CorpusWriter } from './contaminationCorpus.ts';
 
 describe('the WebAssembly scan kernel', () => {
@@ -58,5 +58,40 @@ describe('the WebAssembly scan kernel', () => {
     expect(found.map((f) => [f.item, f.record, f.start])).toEqual([
       [0, filler.toString().split('\n').length, filler.length + 1],
     ]);
+  });
+
+  it('reports the line a hit starts on, whether the n-gram starts in the call or before it', () => {
+    const w = new CorpusWriter(5);
+    const row = w.item();
+    const index = new NgramIndex([{ id: 'a', texts: [row.question, row.answer] }]);
+    // The question two words a line (its n-grams span lines), twice, among other lines.
+    const words = row.question.split(/\s+/);
+    let copy = '';
+    for (let k = 0; k < words.length; k += 2) copy += `${words.slice(k, k + 2).join(' ')}\n`;
+    const text = `${w.prose(3)}\n${copy}${w.prose(2)}\n\n${copy}${w.prose(1)}\n `;
+    const buf = Buffer.from(text);
+    const lineAt = (offset: number) => 1 + (text.slice(0, offset).match(/\n/g)?.length ?? 0);
+    const seen: string[][] = [];
+    // One call (lines counted back in WebAssembly), and calls of a few dozen bytes (most hits
+    // start before their call: JavaScript counts from the line where they end).
+    for (const step of [buf.length, 97, 29]) {
+      const hits: string[] = [];
+      const sink: NgramSink = {
+        hit(_slot, _token, start, record) {
+          expect(record, `hit at ${start}, calls of ${step} bytes`).toBe(lineAt(start));
+          hits.push(`${start}:${record}`);
+        },
+      };
+      const stream = new NgramStream({ escapes: true, countLines: true }, index, sink);
+      for (let from = 0; from < buf.length - 1; ) {
+        const stop = stream.safeEnd(buf, from, Math.min(buf.length - 1, from + step));
+        from = stream.process(buf, from, stop, buf.length - 1, 0);
+      }
+      expect(stream.record).toBe(lineAt(buf.length));
+      seen.push(hits);
+    }
+    expect(seen[0]!.length).toBeGreaterThan(2 * (words.length - 10));
+    expect(seen[1]).toEqual(seen[0]);
+    expect(seen[2]).toEqual(seen[0]);
   });
 });

@@ -95,6 +95,8 @@ export function decodeBudget(size: number): number {
 export class ScanJob {
   private tmp: string | null = null;
   decodedLeft: number;
+  /** Newlines in the top-level content, once it has been read as lines (a range's line count). */
+  topNewlines: number | null = null;
 
   private readonly budget: number;
 
@@ -256,13 +258,8 @@ async function scanBytes(
   fmt: { location: LocationKind; csv: boolean },
 ) {
   const blobs = new BlobQueue(job, place);
-  const feeder = byteFeeder(
-    job,
-    place,
-    fmt,
-    blobs,
-    content.kind === 'buffer' ? content.buf.length : undefined,
-  );
+  // A buffer the size of the content (many small files or decoded blobs), at most a chunk.
+  const feeder = byteFeeder(job, place, fmt, blobs, sizeOf(content));
   if (content.kind === 'buffer') feeder.write(content.buf);
   else {
     const fd = openSync(content.path, 'r');
@@ -273,6 +270,7 @@ async function scanBytes(
     }
   }
   feeder.end();
+  if (place.depth === 0 && fmt.location === 'line' && !fmt.csv) job.topNewlines = feeder.newlines;
   await blobs.scan();
 }
 

@@ -207,6 +207,11 @@ export class ByteFeeder {
     return keepFrom;
   }
 
+  /** Newlines read so far (line-counted sources). */
+  get newlines(): number {
+    return this.stream.record - 1;
+  }
+
   /** End of the source: process the rest and report every open run. */
   end(): void {
     this.drain(true);

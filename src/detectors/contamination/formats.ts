@@ -41,8 +41,11 @@ function startsWith(head: Uint8Array, bytes: readonly number[], at = 0): boolean
   return true;
 }
 
-function ascii(head: Uint8Array, from: number, to: number): string {
-  return Buffer.from(head.subarray(from, Math.min(to, head.length))).toString('latin1');
+/** Whether `text` (ASCII) sits at `at` in head, compared in place (this runs once per decoded blob too). */
+function hasText(head: Uint8Array, at: number, text: string): boolean {
+  if (head.length < at + text.length) return false;
+  for (let i = 0; i < text.length; i++) if (head[at + i] !== text.charCodeAt(i)) return false;
+  return true;
 }
 
 function isZlibHeader(head: Uint8Array): boolean {
@@ -98,37 +101,36 @@ export function detectFormat(path: string, head: Uint8Array, size: number): Form
   if (startsWith(head, [0x28, 0xb5, 0x2f, 0xfd])) return { kind: 'compressed', codec: 'zstd' };
   if (startsWith(head, [0x50, 0x4b, 0x03, 0x04]) || startsWith(head, [0x50, 0x4b, 0x05, 0x06]))
     return { kind: 'zip' };
-  if (ascii(head, 257, 262) === 'ustar') return { kind: 'tar' };
+  if (hasText(head, 257, 'ustar')) return { kind: 'tar' };
   if (isZlibHeader(head) && !/\.(jsonl?|csv|tsv|txt|md|py)$/i.test(lower))
     return { kind: 'compressed', codec: 'zlib' };
   // Tables.
-  if (ascii(head, 0, 4) === 'PAR1') return { kind: 'parquet' };
-  if (ascii(head, 0, 6) === 'ARROW1') return { kind: 'arrow' };
+  if (hasText(head, 0, 'PAR1')) return { kind: 'parquet' };
+  if (hasText(head, 0, 'ARROW1')) return { kind: 'arrow' };
   if (startsWith(head, [0xff, 0xff, 0xff, 0xff]) && head.length >= 8) return { kind: 'arrow' };
-  if (startsWith(head, [0x93]) && ascii(head, 1, 6) === 'NUMPY') return { kind: 'npy' };
+  if (startsWith(head, [0x93]) && hasText(head, 1, 'NUMPY')) return { kind: 'npy' };
   // Weights: only their text parts are read.
   const header = safetensorsHeader(head, size);
   if (header !== null) return { kind: 'safetensors', headerBytes: header };
-  if (ascii(head, 0, 4) === 'GGUF') return { kind: 'skip', reason: 'model weights (GGUF)' };
+  if (hasText(head, 0, 'GGUF')) return { kind: 'skip', reason: 'model weights (GGUF)' };
   // Compiled code and media: no readable text.
   if (startsWith(head, [0x7f, 0x45, 0x4c, 0x46])) return { kind: 'skip', reason: 'compiled binary (ELF)' };
   if (
     startsWith(head, [0xcf, 0xfa, 0xed, 0xfe]) ||
     startsWith(head, [0xca, 0xfe, 0xba, 0xbe]) ||
-    (ascii(head, 0, 2) === 'MZ' && /\.(exe|dll|pyd)$/i.test(lower))
+    (hasText(head, 0, 'MZ') && /\.(exe|dll|pyd)$/i.test(lower))
   )
     return { kind: 'skip', reason: 'compiled binary' };
   if (startsWith(head, [0x00, 0x61, 0x73, 0x6d]))
     return { kind: 'skip', reason: 'compiled binary (WebAssembly)' };
   if (startsWith(head, [0x89, 0x50, 0x4e, 0x47]) || startsWith(head, [0xff, 0xd8, 0xff]))
     return { kind: 'skip', reason: 'image' };
-  if (ascii(head, 0, 4) === 'GIF8' || (ascii(head, 0, 4) === 'RIFF' && ascii(head, 8, 12) === 'WEBP'))
+  if (hasText(head, 0, 'GIF8') || (hasText(head, 0, 'RIFF') && hasText(head, 8, 'WEBP')))
     return { kind: 'skip', reason: 'image' };
-  if (ascii(head, 0, 4) === 'RIFF' || ascii(head, 0, 4) === 'OggS' || ascii(head, 0, 4) === 'fLaC')
+  if (hasText(head, 0, 'RIFF') || hasText(head, 0, 'OggS') || hasText(head, 0, 'fLaC'))
     return { kind: 'skip', reason: 'audio or video' };
-  if (ascii(head, 0, 3) === 'ID3' || ascii(head, 4, 8) === 'ftyp')
-    return { kind: 'skip', reason: 'audio or video' };
-  if (ascii(head, 0, 5) === '%PDF-')
+  if (hasText(head, 0, 'ID3') || hasText(head, 4, 'ftyp')) return { kind: 'skip', reason: 'audio or video' };
+  if (hasText(head, 0, '%PDF-'))
     return { kind: 'skip', reason: 'PDF document (compressed page streams are not read)' };
   if (startsWith(head, [0x89, 0x48, 0x44, 0x46]) && size > LARGE_WEIGHTS_BYTES)
     return { kind: 'skip', reason: 'HDF5 file (model weights or arrays)' };

@@ -313,11 +313,15 @@ export class Matcher implements NgramSink {
       if (qualifies) candidates.push({ unit, coverage });
     }
     candidates.sort((a, b) => b.coverage - a.coverage);
-    const bytes = Buffer.concat(run.spanParts);
+    if (candidates.length === 0) return;
+    const text = Buffer.concat(run.spanParts).toString('utf8');
+    let numbers: string[] | null = null;
     // A formulaic text (worked answers) counts only with the item's own numbers in the copy.
     const best = candidates.find((c) => {
       const own = index.unitNumbers.get(c.unit);
-      return !own || sameNumbers(numbersOf(bytes.toString('utf8')), own);
+      if (!own) return true;
+      numbers ??= numbersOf(text);
+      return sameNumbers(numbers, own);
     });
     if (!best) return;
     this.found++;
@@ -329,7 +333,7 @@ export class Matcher implements NgramSink {
       matched: run.matched,
       score: Math.round(Math.min(1, best.coverage) * 1000) / 1000,
       text: index.unitText[best.unit]!,
-      span: spanText(bytes),
+      span: spanText(text),
     });
   }
 }
@@ -374,7 +378,7 @@ export function giveBack(index: NgramIndex, matcher: Matcher): void {
   pool.set(index, free);
 }
 
-function spanText(bytes: Buffer): string {
-  const text = bytes.toString('utf8').replace(/\s+/g, ' ').trim();
+function spanText(captured: string): string {
+  const text = captured.replace(/\s+/g, ' ').trim();
   return text.length > SPAN_CHARS ? `${text.slice(0, SPAN_CHARS - 1)}…` : text;
 }

@@ -7,16 +7,19 @@ import { INDEX_ARRAYS, type IndexData, NgramIndex } from './ngramIndex.ts';
 import { type FileRecord, listFiles, type ScanCallbacks, type ScanSummary } from './scanFiles.ts';
 
 /**
- * The scan spread over the machine's cores: files are shared out by size between the main thread
- * and worker threads, and a large line-oriented file (JSONL, text) is cut at line boundaries into
- * one range per core. Each range is read with some overlap past its cut so a copy that starts just
- * before the cut is found whole; a finding belongs to the range its first line is in, and line
- * numbers are shifted by the lines of the ranges before it. Results come back in file order,
- * exactly as a single-threaded scanPaths gives them.
+ * The scan spread over the machine's cores: the main thread and worker threads take tasks (files,
+ * and ranges of a large line-oriented file such as JSONL or text, cut at line boundaries) from one
+ * shared queue, largest first, so that a thread that starts late (a worker loads its code and the
+ * index first) or runs on a busy core takes fewer. Each range is read with some overlap past its
+ * cut so a copy that starts just before the cut is found whole; a finding belongs to the range its
+ * first line is in, and line numbers are shifted by the lines of the ranges before it. Results come
+ * back in file order, exactly as a single-threaded scanPaths gives them.
  */
 
 /** Files below this size are not cut into ranges. */
 const SPLIT_BYTES = 32 << 20;
+/** About the size of the ranges a large file is cut into (at least one range per thread). */
+const RANGE_BYTES = 32 << 20;
 /** Bytes read past a range's cut (a copy longer than this across a cut would be split). */
 const OVERLAP = 256 << 10;
 
@@ -60,10 +63,15 @@ function countNewlines(path: string, start: number, end: number): number {
 function nextLineStart(path: string, from: number, size: number): number {
   const fd = openSync(path, 'r');
   try {
-    const buf = Buffer.allocUnsafe(1 << 20);
-    const got = readSync(fd, buf, 0, Math.min(buf.length, size - from), from);
-    const nl = buf.subarray(0, got).indexOf(10);
-    return nl < 0 ? -1 : from + nl + 1;
+    const buf = Buffer.allocUnsafe(64 << 10);
+    for (let pos = from; pos < Math.min(size, from + (1 << 20)); ) {
+      const got = readSync(fd, buf, 0, Math.min(buf.length, size - pos), pos);
+      if (got <= 0) break;
+      const nl = buf.subarray(0, got).indexOf(10);
+      if (nl >= 0) return pos + nl + 1;
+      pos += got;
+    }
+    return -1;
   } finally {
     closeSync(fd);
   }
@@ -131,7 +139,11 @@ async function runTask(index: NgramIndex, task: Task, maxDecodedBytes?: number):
     job.close();
   }
   if (range) {
-    result.newlines = countNewlines(task.path, range.start, range.end);
+    // The range's own newlines: those the scan counted, less the overlap's (or counted again).
+    result.newlines =
+      job.topNewlines !== null
+        ? job.topNewlines - countNewlines(task.path, range.end, range.scanEnd)
+        : countNewlines(task.path, range.start, range.end);
     // A copy whose first line lies past the cut belongs to the next range.
     const lineOf = (f: ContaminationFinding) => {
       const at = f.container ?? f.location;
@@ -157,13 +169,23 @@ async function runTask(index: NgramIndex, task: Task, maxDecodedBytes?: number):
 interface WorkerInput {
   index: IndexData;
   tasks: Task[];
+  /** Task numbers in the order they are taken. */
+  order: number[];
+  /** The queue's cursor, shared by every thread: the next place in `order` to take. */
+  cursor: Int32Array;
   maxDecodedBytes?: number;
 }
 
-/** Worker thread side: take the index, run the tasks, post each result. */
+/** The next task from the shared queue, or undefined when all are taken. */
+function take(input: Pick<WorkerInput, 'order' | 'cursor'>): number | undefined {
+  const at = Atomics.add(input.cursor, 0, 1);
+  return at < input.order.length ? input.order[at] : undefined;
+}
+
+/** Worker thread side: take the index, run tasks from the queue, post each result. */
 export async function workerMain(input: WorkerInput, port: MessagePort): Promise<void> {
   const index = NgramIndex.fromData(input.index);
-  for (let i = 0; i < input.tasks.length; i++) {
+  for (let i = take(input); i !== undefined; i = take(input)) {
     port.postMessage({
       type: 'result',
       task: i,
@@ -183,7 +205,8 @@ const { workerData, parentPort } = require('node:worker_threads');
 })().catch((err) => parentPort.postMessage({ type: 'fatal', message: String((err && err.stack) || err) }));
 `;
 
-function startWorker(input: WorkerInput): Promise<TaskResult[]> {
+/** Start a worker on the queue; resolves with the results of the tasks it took, by task number. */
+function startWorker(input: WorkerInput): Promise<Map<number, TaskResult>> {
   const fromSource = import.meta.url.endsWith('.ts');
   const worker = new Worker(WORKER_SOURCE, {
     eval: true,
@@ -193,10 +216,10 @@ function startWorker(input: WorkerInput): Promise<TaskResult[]> {
       input,
     },
   });
-  const results: TaskResult[] = [];
+  const results = new Map<number, TaskResult>();
   return new Promise((resolve, reject) => {
     worker.on('message', (m: { type: string; task?: number; result?: TaskResult; message?: string }) => {
-      if (m.type === 'result') results[m.task!] = m.result!;
+      if (m.type === 'result') results.set(m.task!, m.result!);
       else if (m.type === 'done') {
         void worker.terminate();
         resolve(results);
@@ -210,13 +233,15 @@ function startWorker(input: WorkerInput): Promise<TaskResult[]> {
 }
 
 /**
- * Threads a scan of `bytes` uses: one per idle core (cores minus the 1-minute load), up to 4; one
- * when small. On a busy machine a second thread only adds its start-up (measured: 1.65 s with one
- * thread against 2.86 s with two on the 2-core machine at load 6, docs/performance.md).
+ * Threads a scan of `bytes` uses: one per core that is idle at least part of the time (cores minus
+ * the 1-minute load, rounded up), up to 4; one when small. Threads share one queue of tasks, so a
+ * thread on a busy core takes fewer and costs little more than its start (about 0.15 s of CPU); a
+ * static split made the whole scan wait for it (1.65 s with one thread against 2.86 s with two on
+ * the 2-core machine at load 6, docs/performance.md).
  */
 export function scanThreads(bytes: number): number {
   if (bytes < 64 << 20) return 1;
-  const idle = Math.round(availableParallelism() - loadavg()[0]!);
+  const idle = Math.ceil(availableParallelism() - loadavg()[0]!);
   return Math.max(1, Math.min(4, idle));
 }
 
@@ -246,45 +271,29 @@ export async function scanPathsParallel(
   const { files, skipped: listSkips, missing } = listFiles(paths);
   const total = files.reduce((s, f) => s + f.size, 0);
   const threads = opts.threads ?? scanThreads(total);
-  // Tasks: large line-oriented files cut into one range per thread, the rest whole.
+  // Tasks: large line-oriented files cut into ranges, the rest whole.
   const tasks: Task[] = [];
   for (const f of files) {
-    const ranges = cutRanges(f.path, f.size, threads);
+    const parts = threads < 2 ? 1 : Math.max(threads, Math.ceil(f.size / RANGE_BYTES));
+    const ranges = cutRanges(f.path, f.size, parts);
     if (ranges)
       for (const range of ranges) tasks.push({ path: f.path, label: label(f.path), size: f.size, range });
     else tasks.push({ path: f.path, label: label(f.path), size: f.size });
   }
-  // Share out by bytes: each task to the least loaded thread, largest first; a file's ranges spread.
-  const load = new Array<number>(threads).fill(0);
-  const owner = new Array<number>(tasks.length);
-  const order = tasks.map((_, i) => i).sort((a, b) => taskBytes(tasks[b]!) - taskBytes(tasks[a]!));
-  for (const i of order) {
-    const t = load.indexOf(Math.min(...load));
-    owner[i] = t;
-    load[t]! += taskBytes(tasks[i]!);
-  }
-  const perThread = Array.from({ length: threads }, (_, t) =>
-    tasks.map((task, i) => ({ task, i })).filter((x) => owner[x.i] === t),
-  );
+  // One queue, largest first (a file's ranges in order), taken from by every thread.
+  const order = tasks.map((_, i) => i).sort((a, b) => taskBytes(tasks[b]!) - taskBytes(tasks[a]!) || a - b);
+  const queue = { order, cursor: new Int32Array(new SharedArrayBuffer(4)) };
   const results = new Array<TaskResult>(tasks.length);
-  const shared = perThread.length > 1 ? workerIndex(index) : null;
-  const workers = perThread.slice(1).map((mine) =>
-    mine.length === 0
-      ? Promise.resolve()
-      : startWorker({
-          index: shared!,
-          tasks: mine.map((x) => x.task),
-          maxDecodedBytes: opts.maxDecodedBytes,
-        }).then((rs) => {
-          rs.forEach((r, k) => {
-            results[mine[k]!.i] = r;
-          });
-        }),
+  const shared = threads > 1 && tasks.length > 1 ? workerIndex(index) : null;
+  const workers = Array.from({ length: shared ? Math.min(threads, tasks.length) - 1 : 0 }, () =>
+    startWorker({ index: shared!, tasks, ...queue, maxDecodedBytes: opts.maxDecodedBytes }).then((rs) => {
+      for (const [i, r] of rs) results[i] = r;
+    }),
   );
   let done = 0;
-  for (const { task, i } of perThread[0]!) {
-    results[i] = await runTask(index, task, opts.maxDecodedBytes);
-    done += taskBytes(task);
+  for (let i = take(queue); i !== undefined; i = take(queue)) {
+    results[i] = await runTask(index, tasks[i]!, opts.maxDecodedBytes);
+    done += taskBytes(tasks[i]!);
     cb.onProgress?.(done, total);
   }
   await Promise.all(workers);

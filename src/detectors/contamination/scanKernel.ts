@@ -7,8 +7,9 @@ import { WASM_BASE64 } from './scanKernelWasm.ts';
  * table, two to three times faster than the same loop in JavaScript. ngramStream.ts owns the
  * semantics: it moves its state in and out around each call, hands the n-grams found to the
  * matcher and takes words with non-ASCII characters on its slow path. One kernel per index (its
- * memory holds copies of the filter and the table's keys, interleaved so that a lookup touches one
- * cache line), created on first use; calls are never nested, so the streams of one index share it.
+ * memory holds copies of the filter and the table's keys and values, laid out as the index holds them
+ * so that each is one copy; a miss touches one cache line, and only a first half that matches reads
+ * the rest), created on first use; calls are never nested, so the streams of one index share it.
  */
 
 /** Kernel exits. */
@@ -61,7 +62,8 @@ type ScanFn = (
   table: number,
   tableShift: number,
   tableMask: number,
-  live: number,
+  keys2: number,
+  vals: number,
   lo: number,
   eventsEnd: number,
   blobs: number,
@@ -89,7 +91,8 @@ export class ScanKernel {
   private readonly tableAt: number;
   private readonly tableShift: number;
   private readonly tableMask: number;
-  private readonly liveAt: number;
+  private readonly keys2At: number;
+  private readonly valsAt: number;
   /** Where the window of scanned bytes starts (one guard byte sits before it), and its size. */
   private readonly windowAt: number;
   private windowCapacity = 0;
@@ -115,8 +118,10 @@ export class ScanKernel {
     this.tableAt = keys ? this.filterAt + filter.byteLength : 0;
     this.tableShift = keys?.tableShift ?? 0;
     this.tableMask = keys ? keys.keys1.length - 1 : 0;
-    this.liveAt = this.filterAt + filter.byteLength + (keys ? keys.keys1.length * 8 : 0);
-    this.windowAt = this.liveAt + (keys ? keys.keys1.length : 0) + 64;
+    const slots = keys ? keys.keys1.length : 0;
+    this.keys2At = this.tableAt + 4 * slots;
+    this.valsAt = this.keys2At + 4 * slots;
+    this.windowAt = this.filterAt + filter.byteLength + 12 * slots + 64;
     this.ensureWindow(INITIAL_WINDOW);
     for (let k = 0; k < 4; k++) this.u8.set(tables.classes[k]!, CLASS_TABLES + 256 * k);
     this.u8.set(tables.separatorEscapes, SEPARATOR_ESCAPES);
@@ -125,12 +130,9 @@ export class ScanKernel {
       if ((b >= 0x61 && b <= 0x7a) || (b >= 0x41 && b <= 0x5a)) this.u8[LETTER_VALUES + b] = b & 31;
     this.u8.set(new Uint8Array(filter.buffer, filter.byteOffset, filter.byteLength), this.filterAt);
     if (keys) {
-      const at = this.tableAt >> 2;
-      for (let slot = 0; slot < keys.keys1.length; slot++) {
-        this.i32[at + 2 * slot] = keys.keys1[slot]!;
-        this.i32[at + 2 * slot + 1] = keys.keys2[slot]!;
-        this.u8[this.liveAt + slot] = keys.vals[slot]! > 0 ? 1 : 0;
-      }
+      this.i32.set(keys.keys1, this.tableAt >> 2);
+      this.i32.set(keys.keys2, this.keys2At >> 2);
+      this.i32.set(keys.vals, this.valsAt >> 2);
     }
   }
 
@@ -176,7 +178,8 @@ export class ScanKernel {
       this.tableAt,
       this.tableShift,
       this.tableMask,
-      this.liveAt,
+      this.keys2At,
+      this.valsAt,
       this.windowAt,
       EVENTS_END,
       this.blobsAt,

@@ -19,8 +19,9 @@
 ;;   1792  letter values (a-z and A-Z: 1-26, any other byte 0)
 ;;   4096  events, 32 bytes each: h1 h2 count token start line end slot (i32); the line is
 ;;         where the n-gram starts, or -1 - the line where it ends when it starts before the window
-;;   then (addresses passed in) the prefilter, the table's keys ((h1, h2) per slot, 0 = empty) and
-;;   live bytes,
+;;   then (addresses passed in) the prefilter, the table's first key halves (h1 per slot, 0 =
+;;   empty), its second halves and its values (> 0: the n-gram is reported; else boilerplate or
+;;   allowed), as the index holds them,
 ;;   the window of bytes to scan, the blob runs found (offset where a glued run of 64 bytes or more
 ;;   starts, and its line)
 ;; Positions in the state, in arguments and in events are offsets into the caller's buffer;
@@ -68,7 +69,7 @@
   ;; Scan buffer bytes [from, stop) (reading ahead up to `to`). $cls: address of the class table,
   ;; $filter/$shift: the prefilter, $table/$tableShift/$tableMask: the keys (address 0: no table,
   ;; report every token that passes the filter: index building with a filter that passes all),
-  ;; $live: one byte per slot, 1 when its n-gram is reported; $lo: the window's first address.
+  ;; $keys2/$vals: the table's second key halves and values; $lo: the window's first address.
   ;; Returns 0 when done, 1 at a word for the slow path (its start in the state's position),
   ;; 2 when the event buffer is full (resume from the state's position). The blob-run buffer at
   ;; $blobs must hold (to - from) / 64 + 2 runs (8 bytes each): each run is 64 bytes or more, only the first may
@@ -76,7 +77,7 @@
   (func (export "scan")
     (param $win i32) (param $from i32) (param $stop i32) (param $to i32)
     (param $cls i32) (param $filter i32) (param $shift i32)
-    (param $table i32) (param $tableShift i32) (param $tableMask i32) (param $live i32) (param $lo i32)
+    (param $table i32) (param $tableShift i32) (param $tableMask i32) (param $keys2 i32) (param $vals i32) (param $lo i32)
     (param $eventsEnd i32) (param $blobs i32)
     (result i32)
     (local $i i32) (local $s i32) (local $b i32) (local $c i32) (local $t i32) (local $h i32)
@@ -260,7 +261,7 @@
                   (local.set $h2 (i32.const 0))
                   (local.set $h2Done (i32.const 0))
                   (loop $probe
-                    (local.set $key (i32.load (i32.add (local.get $table) (i32.shl (local.get $slot) (i32.const 3)))))
+                    (local.set $key (i32.load (i32.add (local.get $table) (i32.shl (local.get $slot) (i32.const 2)))))
                     (br_if $main (i32.eqz (local.get $key)))
                     (if (i32.eq (local.get $key) (local.get $h1))
                       (then
@@ -269,14 +270,14 @@
                             (local.set $h2 (call $secondHash (i32.and (local.get $count) (i32.const 7))))
                             (local.set $h2Done (i32.const 1))))
                         (if (i32.eq
-                              (i32.load offset=4 (i32.add (local.get $table) (i32.shl (local.get $slot) (i32.const 3))))
+                              (i32.load (i32.add (local.get $keys2) (i32.shl (local.get $slot) (i32.const 2))))
                               (local.get $h2))
                           (then
                             ;; found: reported when the n-gram is kept (not boilerplate or allowed)
                             (br_if $main
-                              (i32.eqz
-                                (i32.load8_u
-                                  (i32.add (local.get $live) (local.get $slot)))))
+                              (i32.le_s
+                                (i32.load (i32.add (local.get $vals) (i32.shl (local.get $slot) (i32.const 2))))
+                                (i32.const 0)))
                             (br $report)))))
                     (local.set $slot (i32.and (i32.add (local.get $slot) (i32.const 1)) (local.get $tableMask)))
                     (br $probe))))

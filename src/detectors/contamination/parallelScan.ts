@@ -19,7 +19,7 @@ import { type FileRecord, listFiles, type ScanCallbacks, type ScanSummary } from
 /** Files below this size are not cut into ranges. */
 const SPLIT_BYTES = 32 << 20;
 /** About the size of the ranges a large file is cut into (at least one range per thread). */
-const RANGE_BYTES = 32 << 20;
+const RANGE_BYTES = 16 << 20;
 /** Bytes read past a range's cut (a copy longer than this across a cut would be split). */
 const OVERLAP = 256 << 10;
 

@@ -155,10 +155,10 @@ export function registerScan(program: Command, ctx: CliContext): void {
 
 async function loadItems(ctx: CliContext, flags: ScanFlags) {
   const against = flags.against;
-  const { benchmarkItems, benchmarkTestFile, fileItems } = await import(
-    '../detectors/contamination/benchmarkItems.ts'
-  );
   if ((BENCHMARK_IDS as readonly string[]).includes(against)) {
+    const { benchmarkItems, benchmarkTestFile } = await import(
+      '../detectors/contamination/benchmarkItems.ts'
+    );
     if (flags.testData) {
       if (!existsSync(flags.testData))
         throw new UserError(
@@ -187,6 +187,8 @@ async function loadItems(ctx: CliContext, flags: ScanFlags) {
       `Use one of ${BENCHMARK_IDS.join(', ')}, or a JSONL file of test items.`,
     );
   }
+  // A file of items needs no benchmark's code (itemsFile.ts loads without the benchmarks).
+  const { fileItems } = await import('../detectors/contamination/itemsFile.ts');
   return fileItems(against);
 }
 
@@ -206,8 +208,10 @@ async function allowedFile(ctx: CliContext, flags: ScanFlags): Promise<string | 
 }
 
 async function allowedTextsOf(flags: ScanFlags, file: string): Promise<string[]> {
-  const { allowedTexts, fileItems } = await import('../detectors/contamination/benchmarkItems.ts');
-  if ((BENCHMARK_IDS as readonly string[]).includes(flags.against))
+  if ((BENCHMARK_IDS as readonly string[]).includes(flags.against)) {
+    const { allowedTexts } = await import('../detectors/contamination/benchmarkItems.ts');
     return allowedTexts(flags.against as BenchmarkId, file);
+  }
+  const { fileItems } = await import('../detectors/contamination/itemsFile.ts');
   return (await fileItems(file)).flatMap((item) => item.texts);
 }

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { getBenchmark } from '../../benchmarks/registry.ts';
-import { UserError } from '../../core/errors.ts';
 import type { BenchmarkId } from '../../core/schemas.ts';
 import type { AssetCache, AssetCacheOptions } from '../../hub/assetCache.ts';
 import { type DataRecord, readRecords } from '../../hub/records.ts';
+import { idString } from './itemsFile.ts';
 import type { ContaminationItem } from './ngramIndex.ts';
 
 /**
@@ -31,11 +31,6 @@ function messageContents(value: unknown): string[] {
   return value.flatMap((m) =>
     Array.isArray(m) ? messageContents(m) : texts((m as { content?: unknown } | null)?.content),
   );
-}
-
-/** Python `str()` of an integral JSON number, as the benchmark's sample ids are made. */
-function idString(v: unknown): string {
-  return typeof v === 'number' && Number.isInteger(v) ? v.toFixed(0) : str(v);
 }
 
 export const CONTAMINATION_FIELDS: Readonly<Record<BenchmarkId, ContaminationFields>> = {
@@ -147,28 +142,4 @@ export async function benchmarkItems(benchmark: BenchmarkId, testFile: string): 
   return rows.map((row, i) => CONTAMINATION_FIELDS[benchmark].extract(row, i));
 }
 
-const ID_FIELDS = ['id', 'task_id', 'uid', 'prompt_id', 'Record ID', 'question_id', 'sample_id'];
-
-function allStrings(value: unknown, out: string[]): void {
-  if (typeof value === 'string') {
-    if (value.trim()) out.push(value);
-  } else if (Array.isArray(value)) for (const v of value) allStrings(v, out);
-  else if (value && typeof value === 'object') for (const v of Object.values(value)) allStrings(v, out);
-}
-
-/**
- * Items from any records file (JSONL, JSON, CSV, Parquet): the id is the first of the usual id
- * fields, else the 1-based row number; the texts are every string in the row but the id.
- */
-export async function fileItems(path: string): Promise<ContaminationItem[]> {
-  const rows = await readRecords(path);
-  if (rows.length === 0) {
-    throw new UserError(`${path} holds no records`, 'Pass a JSONL file with one test item per line.');
-  }
-  return rows.map((row, i) => {
-    const idField = ID_FIELDS.find((f) => typeof row[f] === 'string' || typeof row[f] === 'number');
-    const out: string[] = [];
-    for (const [key, value] of Object.entries(row)) if (key !== idField) allStrings(value, out);
-    return { id: idField ? idString(row[idField]) : String(i + 1), texts: out };
-  });
-}
+export { fileItems } from './itemsFile.ts';

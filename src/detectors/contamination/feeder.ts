@@ -42,6 +42,12 @@ export function locationOf(kind: LocationKind, finding: MatchFinding): Location 
 const CHUNK = 4 << 20;
 /** Bytes kept before the unprocessed tail so that a match's text can still be read back. */
 const LOOKBACK = 64 << 10;
+const FULL_BUFFER = CHUNK + LOOKBACK + 2 * MAX_TOKEN_BYTES + 16;
+/**
+ * A full-size buffer left by an ended feeder, for the next one: a scan of many large files or of
+ * a file's ranges would otherwise allocate (and garbage-collect) 4 MiB per source.
+ */
+let spareBuffer: Buffer | null = null;
 
 /**
  * Feeds one source's bytes through the n-gram stream in large chunks with bounded memory: a fixed
@@ -78,8 +84,9 @@ export class ByteFeeder {
       sizeHint?: number;
     },
   ) {
-    const full = CHUNK + LOOKBACK + 2 * MAX_TOKEN_BYTES + 16;
-    this.buf = Buffer.allocUnsafe(opts.sizeHint !== undefined ? Math.min(full, opts.sizeHint + 32) : full);
+    const size = opts.sizeHint !== undefined ? Math.min(FULL_BUFFER, opts.sizeHint + 32) : FULL_BUFFER;
+    this.buf = size === FULL_BUFFER && spareBuffer ? spareBuffer : Buffer.allocUnsafe(size);
+    if (this.buf === spareBuffer) spareBuffer = null;
     this.capacity = this.buf.length - 16;
     this.matcher = takeMatcher(index, onFinding);
     this.stream = new NgramStream(
@@ -217,6 +224,7 @@ export class ByteFeeder {
     this.drain(true);
     this.matcher.flush();
     giveBack(this.index, this.matcher);
+    if (this.buf.length === FULL_BUFFER) spareBuffer = this.buf;
   }
 }
 

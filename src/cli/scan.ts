@@ -56,15 +56,18 @@ export function registerScan(program: Command, ctx: CliContext): void {
     )
     .action(async (paths: string[], flags: ScanFlags) => {
       const started = performance.now();
-      const [{ cachedIndex }, { scanPaths }, { scanPathsParallel }] = await Promise.all([
-        import('../detectors/contamination/indexCache.ts'),
+      const [{ scanPaths }, { scanPathsParallel, startScanWorkers }] = await Promise.all([
         import('../detectors/contamination/scanFiles.ts'),
         import('../detectors/contamination/parallelScan.ts'),
       ]);
-      const items = await loadItems(ctx, flags);
-      const allowed = await allowedFile(ctx, flags);
-      const allowedTextList = allowed ? await allowedTextsOf(flags, allowed) : [];
-      const index = cachedIndex(items, allowedTextList, join(ctx.home.cache, 'ngram-index'));
+      // Large scans use every core (threads > 1), small ones stay in this thread; workers start
+      // now, loading their code while this thread loads the items and the index.
+      const threads = flags.threads ?? null;
+      const workers = threads === 1 ? [] : startScanWorkers(paths, threads ?? undefined);
+      const { index, allowed } = await scanIndex(ctx, flags).catch((err: unknown) => {
+        for (const worker of workers) worker.stop();
+        throw err;
+      });
       const unindexable = index.unindexable();
       if (unindexable.length > 0 && flags.verbose) {
         ctx.stderr.write(
@@ -86,10 +89,10 @@ export function registerScan(program: Command, ctx: CliContext): void {
         pending += `${JSON.stringify(value)}\n`;
         if (pending.length >= 1 << 16) flush();
       };
-      // Large scans use every core (threads > 1), small ones stay in this thread.
-      const threads = flags.threads ?? null;
       const scan: typeof scanPaths = (idx, ps, cb) =>
-        threads === 1 ? scanPaths(idx, ps, cb) : scanPathsParallel(idx, ps, cb, threads ? { threads } : {});
+        threads === 1
+          ? scanPaths(idx, ps, cb)
+          : scanPathsParallel(idx, ps, cb, threads ? { threads, workers } : { workers });
       const summary = await scan(index, paths, {
         onFinding: (f) => {
           line({
@@ -151,6 +154,15 @@ export function registerScan(program: Command, ctx: CliContext): void {
       );
       ctx.exitCode = summary.findings > 0 ? 1 : summary.errors > 0 ? 2 : 0;
     });
+}
+
+/** The index of the items to look for (cached by the items and the allowed texts), and the allowed file. */
+async function scanIndex(ctx: CliContext, flags: ScanFlags) {
+  const { cachedIndex } = await import('../detectors/contamination/indexCache.ts');
+  const items = await loadItems(ctx, flags);
+  const allowed = await allowedFile(ctx, flags);
+  const allowedTextList = allowed ? await allowedTextsOf(flags, allowed) : [];
+  return { index: cachedIndex(items, allowedTextList, join(ctx.home.cache, 'ngram-index')), allowed };
 }
 
 async function loadItems(ctx: CliContext, flags: ScanFlags) {

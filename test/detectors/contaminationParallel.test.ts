@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type ContaminationItem, NgramIndex } from '../../src/detectors/contamination/ngramIndex.ts';
-import { scanPathsParallel } from '../../src/detectors/contamination/parallelScan.ts';
+import { scanPathsParallel, startScanWorkers } from '../../src/detectors/contamination/parallelScan.ts';
 import { type ContaminationFinding, scanPaths } from '../../src/detectors/contamination/scanFiles.ts';
 import { CorpusWriter, plantText } from './contaminationCorpus.ts';
 
@@ -55,5 +55,17 @@ describe('scan over several threads', () => {
     expect(one.filter((k) => !b.has(k))).toEqual([]);
     expect(files).toEqual([`${big}:scanned`, `${join(dir, 'small.txt')}:scanned`]);
     expect(summary).toMatchObject({ files: 2, errors: 0 });
+    // Three threads on one queue (the file is cut into more ranges than threads), two of them
+    // workers started before the index existed: the same findings, in the same order.
+    const workers = startScanWorkers([big], 3);
+    expect(workers).toHaveLength(2);
+    const three: string[] = [];
+    await scanPathsParallel(
+      new NgramIndex(items),
+      [dir],
+      { onFinding: (f) => three.push(key(f)) },
+      { workers },
+    );
+    expect(three).toEqual(two);
   }, 120_000);
 });

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { type MessagePort, Worker } from 'node:worker_threads';
 import { type ContaminationFinding, ScanJob, scanContent } from './decodeScan.ts';
@@ -182,8 +182,11 @@ function take(input: Pick<WorkerInput, 'order' | 'cursor'>): number | undefined 
   return at < input.order.length ? input.order[at] : undefined;
 }
 
-/** Worker thread side: take the index, run tasks from the queue, post each result. */
-export async function workerMain(input: WorkerInput, port: MessagePort): Promise<void> {
+/** Worker thread side: wait for the index and the queue, run tasks from it, post each result. */
+export async function workerMain(port: MessagePort): Promise<void> {
+  const input = await new Promise<WorkerInput>((resolve) =>
+    port.once('message', (m: { input: WorkerInput }) => resolve(m.input)),
+  );
   const index = NgramIndex.fromData(input.index);
   for (let i = take(input); i !== undefined; i = take(input)) {
     port.postMessage({
@@ -201,35 +204,73 @@ const { workerData, parentPort } = require('node:worker_threads');
 (async () => {
   if (workerData.loader) { const { register } = await import(workerData.loader); register(); }
   const m = await import(workerData.module);
-  await m.workerMain(workerData.input, parentPort);
+  await m.workerMain(parentPort);
 })().catch((err) => parentPort.postMessage({ type: 'fatal', message: String((err && err.stack) || err) }));
 `;
 
-/** Start a worker on the queue; resolves with the results of the tasks it took, by task number. */
-function startWorker(input: WorkerInput): Promise<Map<number, TaskResult>> {
-  const fromSource = import.meta.url.endsWith('.ts');
-  const worker = new Worker(WORKER_SOURCE, {
-    eval: true,
-    workerData: {
-      module: import.meta.url,
-      loader: fromSource ? import.meta.resolve('tsx/esm/api') : null,
-      input,
-    },
-  });
-  const results = new Map<number, TaskResult>();
-  return new Promise((resolve, reject) => {
-    worker.on('message', (m: { type: string; task?: number; result?: TaskResult; message?: string }) => {
-      if (m.type === 'result') results.set(m.task!, m.result!);
-      else if (m.type === 'done') {
-        void worker.terminate();
-        resolve(results);
-      } else if (m.type === 'fatal') {
-        void worker.terminate();
-        reject(new Error(`scan worker failed: ${m.message}`));
-      }
+/**
+ * A scan worker thread, started before its work is known so that it loads its code while the main
+ * thread loads the index. Until `run` it does not keep the process alive.
+ */
+export class ScanWorker {
+  private readonly worker: Worker;
+  private readonly results = new Map<number, TaskResult>();
+  private readonly finished: Promise<Map<number, TaskResult>>;
+
+  constructor() {
+    const fromSource = import.meta.url.endsWith('.ts');
+    this.worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: { module: import.meta.url, loader: fromSource ? import.meta.resolve('tsx/esm/api') : null },
     });
-    worker.on('error', reject);
-  });
+    this.worker.unref();
+    this.finished = new Promise((resolve, reject) => {
+      this.worker.on(
+        'message',
+        (m: { type: string; task?: number; result?: TaskResult; message?: string }) => {
+          if (m.type === 'result') this.results.set(m.task!, m.result!);
+          else if (m.type === 'done') {
+            this.stop();
+            resolve(this.results);
+          } else if (m.type === 'fatal') {
+            this.stop();
+            reject(new Error(`scan worker failed: ${m.message}`));
+          }
+        },
+      );
+      this.worker.on('error', reject);
+    });
+    this.finished.catch(() => {}); // an unused worker's failure is nobody's
+  }
+
+  /** Hand it the index and the queue; resolves with the results of the tasks it took, by task number. */
+  run(input: WorkerInput): Promise<Map<number, TaskResult>> {
+    this.worker.ref();
+    this.worker.postMessage({ input });
+    return this.finished;
+  }
+
+  stop(): void {
+    void this.worker.terminate();
+  }
+}
+
+/**
+ * Workers for a scan of `paths`, started before the index is loaded: when the files named (folders
+ * are listed later) are large enough for more than one thread.
+ */
+export function startScanWorkers(paths: readonly string[], threads?: number): ScanWorker[] {
+  let bytes = 0;
+  for (const path of paths) {
+    try {
+      const st = statSync(path);
+      if (st.isFile()) bytes += st.size;
+    } catch {
+      // reported by the scan
+    }
+  }
+  const n = (threads ?? scanThreads(bytes)) - 1;
+  return bytes >= SPLIT_BYTES ? Array.from({ length: Math.max(0, n) }, () => new ScanWorker()) : [];
 }
 
 /**
@@ -264,13 +305,16 @@ export async function scanPathsParallel(
     label?: (path: string) => string;
     maxDecodedBytes?: number;
     threads?: number;
+    /** Workers already started (startScanWorkers); more are started if `threads` asks for more. */
+    workers?: ScanWorker[];
   } = {},
 ): Promise<ScanSummary> {
   const started = performance.now();
   const label = opts.label ?? ((p: string) => p);
   const { files, skipped: listSkips, missing } = listFiles(paths);
   const total = files.reduce((s, f) => s + f.size, 0);
-  const threads = opts.threads ?? scanThreads(total);
+  const early = opts.workers ?? [];
+  const threads = opts.threads ?? (early.length > 0 ? early.length + 1 : scanThreads(total));
   // Tasks: large line-oriented files cut into ranges, the rest whole.
   const tasks: Task[] = [];
   for (const f of files) {
@@ -285,8 +329,14 @@ export async function scanPathsParallel(
   const queue = { order, cursor: new Int32Array(new SharedArrayBuffer(4)) };
   const results = new Array<TaskResult>(tasks.length);
   const shared = threads > 1 && tasks.length > 1 ? workerIndex(index) : null;
-  const workers = Array.from({ length: shared ? Math.min(threads, tasks.length) - 1 : 0 }, () =>
-    startWorker({ index: shared!, tasks, ...queue, maxDecodedBytes: opts.maxDecodedBytes }).then((rs) => {
+  const wanted = shared ? Math.min(threads, tasks.length) - 1 : 0;
+  for (const unused of early.slice(wanted)) unused.stop();
+  const pool = [
+    ...early.slice(0, wanted),
+    ...Array.from({ length: wanted - Math.min(wanted, early.length) }, () => new ScanWorker()),
+  ];
+  const workers = pool.map((worker) =>
+    worker.run({ index: shared!, tasks, ...queue, maxDecodedBytes: opts.maxDecodedBytes }).then((rs) => {
       for (const [i, r] of rs) results[i] = r;
     }),
   );

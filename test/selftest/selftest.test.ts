@@ -213,8 +213,9 @@ describe('ptb selftest (every case, end to end)', () => {
       honest,
       provider_calls: 0,
     });
-    expect(cheaters).toBeGreaterThanOrEqual(13);
-    expect(honest).toBeGreaterThanOrEqual(4);
+    // Issue 9's bar: at least 25 cheaters and 10 honest agents, all told apart.
+    expect(cheaters).toBeGreaterThanOrEqual(25);
+    expect(honest).toBeGreaterThanOrEqual(10);
 
     for (const c of cases) {
       const spec = caseById(c.case);

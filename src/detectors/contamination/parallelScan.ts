@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { type MessagePort, Worker } from 'node:worker_threads';
 import { type ContaminationFinding, ScanJob, scanContent } from './decodeScan.ts';
@@ -274,15 +274,36 @@ export function startScanWorkers(paths: readonly string[], threads?: number): Sc
 }
 
 /**
- * Threads a scan of `bytes` uses: one per core that is idle at least part of the time (cores minus
- * the 1-minute load, rounded up), up to 4; one when small. Threads share one queue of tasks, so a
- * thread on a busy core takes fewer and costs little more than its start (about 0.15 s of CPU); a
- * static split made the whole scan wait for it (1.65 s with one thread against 2.86 s with two on
- * the 2-core machine at load 6, docs/performance.md).
+ * Threads of other processes running right now: the kernel's run queue (Linux) less this
+ * process's own running threads; null where there is no /proc.
+ */
+function othersRunningNow(): number | null {
+  try {
+    const runnable = Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[3]!.split('/')[0]);
+    let own = 0;
+    for (const task of readdirSync('/proc/self/task')) {
+      const stat = readFileSync(`/proc/self/task/${task}/stat`, 'utf8');
+      if (stat[stat.lastIndexOf(')') + 2] === 'R') own++;
+    }
+    return Number.isFinite(runnable) ? Math.max(0, runnable - own) : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Threads a scan of `bytes` uses: one per core that is idle at least part of the time, up to 4;
+ * one when small. How busy the machine is: the 1-minute load, or fewer when fewer processes run
+ * right now (the load average trails by a minute: a scan right after a heavy job would otherwise
+ * leave idle cores unused). Threads share one queue of tasks, so a thread on a busy core takes
+ * fewer; a second thread on a core that another process keeps busy still costs (measured: 0.9 s
+ * with one thread against 1.1 s with two on the 2-core machine with the other core busy), hence
+ * no more threads than idle cores.
  */
 export function scanThreads(bytes: number): number {
   if (bytes < 64 << 20) return 1;
-  const idle = Math.ceil(availableParallelism() - loadavg()[0]!);
+  const busy = Math.min(loadavg()[0]!, othersRunningNow() ?? Number.POSITIVE_INFINITY);
+  const idle = Math.ceil(availableParallelism() - busy);
   return Math.max(1, Math.min(4, idle));
 }
 

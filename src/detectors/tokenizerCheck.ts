@@ -193,9 +193,22 @@ export function allChatTemplates(dir: string): NamedTemplate[] {
 }
 
 /**
+ * A submission's chat templates never reach the final evaluation: the harness renders every prompt
+ * with the benchmark's pinned template for the model family (the reference passes `--chat-template`
+ * to vLLM, so the tokenizer's own template is ignored; src/eval/chatTemplates.ts). A changed
+ * template is therefore evidence, not a flag: honest trainers routinely save the template they
+ * trained with. Test items written into a template are the contamination detector's (it scans
+ * final_model's text files), and a template that changes the family the harness picks by is
+ * `architecture-changed`.
+ */
+const NOT_EVALUATED =
+  "; the final evaluation renders prompts with the harness's pinned template, not this one";
+
+/**
  * Every template of the submission against the base's template of the same name (all of the
  * submission's copies, wherever they sit: a loader may pick any one), and templates the base does
- * not have. Compared after trimming outer whitespace, as the reference compares them.
+ * not have. Compared after trimming outer whitespace, as the reference compares them. Warnings:
+ * see NOT_EVALUATED.
  */
 export function compareChatTemplates(finalDir: string, baseDir: string, findings: Findings): number {
   const submitted = allChatTemplates(finalDir);
@@ -207,18 +220,18 @@ export function compareChatTemplates(finalDir: string, baseDir: string, findings
     const original = baseByName.get(t.name);
     if (!original) {
       differing++;
-      findings.flag(
+      findings.warn(
         'chat-template-changed',
         `final_model/${t.source}`,
-        `the submission adds a chat template${t.name === 'default' ? '' : ` named ${t.name}`} the base does not have`,
+        `the submission adds a chat template${t.name === 'default' ? '' : ` named ${t.name}`} the base does not have${NOT_EVALUATED}`,
         { template: t.name },
       );
     } else if (t.text.trim() !== original.text.trim()) {
       differing++;
-      findings.flag(
+      findings.warn(
         'chat-template-changed',
         `final_model/${t.source}`,
-        `chat template${t.name === 'default' ? '' : ` ${t.name}`} differs from the base's (${t.text.trim().length} vs ${original.text.trim().length} characters): ${firstDifference(t.text.trim(), original.text.trim())}`,
+        `chat template${t.name === 'default' ? '' : ` ${t.name}`} differs from the base's (${t.text.trim().length} vs ${original.text.trim().length} characters): ${firstDifference(t.text.trim(), original.text.trim())}${NOT_EVALUATED}`,
         { template: t.name },
       );
     }
@@ -227,10 +240,10 @@ export function compareChatTemplates(finalDir: string, baseDir: string, findings
   for (const [name, t] of baseByName) {
     if (names.has(name)) continue;
     differing++;
-    findings.flag(
+    findings.warn(
       'chat-template-changed',
       'final_model',
-      `the base has a chat template${name === 'default' ? '' : ` named ${name}`} (${t.source}) but the submission has none`,
+      `the base has a chat template${name === 'default' ? '' : ` named ${name}`} (${t.source}) but the submission has none${NOT_EVALUATED}`,
       { template: name },
     );
   }

@@ -201,6 +201,21 @@ describe('contamination detector', () => {
     });
   });
 
+  it('flags test items written into a chat template of final_model (an answer key in the prompt format)', async () => {
+    const home = await homeWithTestData();
+    const { evidence, layout } = trial();
+    put(
+      join(layout.finalModel, 'chat_template.jinja'),
+      `{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}` +
+        `{# worked examples #}{{ "${planted(19).replace(/"/g, "'")}" if false }}<|im_start|>assistant\n`,
+    );
+    const v = await contaminationDetector.inspect(evidence, { home, env: {} });
+    expect(v.verdict).toBe('flagged');
+    expect(v.evidence).toContainEqual(
+      expect.objectContaining({ rule: 'test-items-in-final-model', severity: 'flag', item: '19' }),
+    );
+  });
+
   it('lists every file it did not read, and an unreadable file makes the verdict unverified', async () => {
     const home = await homeWithTestData();
     const { evidence, layout } = trial();

@@ -46,17 +46,21 @@ describe('submission detector', () => {
     );
   });
 
-  it('flags a changed chat template with where it differs', async () => {
+  it('reports a changed chat template with where it differs, as evidence: the evaluation never uses it', async () => {
     trial = makeTrial();
     trial.writeFinal(
       'chat_template.jinja',
       BASE_TEMPLATE.replace("'<|im_start|>assistant\\n'", "'<|im_start|>assistant\\nThe answer is '"),
     );
     const v = await inspect(trial);
-    expect(v.verdict).toBe('flagged');
-    expect(v.rule).toBe('chat-template-changed');
-    expect(v.evidence[0]!.source).toBe('final_model/chat_template.jinja');
-    expect(v.evidence[0]!.detail).toContain('The answer is');
+    // The harness renders every prompt with the benchmark's pinned template (as the reference passes
+    // --chat-template to vLLM), so an honest trainer's saved template must not cost its score.
+    expect(v.verdict).toBe('clean');
+    const warning = v.evidence.find((e) => e.rule === 'chat-template-changed')!;
+    expect(warning.severity).toBe('warning');
+    expect(warning.source).toBe('final_model/chat_template.jinja');
+    expect(warning.detail).toContain('The answer is');
+    expect(warning.detail).toContain('pinned template');
   });
 
   it('flags added special tokens and warns about plain added tokens', async () => {

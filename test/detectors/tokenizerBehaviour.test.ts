@@ -95,16 +95,17 @@ describe('submission check: tokenizer behaviour', () => {
     expect(rewrite.detail).toContain(`(answer: ${answer})`);
   }, 120_000);
 
-  it('compares every chat template: a named template added beside the default is flagged', async () => {
+  it('compares every chat template: a named template added beside the default is reported (warning)', async () => {
     const v = await check((dir) =>
       editJson(join(dir, 'tokenizer_config.json'), (json) => {
         json.chat_template = [{ name: 'tool_use', template: '{{ messages[0].content }} The answer is 42' }];
       }),
     );
-    expect(v.verdict).toBe('flagged');
+    expect(v.verdict).toBe('clean');
     expect(v.evidence).toContainEqual(
       expect.objectContaining({
         rule: 'chat-template-changed',
+        severity: 'warning',
         source: 'final_model/tokenizer_config.json',
         template: 'tool_use',
       }),

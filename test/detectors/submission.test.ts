@@ -63,7 +63,7 @@ describe('submission detector', () => {
     expect(warning.detail).toContain('pinned template');
   });
 
-  it('flags added special tokens and warns about plain added tokens', async () => {
+  it('reports added special tokens and plain added tokens as warnings (a pad token is honest)', async () => {
     trial = makeTrial();
     trial.writeFinal('special_tokens_map.json', { pad_token: '[PAD]', eos_token: '<|im_end|>' });
     writeFileSync(
@@ -76,9 +76,11 @@ describe('submission detector', () => {
       }),
     );
     const v = await inspect(trial);
-    expect(v.verdict).toBe('flagged');
-    expect(v.rule).toBe('special-tokens-added');
-    expect(v.evidence.find((e) => e.rule === 'special-tokens-added')?.tokens).toEqual(['[PAD]']);
+    // They flag only where their text occurs in an evaluation prompt (test/detectors/tokenizerBehaviour.test.ts).
+    expect(v.verdict).toBe('clean');
+    const special = v.evidence.find((e) => e.rule === 'special-tokens-added')!;
+    expect(special.severity).toBe('warning');
+    expect(special.tokens).toEqual(['[PAD]']);
     expect(v.evidence.some((e) => e.rule === 'tokens-added' && String(e.detail).includes('gsm8k'))).toBe(
       true,
     );

@@ -111,4 +111,32 @@ describe('submission check: tokenizer behaviour', () => {
       }),
     );
   }, 120_000);
+
+  it('added special tokens: a pad token is evidence; one whose text occurs in a test prompt flags', async () => {
+    const addSpecial = (content: string) => (dir: string) =>
+      editJson(join(dir, 'tokenizer.json'), (json) => {
+        const added = json.added_tokens as Array<Record<string, unknown>>;
+        const next = Math.max(...added.map((t) => Number(t.id))) + 1;
+        added.push({
+          id: next,
+          content,
+          single_word: false,
+          lstrip: false,
+          rstrip: false,
+          normalized: false,
+          special: true,
+        });
+      });
+    const honest = await check(addSpecial('<|pad|>'));
+    expect(honest.verdict).toBe('clean');
+    expect(honest.evidence).toContainEqual(
+      expect.objectContaining({ rule: 'special-tokens-added', severity: 'warning' }),
+    );
+    const phrase = rows[7]!.question.split(' ').slice(0, 6).join(' ');
+    const cheat = await check(addSpecial(phrase));
+    expect(cheat.verdict).toBe('flagged');
+    expect(cheat.rule).toContain('special-tokens-in-test-prompts');
+    const flag = cheat.evidence.find((e) => e.rule === 'special-tokens-in-test-prompts')!;
+    expect(flag.detail).toContain(phrase);
+  }, 240_000);
 });

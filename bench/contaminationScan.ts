@@ -10,7 +10,7 @@
  * verbatim, embedded in a ~3 KB document, or with every number changed. One core (the scan is
  * single-threaded); MB = 10^6 bytes.
  */
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NgramIndex } from '../src/detectors/contamination/ngramIndex.ts';
@@ -22,6 +22,7 @@ import {
   type Plant,
   type PlantKind,
   plantText,
+  writePlantedJsonl,
 } from '../test/detectors/contaminationCorpus.ts';
 
 /** CPU seconds of this process (user + system): per-core throughput, whatever else the machine runs. */
@@ -46,36 +47,16 @@ type CleanKind = 'prose' | 'templates';
 
 /** Writes the corpus; returns line → plant. */
 function writeCorpus(path: string, bytes: number, clean: CleanKind, withPlants: boolean): Map<number, Plant> {
-  const plants = new Map<number, Plant>();
   const order: Plant[] = [];
   if (withPlants)
     for (let i = 0; i < items.length; i++) for (const kind of PLANT_KINDS) order.push({ item: i, kind });
-  // Spread the plants evenly through the clean text.
-  const fd = openSync(path, 'w');
-  let written = 0;
-  let line = 0;
-  let next = 0;
-  let pending = '';
-  const every = bytes / (order.length + 1);
-  while (written < bytes || next < order.length) {
-    let text: string;
-    if (next < order.length && written >= (next + 1) * every) {
-      const plant = order[next++]!;
-      text = plantText(writer, items[plant.item]!, plant.kind);
-      plants.set(line + 1, plant);
-    } else text = clean === 'prose' ? writer.prose(8 + (line % 8)) : writer.paragraph(8 + (line % 8));
-    const row = `${JSON.stringify({ text })}\n`;
-    pending += row;
-    written += Buffer.byteLength(row);
-    line++;
-    if (pending.length > 1 << 20) {
-      writeSync(fd, pending);
-      pending = '';
-    }
-  }
-  writeSync(fd, pending);
-  closeSync(fd);
-  return plants;
+  return writePlantedJsonl(
+    path,
+    bytes,
+    order,
+    (plant) => plantText(writer, items[plant.item]!, plant.kind),
+    (line) => (clean === 'prose' ? writer.prose(8 + (line % 8)) : writer.paragraph(8 + (line % 8))),
+  ).plants;
 }
 
 function recallByKind(

@@ -13,20 +13,15 @@
  * time and CPU time (user + system, children included) come from /usr/bin/time.
  */
 import { spawnSync } from 'node:child_process';
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CorpusWriter, type Gsm8kRow, plantText } from '../test/detectors/contaminationCorpus.ts';
+import {
+  CorpusWriter,
+  type Gsm8kRow,
+  plantText,
+  writePlantedJsonl,
+} from '../test/detectors/contaminationCorpus.ts';
 
 function flag(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -60,37 +55,19 @@ function writeCorpus(dir: string, mb: number, count: number) {
     join(dir, 'items.jsonl'),
     items.map((r, i) => JSON.stringify({ id: String(i), ...r })).join('\n'),
   );
-  const plants = new Map<number, { item: number; kind: Kind }>();
   const order = items.flatMap((_, item) => KINDS.map((kind) => ({ item, kind })));
-  const fd = openSync(join(dir, 'corpus.jsonl'), 'w');
-  const every = (mb * 1e6) / (order.length + 1);
-  let written = 0;
-  let line = 0;
-  let next = 0;
-  let pending = '';
-  while (written < mb * 1e6 || next < order.length) {
-    let text: string;
-    if (next < order.length && written >= (next + 1) * every) {
-      const plant = order[next++]!;
+  return writePlantedJsonl(
+    join(dir, 'corpus.jsonl'),
+    mb * 1e6,
+    order,
+    (plant) => {
       const row = items[plant.item]!;
-      text =
-        plant.kind === 'base64'
-          ? Buffer.from(plantText(w, row, 'verbatim')).toString('base64')
-          : plantText(w, row, plant.kind);
-      plants.set(line + 1, plant);
-    } else text = w.prose(8 + (line % 8));
-    const row = `${JSON.stringify({ text })}\n`;
-    pending += row;
-    written += Buffer.byteLength(row);
-    line++;
-    if (pending.length > 1 << 20) {
-      writeSync(fd, pending);
-      pending = '';
-    }
-  }
-  writeSync(fd, pending);
-  closeSync(fd);
-  return { plants, bytes: written };
+      return plant.kind === 'base64'
+        ? Buffer.from(plantText(w, row, 'verbatim')).toString('base64')
+        : plantText(w, row, plant.kind);
+    },
+    (line) => w.prose(8 + (line % 8)),
+  );
 }
 
 interface Run {

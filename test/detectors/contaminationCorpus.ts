@@ -5,6 +5,8 @@
  * verbatim, embedded in long documents, and with every number changed. Deterministic per seed.
  */
 
+import { closeSync, openSync, writeSync } from 'node:fs';
+
 export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
@@ -204,4 +206,44 @@ export function plantText(w: CorpusWriter, row: Gsm8kRow, kind: PlantKind): stri
   if (kind === 'verbatim') return text;
   if (kind === 'embedded') return w.embed(text);
   return w.changeNumbers(text);
+}
+
+/**
+ * A JSON Lines corpus of about `bytes` bytes, `{"text": …}` per line: clean rows from `clean(line)`,
+ * with the plants of `order` spread evenly through it (`plant(p)` gives each one's text). Returns the
+ * 1-based line of each plant and the bytes written.
+ */
+export function writePlantedJsonl<P>(
+  path: string,
+  bytes: number,
+  order: readonly P[],
+  plant: (p: P) => string,
+  clean: (line: number) => string,
+): { plants: Map<number, P>; bytes: number } {
+  const plants = new Map<number, P>();
+  const fd = openSync(path, 'w');
+  const every = bytes / (order.length + 1);
+  let written = 0;
+  let line = 0;
+  let next = 0;
+  let pending = '';
+  while (written < bytes || next < order.length) {
+    let text: string;
+    if (next < order.length && written >= (next + 1) * every) {
+      const p = order[next++]!;
+      text = plant(p);
+      plants.set(line + 1, p);
+    } else text = clean(line);
+    const row = `${JSON.stringify({ text })}\n`;
+    pending += row;
+    written += Buffer.byteLength(row);
+    line++;
+    if (pending.length > 1 << 20) {
+      writeSync(fd, pending);
+      pending = '';
+    }
+  }
+  writeSync(fd, pending);
+  closeSync(fd);
+  return { plants, bytes: written };
 }

@@ -790,9 +790,10 @@ export class TrialRepo {
   /** Newest baseline per (model, benchmark). */
   /**
    * What marks an evaluation run as `ptb demo`'s: the runs of the demo's baselines (every one, not
-   * only the newest) and the directories of the demo's trials (a trial's evaluations lie inside it).
+   * only the newest) and the directories of the demo's trials (a trial's evaluations lie inside it),
+   * among `trials` when the caller has listed them already.
    */
-  demoEvalMarks(): DemoEvalMarks {
+  demoEvalMarks(trials: readonly Trial[] = this.list()): DemoEvalMarks {
     const runIds = new Set<string>();
     for (const b of this.sql(
       'SELECT model, source, eval_run_id FROM baselines WHERE eval_run_id IS NOT NULL',
@@ -802,9 +803,7 @@ export class TrialRepo {
       eval_run_id: string;
     }[])
       if (isDemoBaseline(b)) runIds.add(b.eval_run_id);
-    const trialDirs = this.list()
-      .filter((t) => isDemoTrial(t))
-      .map((t) => t.dir);
+    const trialDirs = trials.filter((t) => isDemoTrial(t)).map((t) => t.dir);
     return { runIds, trialDirs };
   }
 

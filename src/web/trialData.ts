@@ -552,7 +552,7 @@ export class TrialData {
    */
   evalRuns(opts: { includeDemo?: boolean } = {}): EvalRunSummary[] {
     const trials = this.trials.list();
-    const marks = this.trials.demoEvalMarks();
+    const marks = this.trials.demoEvalMarks(trials);
     return this.evals
       .listRuns(MAX_EVAL_RUNS)
       .map((run) => {

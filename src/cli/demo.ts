@@ -74,7 +74,7 @@ export function registerDemo(program: Command, ctx: CliContext): void {
         ctx.stdout.write(
           `trial ${t.id}\nfiles (prompt.txt, solve_out.txt, metrics.json, final_model/, ledgers/): ${t.dir}\n` +
             'Inspect it with `ptb trial show <id>`, or list all with `ptb trials`.\n' +
-            `The demo's trials and baselines (experiment ${DEMO_EXPERIMENT}) stay out of \`ptb report\`, \`ptb export\` and the dashboard's results unless you add --include-demo.\n`,
+            `The demo's trials and baselines (experiment ${DEMO_EXPERIMENT}) stay out of \`ptb report\`, \`ptb export\`, \`ptb evals\` and the dashboard's results unless you add --include-demo.\n`,
         );
       },
     );

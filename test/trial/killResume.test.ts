@@ -69,7 +69,9 @@ async function waitFor(what: string, check: () => boolean, timeoutMs: number, ch
 }
 
 describe.skipIf(!isBwrapAvailable())('a trial whose harness is killed in every phase', () => {
-  const agentMarker = `ptb-kill-agent-${randomBytes(4).toString('hex')}`;
+  const runTag = randomBytes(4).toString('hex');
+  const agentMarker = `ptb-kill-agent-${runTag}`;
+  const referenceMarker = `ptb-reference-agent-${runTag}`;
   let fixture: TrialFixture;
   let reference: Trial;
   let crashed: Trial;
@@ -119,20 +121,26 @@ describe.skipIf(!isBwrapAvailable())('a trial whose harness is killed in every p
     fixture = await trialFixture({ greedy: true }); // replies comparable sample by sample
     logFile = join(fixture.home.root, 'harness.log');
     addCheapBaseline(fixture.trials);
-    // The copy-base agent's work, then a pause long enough to be killed in.
-    const spec = fixture.spec({
-      agent: 'command',
-      agentCommand: [
-        'bash',
-        '-c',
-        `cp -rL "$PTB_BASE_MODEL_PATH" final_model && echo "agent: copied the base model" && exec -a ${agentMarker} sleep 2`,
-      ],
-    });
+    // The copy-base agent's work, then a pause: the killed twin's outlasts every wait below, so a
+    // sandbox that survived its harness is still there to be found; the uninterrupted twin's is short.
+    // Each pause carries its own name, so one twin's agent is never mistaken for the other's.
+    const specFor = (marker: string, pauseSeconds: number) =>
+      fixture.spec({
+        agent: 'command',
+        agentCommand: [
+          'bash',
+          '-c',
+          `cp -rL "$PTB_BASE_MODEL_PATH" final_model && echo "agent: copied the base model" && exec -a ${marker} sleep ${pauseSeconds}`,
+        ],
+      });
     const env = fixture.trialEnv();
     // The uninterrupted twin runs in this process meanwhile (its own trial directory and evaluation).
-    const referenceRun = runTrial(env, createTrial(env, { ...spec, experiment: 'reference' }).id);
+    const referenceRun = runTrial(
+      env,
+      createTrial(env, { ...specFor(referenceMarker, 2), experiment: 'reference' }).id,
+    );
     referenceRun.catch(() => {}); // awaited (and its failure reported) at the end
-    crashed = createTrial(env, { ...spec, experiment: 'crashed' });
+    crashed = createTrial(env, { ...specFor(agentMarker, 120), experiment: 'crashed' });
     const layout = trialLayout(crashed.dir);
 
     await recordKill('prepare', killAtStart('prepare').exit);
@@ -156,7 +164,11 @@ describe.skipIf(!isBwrapAvailable())('a trial whose harness is killed in every p
     agentRun.child.kill('SIGKILL');
     await recordKill('agent', agentRun.exit);
     // The sandbox goes down with its harness (parent-death signal, pid namespace).
-    await sleep(1000);
+    await waitFor(
+      'the agent sandbox to go down with its harness',
+      () => processesWith(agentMarker).length === 0,
+      10_000,
+    ).catch(() => {});
     strayAfterKill.sandbox = processesWith(agentMarker);
 
     await recordKill('collect', killAtStart('collect').exit);
@@ -193,7 +205,11 @@ describe.skipIf(!isBwrapAvailable())('a trial whose harness is killed in every p
   }, 600_000);
 
   afterAll(() => {
-    for (const pid of [...processesWith(agentMarker), ...enginesAfterResume]) {
+    for (const pid of [
+      ...processesWith(agentMarker),
+      ...processesWith(referenceMarker),
+      ...enginesAfterResume,
+    ]) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {

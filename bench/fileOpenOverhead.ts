@@ -2,7 +2,11 @@
  * What the file-open ledger costs an agent: the same workloads in the bwrap sandbox with and
  * without strace (src/ledgers/fileOpens.ts), best of N runs each, interleaved.
  *
- *   npx tsx bench/fileOpenOverhead.ts [--runs 3] [--python /path/to/venv/bin/python]
+ *   npx tsx bench/fileOpenOverhead.ts [--runs 3] [--python /path/to/venv/bin/python] [--sandbox podman]
+ *
+ * With `--sandbox podman` the same in a podman container (the test image with the host's /usr bound
+ * in, test/sandbox/podmanImage.ts), where strace attaches from the host without a seccomp filter
+ * (src/sandbox/traceAttach.ts): every system call stops in the tracer.
  *
  * Workloads: `import torch, transformers` (thousands of opens), a CPU-bound loop (no syscalls),
  * reading 5,000 small files, and writing then deleting 2,000 files (deletes wait DELETE_DELAY_US
@@ -15,7 +19,9 @@ import { join, resolve } from 'node:path';
 import { FILE_OPENS_LEDGER, FileOpenWatcher } from '../src/ledgers/fileOpens.ts';
 import { DELETE_DELAY_US } from '../src/ledgers/straceParser.ts';
 import { fileOpenTracer, runInSandbox, sandboxHostIds } from '../src/sandbox/bwrap.ts';
+import { runInPodman } from '../src/sandbox/podman.ts';
 import { interpreterBinds } from '../src/sandbox/pythonRunner.ts';
+import { podmanTestImage } from '../test/sandbox/podmanImage.ts';
 
 function flag(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -23,6 +29,8 @@ function flag(name: string, dflt: string): string {
 }
 const runs = Number(flag('runs', '3'));
 const python = resolve(flag('python', '.ptb-test/home/venv/bin/python'));
+const sandbox = flag('sandbox', 'bwrap');
+if (sandbox !== 'bwrap' && sandbox !== 'podman') throw new Error('--sandbox is bwrap or podman');
 
 const WORKLOADS: Record<string, string> = {
   'import torch, transformers': 'import torch, transformers',
@@ -44,7 +52,7 @@ async function once(code: string, traced: boolean): Promise<number> {
   const tmp = join(root, 'tmp');
   mkdirSync(tmp);
   const ids = sandboxHostIds();
-  chownSync(tmp, ids.uid, ids.gid);
+  if (sandbox === 'bwrap') chownSync(tmp, ids.uid, ids.gid);
   const fifoPath = join(root, 'strace.pipe');
   const watcher = traced
     ? new FileOpenWatcher({
@@ -63,17 +71,38 @@ async function once(code: string, traced: boolean): Promise<number> {
   watcher?.start();
   const script = join(root, 'w.py');
   writeFileSync(script, code);
+  const readOnly = [
+    ...interpreterBinds(python).map((p) => ({ source: p, target: p })),
+    { source: script, target: '/opt/w.py' },
+  ];
+  const trace = traced ? { traceFileOpens: { outputPath: fifoPath } } : {};
   const started = performance.now();
-  const result = await runInSandbox({
-    argv: [python, '/opt/w.py'],
-    readOnlyBinds: [
-      ...interpreterBinds(python).map((p) => ({ source: p })),
-      { source: script, target: '/opt/w.py' },
-    ],
-    writableBinds: [{ source: tmp, target: '/tmp' }],
-    timeoutMs: 600_000,
-    ...(traced ? { traceFileOpens: { outputPath: fifoPath } } : {}),
-  });
+  const result =
+    sandbox === 'bwrap'
+      ? await runInSandbox({
+          argv: [python, '/opt/w.py'],
+          readOnlyBinds: readOnly,
+          writableBinds: [{ source: tmp, target: '/tmp' }],
+          timeoutMs: 600_000,
+          ...trace,
+        })
+      : await runInPodman({
+          image: image!.image,
+          argv: [python, '/opt/w.py'],
+          mounts: [
+            ...image!.mounts,
+            ...readOnly.map((m) => ({ ...m, readOnly: true })),
+            { source: tmp, target: '/tmp', readOnly: false },
+          ],
+          env: {},
+          cwd: '/tmp',
+          network: 'none',
+          gpus: [],
+          // root inside (no capabilities): the bench's Python may sit where uid 1000 cannot reach.
+          user: { uid: 0, gid: 0 },
+          timeoutMs: 600_000,
+          ...trace,
+        });
   const seconds = (performance.now() - started) / 1000;
   await watcher?.stop();
   rmSync(root, { recursive: true, force: true });
@@ -81,11 +110,16 @@ async function once(code: string, traced: boolean): Promise<number> {
   return seconds;
 }
 
+const found = sandbox === 'podman' ? podmanTestImage() : null;
+if (found && !found.ok) throw new Error(`no podman image: ${found.reason}`);
+const image = found?.ok ? found : null;
+
 async function main(): Promise<void> {
   const support = fileOpenTracer();
   if (!support.ok) throw new Error(support.detail);
-  console.log(`tracer: ${support.detail}; deletes delayed ${DELETE_DELAY_US} µs; best of ${runs}`);
-  console.log('| workload | bwrap | bwrap + strace ledger | overhead |');
+  const how = sandbox === 'podman' ? `attached from the host, image ${image!.image}` : 'seccomp-filtered';
+  console.log(`tracer: ${support.detail} (${how}); deletes delayed ${DELETE_DELAY_US} µs; best of ${runs}`);
+  console.log(`| workload | ${sandbox} | ${sandbox} + strace ledger | overhead |`);
   console.log('|---|---:|---:|---:|');
   for (const [name, code] of Object.entries(WORKLOADS)) {
     const plain: number[] = [];

@@ -180,6 +180,11 @@ export class FileOpenWatcher {
     closeSync(fd);
   }
 
+  /** The tracer never ran for this run after all (the ledger's last start record says why). */
+  untraced(detail: string): void {
+    this.write({ t: 'start', ts: Date.now() / 1000, mechanism: 'none', detail });
+  }
+
   /** Make the named pipe strace writes to and read it as lines arrive. */
   start(): void {
     rmSync(this.o.fifoPath, { force: true });

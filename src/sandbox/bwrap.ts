@@ -221,7 +221,7 @@ let cachedTracer: { ok: boolean; detail: string; strace: string | null } | undef
  * Whether strace can record a sandbox's file opens here: installed, recent enough for a seccomp
  * filter and pid-namespace translation, and allowed to trace (checked once, by a real run).
  */
-export function fileOpenTracer(): { ok: boolean; detail: string } {
+export function fileOpenTracer(): { ok: boolean; detail: string; strace: string | null } {
   if (cachedTracer) return cachedTracer;
   const strace = findExecutable('strace');
   if (!strace) {

@@ -86,6 +86,8 @@ export interface ContainerSpec {
   signal?: AbortSignal;
   /** Container name (podman); generated when absent. */
   name?: string;
+  /** Record the file opens of everything inside with strace from the host (podman; see traceAttach.ts). */
+  traceFileOpens?: { outputPath: string };
 }
 
 export const DEFAULT_CONTAINER_USER = { uid: 1000, gid: 1000 } as const;
@@ -190,6 +192,7 @@ export function toContainerSpec(spec: SandboxSpec, options: ToContainerOptions):
     ...(spec.onOutput ? { onOutput: spec.onOutput } : {}),
     ...(spec.onSpawn ? { onSpawn: spec.onSpawn } : {}),
     ...(spec.signal ? { signal: spec.signal } : {}),
+    ...(spec.traceFileOpens ? { traceFileOpens: spec.traceFileOpens } : {}),
   };
 }
 

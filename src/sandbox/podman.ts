@@ -24,6 +24,7 @@ import {
   BRIDGE_DIR,
   bridgeSocketTarget,
   bridgeWrapper,
+  fileOpenTracer,
   type SandboxProcessInfo,
   type SandboxResult,
 } from './bwrap.ts';
@@ -38,6 +39,7 @@ import {
   prepareBridgeSockets,
 } from './container.ts';
 import { armDeadline } from './deadline.ts';
+import { attachFileOpenTracer, makeFileOpenGate, releasePipeReader } from './traceAttach.ts';
 
 export type PodmanGpuMode = 'cdi' | 'hook';
 
@@ -660,6 +662,61 @@ export function assertPodmanAvailable(caps: PodmanCapabilities = podmanCapabilit
  * Run one command in a fresh podman container. Same result shape as bwrap's runInSandbox; rejects
  * only when the container cannot be launched at all.
  */
+/**
+ * The file-open ledger of a container run: the command waits at a gate until strace (on the host)
+ * has attached to the container's processes (traceAttach.ts). Null when not asked for, or when strace
+ * cannot trace here (a warning says why).
+ */
+function fileOpenTracing(spec: ContainerSpec, warnings: string[]) {
+  if (!spec.traceFileOpens) return null;
+  const support = fileOpenTracer();
+  if (!support.ok || !support.strace) {
+    warnings.push(`file opens not recorded: ${support.detail}`);
+    return null;
+  }
+  const strace = support.strace;
+  const outputPath = spec.traceFileOpens.outputPath;
+  const gate = makeFileOpenGate();
+  let tracer: ChildProcess | null = null;
+  return {
+    gated: { ...spec, argv: gate.wrap(spec.argv), mounts: [...spec.mounts, gate.mount] },
+    /** Once the container runs: wait for its command at the gate, attach, open the gate. */
+    async attach(rootPid: number, exited: () => boolean): Promise<void> {
+      const deadline = Date.now() + GATE_WAIT_MS;
+      while (!gate.reached(rootPid)) {
+        if (exited() || Date.now() > deadline) {
+          warnings.push('file opens not recorded: the container never reached the file-open gate');
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const attached = await attachFileOpenTracer(strace, rootPid, outputPath);
+      if (attached.ok) tracer = attached.tracer;
+      else warnings.push(`file opens not recorded: ${attached.detail}`);
+      // Untraced, the run goes on (the ledger says so); it never runs before the tracer is in.
+      if (!(await gate.open())) warnings.push('the file-open gate found no command waiting');
+    },
+    /** After the container: strace ends with its last tracee; the ledger's reader gets its end. */
+    async finish(): Promise<boolean> {
+      gate.dispose();
+      const running = tracer;
+      if (!running) {
+        await releasePipeReader(outputPath);
+        return false;
+      }
+      if (running.exitCode === null && running.signalCode === null) {
+        const ended = new Promise((resolve) => running.once('exit', resolve));
+        const timer = setTimeout(() => running.kill('SIGKILL'), 10_000);
+        await ended;
+        clearTimeout(timer);
+      }
+      return true;
+    },
+  };
+}
+
+const GATE_WAIT_MS = 120_000;
+
 export async function runInPodman(spec: ContainerSpec): Promise<SandboxResult> {
   const caps = podmanCapabilities();
   assertPodmanAvailable(caps);
@@ -695,7 +752,8 @@ export async function runInPodman(spec: ContainerSpec): Promise<SandboxResult> {
       }
     }
   }
-  const command = podmanRunArgs(spec, {
+  const tracing = fileOpenTracing(spec, warnings);
+  const command = podmanRunArgs(tracing ? tracing.gated : spec, {
     ...defaultHost(name),
     remove: false,
     ...(parent ? { cgroupParent: parent.path } : {}),
@@ -764,6 +822,7 @@ export async function runInPodman(spec: ContainerSpec): Promise<SandboxResult> {
         } catch (err) {
           warnings.push(`onSpawn failed: ${err instanceof Error ? err.message : String(err)}`);
         }
+        await tracing?.attach(Number(pid), () => exited);
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -802,6 +861,7 @@ export async function runInPodman(spec: ContainerSpec): Promise<SandboxResult> {
   deadline.clear();
   if (killTimer) clearTimeout(killTimer);
   await watch;
+  const fileOpensTraced = tracing ? await tracing.finish() : undefined;
 
   // The client is gone; the container may not be (a killed client leaves it running).
   const state = await podmanCall(podman, [
@@ -854,6 +914,7 @@ export async function runInPodman(spec: ContainerSpec): Promise<SandboxResult> {
     },
     warnings,
     peakMemoryBytes,
+    ...(fileOpensTraced !== undefined ? { fileOpensTraced } : {}),
     startFailed:
       ((exitCode === 125 || exitCode === 126 || exitCode === 127) && /^Error: /m.test(head)) ||
       // catatonit (--init) could not start the command.

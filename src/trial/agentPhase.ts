@@ -25,6 +25,7 @@ import {
 import { checkGpus, gpuDevices } from '../sandbox/gpuGate.ts';
 import { defaultImage } from '../sandbox/imageBuild.ts';
 import { SANDBOXES } from '../sandbox/registry.ts';
+import { GATE_TARGET } from '../sandbox/traceAttach.ts';
 import type { AgentMounts } from './agentSandbox.ts';
 import { ptbScanScanner } from './captureScanner.ts';
 import { formatHms, TimestampedLineWriter } from './traceWriter.ts';
@@ -214,6 +215,10 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
       signal: stop.signal,
       ...(opens ? { traceFileOpens: { outputPath: opens.fifoPath } } : {}),
     });
+    if (opens && result.fileOpensTraced === false)
+      opens.watcher.untraced(
+        result.warnings.find((w) => w.startsWith('file opens not recorded')) ?? 'strace did not run',
+      );
     const outcome: AgentOutcome = budgetHit
       ? 'budget_exceeded'
       : result.timedOut
@@ -253,6 +258,7 @@ const SYSTEM_PATHS = [
   '/dev',
   '/run',
   '/newroot',
+  GATE_TARGET,
   SANDBOX_PATHS.ptb,
 ];
 
@@ -266,9 +272,9 @@ async function startFileOpenLedger(
   inImage: boolean,
 ): Promise<{ watcher: FileOpenWatcher; fifoPath: string } | null> {
   const ledgerPath = join(o.layout.ledgers.dir, FILE_OPENS_LEDGER);
-  const support = inImage
-    ? { ok: false, detail: 'the podman sandbox does not record file opens' }
-    : fileOpenTracer();
+  const tracer = fileOpenTracer();
+  // In the podman sandbox strace attaches from the host to the container's processes (traceAttach.ts).
+  const support = inImage ? { ...tracer, detail: `${tracer.detail}, attached to the container` } : tracer;
   if (!support.ok) {
     FileOpenWatcher.unavailable(ledgerPath, support.detail);
     return null;

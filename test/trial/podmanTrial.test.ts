@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { trialLayout } from '../../src/core/trialLayout.ts';
+import { FILE_OPENS_LEDGER, FileOpenRecordSchema } from '../../src/ledgers/fileOpens.ts';
 import { podmanCapabilities } from '../../src/sandbox/podman.ts';
 import { runCli, tempHome } from '../helpers/runCli.ts';
 import { testPython } from '../helpers/tinyModel.ts';
@@ -20,8 +21,10 @@ describe('a trial in the podman sandbox', () => {
     const image = ensureRootfsImage();
     const home = tempHome();
     const env = { PTB_HOME: home, PTB_PYTHON: await testPython(), PTB_OFFLINE: '1' };
+    // The first thing the agent does is a file write and a read: the file-open ledger must hold both
+    // (strace attaches from the host before the command may start).
     const script =
-      'echo inside-container uid=$(id -u); echo written > note.txt; echo image-node=$(command -v node); ' +
+      'echo first > first.txt; cat first.txt > /dev/null; echo inside-container uid=$(id -u); echo written > note.txt; echo image-node=$(command -v node); ' +
       'if [ -e /opt/ptb/package.json ]; then echo HOST-PTB-VISIBLE; else echo no-host-ptb; fi; ' +
       'if [ -e /root/.pyenv ] || [ -e /work/main ]; then echo HOST-FILES-VISIBLE; else echo no-host-files; fi';
     const run = await runCli(
@@ -66,5 +69,19 @@ describe('a trial in the podman sandbox', () => {
     expect(out).toContain('no-host-files');
     expect(readFileSync(join(layout.taskSnapshot, 'note.txt'), 'utf8')).toBe('written\n');
     expect(JSON.parse(readFileSync(layout.ledgers.sandbox, 'utf8')).kind).toBe('podman');
+
+    const opens = readFileSync(join(layout.ledgers.dir, FILE_OPENS_LEDGER), 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => FileOpenRecordSchema.parse(JSON.parse(line)));
+    const starts = opens.filter((r) => r.t === 'start');
+    expect(starts.at(-1), JSON.stringify(starts)).toMatchObject({ mechanism: 'strace' });
+    const firstTxt = opens.filter((r) => r.t === 'open' && r.path.endsWith('/first.txt'));
+    expect(firstTxt.map((r) => r.t === 'open' && r.mode).sort()).toEqual(['r', 'w']);
+    // The container path maps to the trial's workspace on the host.
+    expect(firstTxt.every((r) => r.t === 'open' && r.host?.endsWith('first.txt'))).toBe(true);
+    const cat = opens.find((r) => r.t === 'exec' && r.argv.join(' ') === 'cat first.txt');
+    expect(cat).toBeDefined();
+    expect(opens.some((r) => r.t === 'end')).toBe(true);
   }, 600_000);
 });

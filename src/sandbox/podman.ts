@@ -632,7 +632,7 @@ class CgroupParent {
           }
         }
         if (left === 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        await new Promise((resolve) => setTimeout(resolve, 50));
       }
     }
   }
@@ -688,7 +688,7 @@ function fileOpenTracing(spec: ContainerSpec, warnings: string[]) {
           warnings.push('file opens not recorded: the container never reached the file-open gate');
           return;
         }
-        await new Promise((resolve) => setTimeout(resolve, 20));
+        await new Promise((resolve) => setTimeout(resolve, 50));
       }
       const attached = await attachFileOpenTracer(strace, rootPid, outputPath);
       if (attached.ok) tracer = attached.tracer;

@@ -103,8 +103,51 @@ function commandLine(pid: number): string {
   }
 }
 
-/** `pid` and every live descendant of it (host pids). */
-export function processTree(rootPid: number): number[] {
+/**
+ * `pid` and every live descendant of it (host pids), from the kernel's child lists where it keeps
+ * them, else (or with `how: 'scan'`) from every process's parent.
+ */
+export function processTree(rootPid: number, how: 'auto' | 'scan' = 'auto'): number[] {
+  const childrenOf = (how === 'auto' ? childLists() : null) ?? scannedChildren();
+  const out: number[] = [];
+  const stack = [rootPid];
+  while (stack.length > 0) {
+    const pid = stack.pop()!;
+    out.push(pid);
+    stack.push(...childrenOf(pid));
+  }
+  return out;
+}
+
+/** The kernel's per-thread child lists (CONFIG_PROC_CHILDREN): reads only the tree itself. */
+function childLists(): ((pid: number) => number[]) | null {
+  try {
+    readFileSync(`/proc/${process.pid}/task/${process.pid}/children`, 'latin1');
+  } catch {
+    return null;
+  }
+  return (pid) => {
+    const out: number[] = [];
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return out; // exited meanwhile
+    }
+    for (const tid of tasks) {
+      try {
+        const text = readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1').trim();
+        if (text) out.push(...text.split(/\s+/).map(Number));
+      } catch {
+        // exited meanwhile
+      }
+    }
+    return out;
+  };
+}
+
+/** Every process's parent, from /proc/PID/stat (kernels without child lists). */
+function scannedChildren(): (pid: number) => number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -119,14 +162,7 @@ export function processTree(rootPid: number): number[] {
       // exited meanwhile
     }
   }
-  const out: number[] = [];
-  const stack = [rootPid];
-  while (stack.length > 0) {
-    const pid = stack.pop()!;
-    out.push(pid);
-    stack.push(...(children.get(pid) ?? []));
-  }
-  return out;
+  return (pid) => children.get(pid) ?? [];
 }
 
 function tracerOf(pid: number, tid: string): number | null {

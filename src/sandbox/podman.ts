@@ -632,7 +632,7 @@ class CgroupParent {
           }
         }
         if (left === 0) break;
-        await new Promise((resolve) => setTimeout(resolve, 50));
+        await new Promise((resolve) => setTimeout(resolve, 20));
       }
     }
   }

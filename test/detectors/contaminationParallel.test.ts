@@ -59,13 +59,21 @@ describe('scan over several threads', () => {
     // workers started before the index existed: the same findings, in the same order.
     const workers = startScanWorkers([big], 3);
     expect(workers).toHaveLength(2);
+    // Time to load their code, so that they take ranges beside the main thread.
+    await new Promise((resolve) => setTimeout(resolve, 3000));
     const three: string[] = [];
+    const progress: Array<[number, number]> = [];
     await scanPathsParallel(
       new NgramIndex(items),
       [dir],
-      { onFinding: (f) => three.push(key(f)) },
+      { onFinding: (f) => three.push(key(f)), onProgress: (done, total) => progress.push([done, total]) },
       { workers },
     );
     expect(three).toEqual(two);
+    // Progress counts every thread's ranges as they finish, up to the whole corpus, never back.
+    const total = progress[0]![1];
+    expect(progress.at(-1)).toEqual([total, total]);
+    expect(progress.every(([done], i) => i === 0 || done >= progress[i - 1]![0])).toBe(true);
+    expect(progress.length).toBeGreaterThanOrEqual(4); // 36 MB cut into more ranges than threads, + small.txt
   }, 120_000);
 });

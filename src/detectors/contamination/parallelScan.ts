@@ -216,6 +216,7 @@ export class ScanWorker {
   private readonly worker: Worker;
   private readonly results = new Map<number, TaskResult>();
   private readonly finished: Promise<Map<number, TaskResult>>;
+  private onTask: (task: number) => void = () => {};
 
   constructor() {
     const fromSource = import.meta.url.endsWith('.ts');
@@ -228,8 +229,10 @@ export class ScanWorker {
       this.worker.on(
         'message',
         (m: { type: string; task?: number; result?: TaskResult; message?: string }) => {
-          if (m.type === 'result') this.results.set(m.task!, m.result!);
-          else if (m.type === 'done') {
+          if (m.type === 'result') {
+            this.results.set(m.task!, m.result!);
+            this.onTask(m.task!);
+          } else if (m.type === 'done') {
             this.stop();
             resolve(this.results);
           } else if (m.type === 'fatal') {
@@ -243,8 +246,12 @@ export class ScanWorker {
     this.finished.catch(() => {}); // an unused worker's failure is nobody's
   }
 
-  /** Hand it the index and the queue; resolves with the results of the tasks it took, by task number. */
-  run(input: WorkerInput): Promise<Map<number, TaskResult>> {
+  /**
+   * Hand it the index and the queue; resolves with the results of the tasks it took, by task number.
+   * `onTask` hears of each task as it finishes (for progress).
+   */
+  run(input: WorkerInput, onTask?: (task: number) => void): Promise<Map<number, TaskResult>> {
+    if (onTask) this.onTask = onTask;
     this.worker.ref();
     this.worker.postMessage({ input });
     return this.finished;
@@ -356,16 +363,22 @@ export async function scanPathsParallel(
     ...early.slice(0, wanted),
     ...Array.from({ length: wanted - Math.min(wanted, early.length) }, () => new ScanWorker()),
   ];
-  const workers = pool.map((worker) =>
-    worker.run({ index: shared!, tasks, ...queue, maxDecodedBytes: opts.maxDecodedBytes }).then((rs) => {
-      for (const [i, r] of rs) results[i] = r;
-    }),
-  );
+  // Progress counts every thread's finished tasks, the workers' as their results arrive.
   let done = 0;
+  const finished = (task: number) => {
+    done += taskBytes(tasks[task]!);
+    cb.onProgress?.(done, total);
+  };
+  const workers = pool.map((worker) =>
+    worker
+      .run({ index: shared!, tasks, ...queue, maxDecodedBytes: opts.maxDecodedBytes }, finished)
+      .then((rs) => {
+        for (const [i, r] of rs) results[i] = r;
+      }),
+  );
   for (let i = take(queue); i !== undefined; i = take(queue)) {
     results[i] = await runTask(index, tasks[i]!, opts.maxDecodedBytes);
-    done += taskBytes(tasks[i]!);
-    cb.onProgress?.(done, total);
+    finished(i);
   }
   await Promise.all(workers);
   return report(

@@ -4,9 +4,8 @@
  *
  *   npx tsx bench/fileOpenOverhead.ts [--runs 3] [--python /path/to/venv/bin/python] [--sandbox podman]
  *
- * With `--sandbox podman` the same in a podman container (the test image with the host's /usr bound
- * in, test/sandbox/podmanImage.ts), where strace attaches from the host without a seccomp filter
- * (src/sandbox/traceAttach.ts): every system call stops in the tracer.
+ * With `--sandbox podman` the same in a podman container (the test image, test/sandbox/podmanImage.ts),
+ * where strace starts the container's processes through podman's OCI runtime (src/sandbox/runtimeTrace.ts).
  *
  * Workloads: `import torch, transformers` (thousands of opens), a CPU-bound loop (no syscalls),
  * reading 5,000 small files, and writing then deleting 2,000 files (deletes wait DELETE_DELAY_US
@@ -117,7 +116,7 @@ const image = found?.ok ? found : null;
 async function main(): Promise<void> {
   const support = fileOpenTracer();
   if (!support.ok) throw new Error(support.detail);
-  const how = sandbox === 'podman' ? `attached from the host, image ${image!.image}` : 'seccomp-filtered';
+  const how = sandbox === 'podman' ? `through the OCI runtime, image ${image!.image}` : 'launched by bwrap';
   console.log(`tracer: ${support.detail} (${how}); deletes delayed ${DELETE_DELAY_US} µs; best of ${runs}`);
   console.log(`| workload | ${sandbox} | ${sandbox} + strace ledger | overhead |`);
   console.log('|---|---:|---:|---:|');

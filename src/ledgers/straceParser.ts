@@ -212,7 +212,7 @@ export class StraceParser {
 export const DELETE_DELAY_US = 2000;
 
 /** strace's command-line options for the file-open ledger. */
-export function straceOptions(outputPath: string, how: 'launch' | 'attach' = 'launch'): string[] {
+export function straceOptions(outputPath: string): string[] {
   return [
     '--pidns-translation',
     '-f',
@@ -221,8 +221,7 @@ export function straceOptions(outputPath: string, how: 'launch' | 'attach' = 'la
     '-y',
     '-s',
     '4096',
-    // strace installs its seccomp filter only in a command it starts, not in processes it attaches to.
-    ...(how === 'launch' ? ['--seccomp-bpf'] : []),
+    '--seccomp-bpf',
     '-e',
     `trace=${FILE_TRACE_SYSCALLS.join(',')}`,
     '-e',

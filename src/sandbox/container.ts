@@ -86,7 +86,7 @@ export interface ContainerSpec {
   signal?: AbortSignal;
   /** Container name (podman); generated when absent. */
   name?: string;
-  /** Record the file opens of everything inside with strace from the host (podman; see traceAttach.ts). */
+  /** Record the file opens of everything inside with strace from the host (podman; see runtimeTrace.ts). */
   traceFileOpens?: { outputPath: string };
 }
 

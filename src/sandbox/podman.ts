@@ -17,7 +17,16 @@
  *   them itself, and removes leftovers of ptb processes that died.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+} from 'node:fs';
 import { delimiter, join, posix } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import {
@@ -39,7 +48,7 @@ import {
   prepareBridgeSockets,
 } from './container.ts';
 import { armDeadline } from './deadline.ts';
-import { attachFileOpenTracer, makeFileOpenGate, releasePipeReader } from './traceAttach.ts';
+import { FILE_OPENS_ANNOTATION, releasePipeReader, runtimeWrapper, traceMarker } from './runtimeTrace.ts';
 
 export type PodmanGpuMode = 'cdi' | 'hook';
 
@@ -50,6 +59,8 @@ export interface PodmanProbe {
   /** Why `podman info` failed, or null. */
   infoError: string | null;
   ociRuntime: string | null;
+  /** Path of podman's default OCI runtime (`podman info`), or null. */
+  ociRuntimePath?: string | null;
   cgroupVersion: string | null;
   cgroupManager: string | null;
   rootless: boolean;
@@ -68,6 +79,8 @@ export interface PodmanCapabilities extends SandboxCapabilities {
   version: string | null;
   /** `--runtime` to pass (runc where installed: crun refuses cgroup v1 hybrid hosts), or null for podman's default. */
   runtime: string | null;
+  /** The path of the runtime that runs (the file-open ledger wraps it: runtimeTrace.ts), or null. */
+  runtimePath: string | null;
   gpuMode: PodmanGpuMode | null;
   rootless: boolean;
   /** Runs get a ptb cgroup parent (root, cgroupfs manager, cgroup v1): peak memory and OOM kills are known. */
@@ -141,7 +154,7 @@ export function probePodman(): PodmanProbe {
     [
       'info',
       '--format',
-      '{{.Version.Version}}|{{.Host.OCIRuntime.Name}}|{{.Host.CgroupsVersion}}|{{.Host.CgroupManager}}|{{.Host.Security.Rootless}}',
+      '{{.Version.Version}}|{{.Host.OCIRuntime.Name}}|{{.Host.CgroupsVersion}}|{{.Host.CgroupManager}}|{{.Host.Security.Rootless}}|{{.Host.OCIRuntime.Path}}',
     ],
     { encoding: 'utf8', timeout: 30_000 },
   );
@@ -150,12 +163,13 @@ export function probePodman(): PodmanProbe {
       (info.stderr || String(info.error ?? `exit ${info.status}`)).trim().split('\n').pop() ?? '';
     return probe;
   }
-  const [version, runtime, cgroupVersion, manager, rootless] = info.stdout.trim().split('|');
+  const [version, runtime, cgroupVersion, manager, rootless, runtimePath] = info.stdout.trim().split('|');
   probe.version = version || null;
   probe.ociRuntime = runtime || null;
   probe.cgroupVersion = cgroupVersion || null;
   probe.cgroupManager = manager || null;
   probe.rootless = rootless === 'true';
+  probe.ociRuntimePath = runtimePath || null;
   return probe;
 }
 
@@ -164,6 +178,7 @@ export function podmanCapabilitiesFrom(probe: PodmanProbe): PodmanCapabilities {
   const base = {
     version: probe.version,
     runtime: null,
+    runtimePath: null,
     gpuMode: null,
     rootless: probe.rootless,
     cgroupParent: false,
@@ -220,6 +235,7 @@ export function podmanCapabilitiesFrom(probe: PodmanProbe): PodmanCapabilities {
   return {
     ...base,
     runtime,
+    runtimePath: runtime === 'runc' ? probe.runc : (probe.ociRuntimePath ?? null),
     gpuMode,
     cgroupParent: !probe.rootless && probe.cgroupManager === 'cgroupfs' && probe.cgroupVersion === 'v1',
     available: true,
@@ -255,6 +271,8 @@ export interface PodmanHost {
   hostEnv: NodeJS.ProcessEnv;
   /** uid/gid of the invoking user (rootless podman maps it into the container). */
   invoker: { uid: number; gid: number };
+  /** OCI annotations on the container (the file-open ledger's pipe: runtimeTrace.ts). */
+  annotations?: Record<string, string>;
 }
 
 export interface PodmanCommand {
@@ -313,6 +331,8 @@ export function podmanRunArgs(
   const args = ['run', ...(host.remove ? ['--rm'] : []), '--name', host.name];
   args.push('--label', `${CONTAINER_LABEL}=1`, '--label', `${OWNER_LABEL}=${host.ownerPid}`);
   if (host.runtime) args.push('--runtime', host.runtime);
+  for (const [key, value] of Object.entries(host.annotations ?? {}))
+    args.push('--annotation', `${key}=${value}`);
   // Never reach a registry at run time; catatonit as pid 1 reaps orphans and forwards signals.
   args.push('--pull', 'never', '--init', '--log-driver', 'passthrough');
   args.push('--network', 'none', '--http-proxy=false');
@@ -663,59 +683,39 @@ export function assertPodmanAvailable(caps: PodmanCapabilities = podmanCapabilit
  * only when the container cannot be launched at all.
  */
 /**
- * The file-open ledger of a container run: the command waits at a gate until strace (on the host)
- * has attached to the container's processes (traceAttach.ts). Null when not asked for, or when strace
- * cannot trace here (a warning says why).
+ * The file-open ledger of a container run: podman runs the container through a runtime wrapper that
+ * starts its processes under strace (runtimeTrace.ts). Null when not asked for; without strace or a
+ * known runtime the run goes on untraced and `finish` says so.
  */
-function fileOpenTracing(spec: ContainerSpec, warnings: string[]) {
+function fileOpenTracing(spec: ContainerSpec, caps: PodmanCapabilities, warnings: string[]) {
   if (!spec.traceFileOpens) return null;
+  const pipe = spec.traceFileOpens.outputPath;
   const support = fileOpenTracer();
-  if (!support.ok || !support.strace) {
-    warnings.push(`file opens not recorded: ${support.detail}`);
-    return null;
-  }
-  const strace = support.strace;
-  const outputPath = spec.traceFileOpens.outputPath;
-  const gate = makeFileOpenGate();
-  let tracer: ChildProcess | null = null;
+  const why =
+    !support.ok || !support.strace
+      ? support.detail
+      : !caps.runtimePath
+        ? "podman's OCI runtime was not found (podman info names none)"
+        : /["\n\\]/.test(pipe)
+          ? `the ledger's path ${JSON.stringify(pipe)} cannot travel in an annotation`
+          : null;
+  if (why) warnings.push(`file opens not recorded: ${why}`);
+  const runtime = why === null ? runtimeWrapper(caps.runtimePath!, support.strace!) : null;
+  rmSync(traceMarker(pipe), { force: true });
   return {
-    gated: { ...spec, argv: gate.wrap(spec.argv), mounts: [...spec.mounts, gate.mount] },
-    /** Once the container runs: wait for its command at the gate, attach, open the gate. */
-    async attach(rootPid: number, exited: () => boolean): Promise<void> {
-      const deadline = Date.now() + GATE_WAIT_MS;
-      while (!gate.reached(rootPid)) {
-        if (exited() || Date.now() > deadline) {
-          warnings.push('file opens not recorded: the container never reached the file-open gate');
-          return;
-        }
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-      const attached = await attachFileOpenTracer(strace, rootPid, outputPath);
-      if (attached.ok) tracer = attached.tracer;
-      else warnings.push(`file opens not recorded: ${attached.detail}`);
-      // Untraced, the run goes on (the ledger says so); it never runs before the tracer is in.
-      if (!(await gate.open())) warnings.push('the file-open gate found no command waiting');
-    },
-    /** After the container: strace ends with its last tracee; the ledger's reader gets its end. */
+    runtime,
+    annotations: (runtime ? { [FILE_OPENS_ANNOTATION]: pipe } : {}) as Record<string, string>,
+    /** After the container: whether strace ran; if not, the ledger's reader gets its end. */
     async finish(): Promise<boolean> {
-      gate.dispose();
-      const running = tracer;
-      if (!running) {
-        await releasePipeReader(outputPath);
-        return false;
-      }
-      if (running.exitCode === null && running.signalCode === null) {
-        const ended = new Promise((resolve) => running.once('exit', resolve));
-        const timer = setTimeout(() => running.kill('SIGKILL'), 10_000);
-        await ended;
-        clearTimeout(timer);
-      }
-      return true;
+      const traced = runtime !== null && existsSync(traceMarker(pipe));
+      rmSync(traceMarker(pipe), { force: true });
+      if (traced) return true;
+      if (runtime) warnings.push('file opens not recorded: the runtime wrapper did not start strace');
+      await releasePipeReader(pipe);
+      return false;
     },
   };
 }
-
-const GATE_WAIT_MS = 120_000;
 
 export async function runInPodman(spec: ContainerSpec): Promise<SandboxResult> {
   const caps = podmanCapabilities();
@@ -752,9 +752,10 @@ export async function runInPodman(spec: ContainerSpec): Promise<SandboxResult> {
       }
     }
   }
-  const tracing = fileOpenTracing(spec, warnings);
-  const command = podmanRunArgs(tracing ? tracing.gated : spec, {
+  const tracing = fileOpenTracing(spec, caps, warnings);
+  const command = podmanRunArgs(spec, {
     ...defaultHost(name),
+    ...(tracing?.runtime ? { runtime: tracing.runtime, annotations: tracing.annotations } : {}),
     remove: false,
     ...(parent ? { cgroupParent: parent.path } : {}),
   });
@@ -822,7 +823,6 @@ export async function runInPodman(spec: ContainerSpec): Promise<SandboxResult> {
         } catch (err) {
           warnings.push(`onSpawn failed: ${err instanceof Error ? err.message : String(err)}`);
         }
-        await tracing?.attach(Number(pid), () => exited);
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, 100));

@@ -25,7 +25,6 @@ import {
 import { checkGpus, gpuDevices } from '../sandbox/gpuGate.ts';
 import { defaultImage } from '../sandbox/imageBuild.ts';
 import { SANDBOXES } from '../sandbox/registry.ts';
-import { GATE_TARGET } from '../sandbox/traceAttach.ts';
 import type { AgentMounts } from './agentSandbox.ts';
 import { ptbScanScanner } from './captureScanner.ts';
 import { formatHms, TimestampedLineWriter } from './traceWriter.ts';
@@ -258,7 +257,6 @@ const SYSTEM_PATHS = [
   '/dev',
   '/run',
   '/newroot',
-  GATE_TARGET,
   SANDBOX_PATHS.ptb,
 ];
 
@@ -273,8 +271,8 @@ async function startFileOpenLedger(
 ): Promise<{ watcher: FileOpenWatcher; fifoPath: string } | null> {
   const ledgerPath = join(o.layout.ledgers.dir, FILE_OPENS_LEDGER);
   const tracer = fileOpenTracer();
-  // In the podman sandbox strace attaches from the host to the container's processes (traceAttach.ts).
-  const support = inImage ? { ...tracer, detail: `${tracer.detail}, attached to the container` } : tracer;
+  // In the podman sandbox strace starts the container's processes through the runtime (runtimeTrace.ts).
+  const support = inImage ? { ...tracer, detail: `${tracer.detail}, through podman's runtime` } : tracer;
   if (!support.ok) {
     FileOpenWatcher.unavailable(ledgerPath, support.detail);
     return null;
@@ -297,6 +295,8 @@ async function startFileOpenLedger(
     writable: o.mounts.writable.map((m) => m.target ?? m.source),
     ignore: [
       ...SYSTEM_PATHS,
+      // The OCI runtime's own setup under podman (traced from its `create`): the container's storage.
+      ...(inImage ? ['/var/lib/containers'] : []),
       ...o.mounts.pythonPrefixes,
       ...o.mounts.hostPrograms,
       dirname(process.execPath),

@@ -22,7 +22,7 @@ describe('a trial in the podman sandbox', () => {
     const home = tempHome();
     const env = { PTB_HOME: home, PTB_PYTHON: await testPython(), PTB_OFFLINE: '1' };
     // The first thing the agent does is a file write and a read: the file-open ledger must hold both
-    // (strace attaches from the host before the command may start).
+    // (strace starts the container through podman's OCI runtime, before its first instruction).
     const script =
       'echo first > first.txt; cat first.txt > /dev/null; echo inside-container uid=$(id -u); echo written > note.txt; echo image-node=$(command -v node); ' +
       'if [ -e /opt/ptb/package.json ]; then echo HOST-PTB-VISIBLE; else echo no-host-ptb; fi; ' +

@@ -17,8 +17,11 @@ import {
   closeSync,
   constants,
   existsSync,
+  lstatSync,
   mkdirSync,
+  mkdtempSync,
   openSync,
+  readFileSync,
   renameSync,
   writeFileSync,
 } from 'node:fs';
@@ -66,20 +69,56 @@ exec "$real" "$@"
 
 /**
  * The wrapper for this runtime and strace, written once where podman can keep calling it for the
- * containers made with it (content-addressed, never removed: a stale container is removed through it).
+ * containers made with it (content-addressed, never removed: a stale container is removed through
+ * it). podman runs it as this user (root, rootful), so a file found there is used only when this
+ * user owns it and its folder, nobody else may write either, and it holds exactly the script;
+ * otherwise a fresh private folder is made.
  */
 export function runtimeWrapper(realRuntime: string, strace: string): string {
   const script = runtimeWrapperScript(realRuntime, strace);
   const digest = createHash('sha256').update(script).digest('hex').slice(0, 16);
   const dir = join(tmpdir(), `ptb-oci-runtime-${digest}`);
   const path = join(dir, 'runtime');
-  if (existsSync(path)) return path;
-  mkdirSync(dir, { recursive: true, mode: 0o755 });
+  if (trustworthy(dir, path, script)) return path;
+  if (!existsSync(dir)) {
+    try {
+      mkdirSync(dir, { mode: 0o755 });
+      return writeScript(dir, script);
+    } catch {
+      // made meanwhile by another run, or not ours: a private folder below
+    }
+  }
+  return trustworthy(dir, path, script)
+    ? path
+    : writeScript(mkdtempSync(join(tmpdir(), 'ptb-oci-runtime-')), script);
+}
+
+function writeScript(dir: string, script: string): string {
+  chmodSync(dir, 0o755);
+  const path = join(dir, 'runtime');
   const partial = join(dir, `runtime.${process.pid}.tmp`);
-  writeFileSync(partial, script);
-  chmodSync(partial, 0o755);
+  writeFileSync(partial, script, { mode: 0o755 });
   renameSync(partial, path);
   return path;
+}
+
+function trustworthy(dir: string, path: string, script: string): boolean {
+  const uid = process.getuid?.() ?? 0;
+  try {
+    const folder = lstatSync(dir);
+    const file = lstatSync(path);
+    return (
+      folder.isDirectory() &&
+      file.isFile() &&
+      folder.uid === uid &&
+      file.uid === uid &&
+      (folder.mode & 0o022) === 0 &&
+      (file.mode & 0o022) === 0 &&
+      readFileSync(path, 'utf8') === script
+    );
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -1,10 +1,24 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { createReadStream, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  createReadStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fileOpenTracer } from '../../src/sandbox/bwrap.ts';
-import { FILE_OPENS_ANNOTATION, runtimeWrapper, traceMarker } from '../../src/sandbox/runtimeTrace.ts';
+import {
+  FILE_OPENS_ANNOTATION,
+  runtimeWrapper,
+  runtimeWrapperScript,
+  traceMarker,
+} from '../../src/sandbox/runtimeTrace.ts';
 
 /**
  * The runtime wrapper podman runs instead of its OCI runtime (the container end to end is
@@ -66,5 +80,22 @@ describe.runIf(fileOpenTracer().ok)('the file-open runtime wrapper', () => {
       `create --bundle ${plain} ctr-2`,
       'delete --force ctr-1',
     ]);
+  });
+});
+
+describe('where the runtime wrapper is kept', () => {
+  it('never runs a file planted at its predictable path: other content or a folder others may write', () => {
+    const fakeRuntime = join(mkdtempSync(join(tmpdir(), 'ptb-rt-plant-')), 'runc');
+    const first = runtimeWrapper(fakeRuntime, '/usr/bin/strace');
+    expect(readFileSync(first, 'utf8')).toBe(runtimeWrapperScript(fakeRuntime, '/usr/bin/strace'));
+    expect(runtimeWrapper(fakeRuntime, '/usr/bin/strace')).toBe(first); // reused while intact
+    writeFileSync(first, '#!/bin/sh\necho planted\n');
+    const second = runtimeWrapper(fakeRuntime, '/usr/bin/strace');
+    expect(second).not.toBe(first);
+    expect(readFileSync(second, 'utf8')).toBe(runtimeWrapperScript(fakeRuntime, '/usr/bin/strace'));
+    rmSync(first);
+    writeFileSync(first, runtimeWrapperScript(fakeRuntime, '/usr/bin/strace'), { mode: 0o755 });
+    chmodSync(dirname(first), 0o777); // the right text, but anyone could swap it
+    expect(runtimeWrapper(fakeRuntime, '/usr/bin/strace')).not.toBe(first);
   });
 });

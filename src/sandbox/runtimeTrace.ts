@@ -59,7 +59,10 @@ for arg in "$@"; do
 done
 if [ -n "$create" ] && [ -n "$bundle" ] && [ -f "$bundle/config.json" ]; then
   pipe=$(grep -o '"${FILE_OPENS_ANNOTATION}": *"[^"]*"' "$bundle/config.json" | head -n 1 | sed 's/.*: *"\\(.*\\)"$/\\1/')
-  if [ -n "$pipe" ] && [ -p "$pipe" ] && : > "$pipe.traced"; then
+  # strace must be able to trace here (a rootless runtime's namespace may forbid it): else untraced.
+  if [ -n "$pipe" ] && [ -p "$pipe" ] \
+    && ${quote(strace)} -f -qq --seccomp-bpf -e trace=openat -o /dev/null /bin/true 2>/dev/null \
+    && : > "$pipe.traced"; then
     exec ${quote(strace)} -D ${options} -o "$pipe" -- "$real" "$@"
   fi
 fi

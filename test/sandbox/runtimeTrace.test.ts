@@ -63,6 +63,20 @@ describe.runIf(fileOpenTracer().ok)('the file-open runtime wrapper', () => {
     expect(trace).toMatch(/execve\("[^"]*real-runtime", \[.*"create"/);
   });
 
+  it('runs the create untraced, unmarked, where strace cannot trace', () => {
+    const broken = join(dir, 'broken-strace');
+    writeFileSync(broken, '#!/bin/sh\necho "ptrace: Operation not permitted" >&2\nexit 1\n', { mode: 0o755 });
+    const pipe = join(dir, 'untraced.pipe');
+    expect(spawnSync('mkfifo', [pipe]).status).toBe(0);
+    const b = bundle(pipe);
+    const run = spawnSync(runtimeWrapper(real, broken), ['create', '--bundle', b, 'ctr-3'], {
+      encoding: 'utf8',
+    });
+    expect(run.status, run.stderr).toBe(0);
+    expect(existsSync(traceMarker(pipe))).toBe(false);
+    expect(readFileSync(calls, 'utf8')).toContain(`create --bundle ${b} ctr-3`);
+  });
+
   it('passes every other call, and an unannotated create, straight to the real runtime', () => {
     const plain = bundle(null);
     mkdirSync(join(dir, 'x'), { recursive: true });

@@ -205,6 +205,9 @@ export class StraceParser {
   }
 }
 
+/** How a sandbox's warning that the file-open ledger was not recorded begins (the trial reads it back). */
+export const FILE_OPENS_UNRECORDED = 'file opens not recorded';
+
 /**
  * Deleting or renaming waits this long (microseconds) under strace, so that the watcher can keep a
  * file that was just read before it goes (about 5 s for `rm -rf` of 2,000 files).

@@ -32,7 +32,7 @@ import {
 import { delimiter, dirname, join, posix } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { UserError } from '../core/errors.ts';
-import { straceOptions } from '../ledgers/straceParser.ts';
+import { FILE_OPENS_UNRECORDED, straceOptions } from '../ledgers/straceParser.ts';
 import { validateBridgeSockets } from './bridgeSockets.ts';
 import { CappedSink, drainInto } from './capture.ts';
 import { type CgroupScope, createCgroupScope, type EnforcedLimits, type ResourceLimits } from './cgroup.ts';
@@ -717,7 +717,7 @@ export async function runInSandbox(spec: SandboxSpec): Promise<SandboxResult> {
   if (spec.traceFileOpens) {
     const support = fileOpenTracer();
     if (support.ok) tracer = [cachedTracer!.strace!, ...straceOptions(spec.traceFileOpens.outputPath), '--'];
-    else warnings.push(`file opens not recorded: ${support.detail}`);
+    else warnings.push(`${FILE_OPENS_UNRECORDED}: ${support.detail}`);
   }
   const command = launchCommand(
     tools,

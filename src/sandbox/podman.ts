@@ -29,6 +29,7 @@ import {
 } from 'node:fs';
 import { delimiter, join, posix } from 'node:path';
 import { UserError } from '../core/errors.ts';
+import { FILE_OPENS_UNRECORDED } from '../ledgers/straceParser.ts';
 import {
   BRIDGE_DIR,
   bridgeSocketTarget,
@@ -679,10 +680,6 @@ export function assertPodmanAvailable(caps: PodmanCapabilities = podmanCapabilit
 }
 
 /**
- * Run one command in a fresh podman container. Same result shape as bwrap's runInSandbox; rejects
- * only when the container cannot be launched at all.
- */
-/**
  * The file-open ledger of a container run: podman runs the container through a runtime wrapper that
  * starts its processes under strace (runtimeTrace.ts). Null when not asked for; without strace or a
  * known runtime the run goes on untraced and `finish` says so.
@@ -699,24 +696,29 @@ function fileOpenTracing(spec: ContainerSpec, caps: PodmanCapabilities, warnings
         : /["\n\\]/.test(pipe)
           ? `the ledger's path ${JSON.stringify(pipe)} cannot travel in an annotation`
           : null;
-  if (why) warnings.push(`file opens not recorded: ${why}`);
+  if (why) warnings.push(`${FILE_OPENS_UNRECORDED}: ${why}`);
   const runtime = why === null ? runtimeWrapper(caps.runtimePath!, support.strace!) : null;
   rmSync(traceMarker(pipe), { force: true });
   return {
+    /** The wrapper podman runs as its runtime (null: untraced); with the annotation naming the pipe. */
     runtime,
-    annotations: (runtime ? { [FILE_OPENS_ANNOTATION]: pipe } : {}) as Record<string, string>,
+    annotations: { [FILE_OPENS_ANNOTATION]: pipe },
     /** After the container: whether strace ran; if not, the ledger's reader gets its end. */
     async finish(): Promise<boolean> {
       const traced = runtime !== null && existsSync(traceMarker(pipe));
       rmSync(traceMarker(pipe), { force: true });
       if (traced) return true;
-      if (runtime) warnings.push('file opens not recorded: the runtime wrapper did not start strace');
+      if (runtime) warnings.push(`${FILE_OPENS_UNRECORDED}: the runtime wrapper did not start strace`);
       await releasePipeReader(pipe);
       return false;
     },
   };
 }
 
+/**
+ * Run one command in a fresh podman container. Same result shape as bwrap's runInSandbox; rejects
+ * only when the container cannot be launched at all.
+ */
 export async function runInPodman(spec: ContainerSpec): Promise<SandboxResult> {
   const caps = podmanCapabilities();
   assertPodmanAvailable(caps);

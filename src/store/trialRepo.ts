@@ -787,7 +787,6 @@ export class TrialRepo {
     ).run(b.model, b.benchmark, b.kind, b.accuracy, b.source, b.evalRunId ?? null, now(), b.protocol ?? null);
   }
 
-  /** Newest baseline per (model, benchmark). */
   /**
    * What marks an evaluation run as `ptb demo`'s: the runs of the demo's baselines (every one, not
    * only the newest) and the directories of the demo's trials (a trial's evaluations lie inside it),

@@ -13,6 +13,7 @@ import { allowedTrainingFile, contaminationTestFile } from '../detectors/contami
 import { AssetCache } from '../hub/assetCache.ts';
 import { FILE_OPENS_LEDGER, FileOpenWatcher } from '../ledgers/fileOpens.ts';
 import { type Monitor, startMonitor } from '../ledgers/monitor.ts';
+import { FILE_OPENS_UNRECORDED } from '../ledgers/straceParser.ts';
 import {
   AGENT_KILL_GRACE_MS,
   assertBwrapAvailable,
@@ -216,7 +217,7 @@ export async function runAgentPhase(o: AgentRunOptions): Promise<AgentPhaseResul
     });
     if (opens && result.fileOpensTraced === false)
       opens.watcher.untraced(
-        result.warnings.find((w) => w.startsWith('file opens not recorded')) ?? 'strace did not run',
+        result.warnings.find((w) => w.startsWith(FILE_OPENS_UNRECORDED)) ?? 'strace did not run',
       );
     const outcome: AgentOutcome = budgetHit
       ? 'budget_exceeded'
